@@ -1,0 +1,244 @@
+"""TextEnv: a gymnasium.Env whose observations and actions are strings.
+
+The shared behaviour of every tirgym env lives here once: seeding (same seed, same task),
+parsing the model's turn with the turn protocol, the invalid-format policy (penalty, and
+termination after N consecutive invalid turns), the turn limit, reward bookkeeping and
+text rendering. A subclass implements only:
+
+- `generate_task(rng, options) -> str`: build the task from `rng`, return the prompt;
+- `on_answer(answer) -> Outcome` and/or `on_tool_call(call) -> Outcome`;
+- optionally `instructions()` (env-specific system prompt), `tools`, `state_key()`,
+  `solve()` (a solver/oracle policy), `close()`.
+
+Rewards: `step` returns the sum of the turn's reward components. The component named
+"outcome" is the episode's final score and only appears on the last turn; every other
+component (format penalty, step cost, progress) is a turn reward that the trainer can
+credit separately. `info["outcome_reward"]` and `info["success"]` come with the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.spaces import Text
+
+from tirgym.protocol import (
+    ParsedTurn,
+    ToolCall,
+    ToolSchema,
+    TurnFormat,
+    parse_turn,
+    render_format_instructions,
+)
+
+MAX_TEXT_CHARS = 262_144
+
+
+def _text_charset() -> str:
+    """Every printable character of the BMP plus whitespace and the emoji blocks."""
+    chars = [chr(c) for c in range(0x10000) if chr(c).isprintable() and not 0xD800 <= c < 0xE000]
+    chars += ["\n", "\t", "\r"]
+    chars += [chr(c) for c in range(0x1F300, 0x1FB00) if chr(c).isprintable()]
+    return "".join(chars)
+
+
+_TEXT_SPACE: Text | None = None
+
+
+def text_space() -> Text:
+    """One shared `Text` space (building the charset costs ~50 ms, so build it once)."""
+    global _TEXT_SPACE
+    if _TEXT_SPACE is None:
+        _TEXT_SPACE = Text(max_length=MAX_TEXT_CHARS, min_length=0, charset=_text_charset())
+    return _TEXT_SPACE
+
+
+def sanitize(text: str) -> str:
+    """Replace characters outside the text space (control bytes from tool output, ...)."""
+    charset = text_space().character_set
+    if all(c in charset for c in text):
+        return text[:MAX_TEXT_CHARS]
+    return "".join(c if c in charset else "\ufffd" for c in text)[:MAX_TEXT_CHARS]
+
+
+@dataclass
+class Outcome:
+    """What the env makes of one action."""
+
+    reply: str
+    rewards: dict[str, float] = field(default_factory=dict)
+    """Turn reward components, e.g. {"progress": 0.1, "step_cost": -0.01}."""
+    terminated: bool = False
+    success: bool = False
+    """Meaningful when terminated: did the agent solve the task?"""
+    outcome_reward: float | None = None
+    """Final score when terminated; defaults to 1.0 on success and 0.0 otherwise."""
+    tool_error: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class TextEnv(gym.Env[str, str]):
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 1}
+
+    tools: ClassVar[list[ToolSchema]] = []
+    """Tool schemas offered to the model (JSON schema per tool)."""
+    allow_answer: ClassVar[bool] = True
+    allow_python_block: ClassVar[bool] = False
+    description: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        *,
+        max_turns: int = 1,
+        format_penalty: float = 0.0,
+        max_invalid_turns: int = 3,
+        multiple_actions: str = "first",
+        text_after_action: str = "ignore",
+        render_mode: str | None = None,
+    ):
+        if max_turns < 1:
+            raise ValueError(f"max_turns must be >= 1, got {max_turns}")
+        self.max_turns = max_turns
+        self.format_penalty = format_penalty
+        self.max_invalid_turns = max_invalid_turns
+        self.render_mode = render_mode
+        self.turn_format = TurnFormat(
+            tools=tuple(t["name"] for t in self.tools),
+            allow_answer=self.allow_answer,
+            allow_python_block=self.allow_python_block,
+            multiple_actions=multiple_actions,  # type: ignore[arg-type]
+            text_after_action=text_after_action,  # type: ignore[arg-type]
+        )
+        self.observation_space = text_space()
+        self.action_space = text_space()
+        self.task_seed: int | None = None
+        self.turn = 0
+        self.invalid_streak = 0
+        self.done = False
+        self.last_observation = ""
+        self.transcript: list[tuple[str, str]] = []
+
+    # ---- subclass hooks -------------------------------------------------------------
+    def generate_task(self, rng: np.random.Generator, options: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def instructions(self) -> str:
+        """Env-specific part of the system prompt (rules, move vocabulary)."""
+        return self.description
+
+    def on_answer(self, answer: str) -> Outcome:
+        raise NotImplementedError(f"{type(self).__name__} takes no answers")
+
+    def on_tool_call(self, call: ToolCall) -> Outcome:
+        return Outcome(reply=f"Unknown tool {call.name!r}.", tool_error=True)
+
+    def state_key(self) -> str:
+        """A key of the current state for anchor-state grouping (GiGPO).
+
+        Defaults to a hash of the last observation; games override it with their state.
+        """
+        return hashlib.sha1(self.last_observation.encode("utf-8", "replace")).hexdigest()[:16]
+
+    # ---- gymnasium API ----------------------------------------------------------------
+    def system_prompt(self) -> str:
+        fmt = render_format_instructions(
+            self.tools, allow_answer=self.allow_answer, allow_python_block=self.allow_python_block
+        )
+        head = self.instructions().strip()
+        return f"{head}\n\n{fmt}" if head else fmt
+
+    def task_id(self) -> str:
+        name = self.spec.id if self.spec is not None else type(self).__name__
+        return f"{name}#{self.task_seed}"
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is None:
+            seed = int(self.np_random.integers(0, 2**31 - 1))
+        self.task_seed = int(seed)
+        self.turn = 0
+        self.invalid_streak = 0
+        self.done = False
+        prompt = sanitize(self.generate_task(np.random.default_rng(self.task_seed), options or {}))
+        self.last_observation = prompt
+        self.transcript = [("user", prompt)]
+        info = {
+            "system_prompt": self.system_prompt(),
+            "tools": list(self.tools),
+            "task_id": self.task_id(),
+            "seed": self.task_seed,
+            "max_turns": self.max_turns,
+            "state_key": self.state_key(),
+        }
+        return prompt, info
+
+    def step(self, action: str):
+        if self.done:
+            raise RuntimeError("step() called on a finished episode; call reset() first")
+        self.transcript.append(("assistant", action if isinstance(action, str) else repr(action)))
+        parsed = parse_turn(action, self.turn_format)
+        self.turn += 1
+        if parsed.errors:
+            outcome = self._invalid(parsed)
+        else:
+            self.invalid_streak = 0
+            outcome = self._act(parsed)
+        return self._finish_step(parsed, outcome)
+
+    def _invalid(self, parsed: ParsedTurn) -> Outcome:
+        self.invalid_streak += 1
+        rewards = {"format": -self.format_penalty} if self.format_penalty else {}
+        reply = f"Invalid turn: {parsed.error_message()}"
+        if self.max_invalid_turns and self.invalid_streak >= self.max_invalid_turns:
+            return Outcome(
+                reply=reply + f" Episode over after {self.invalid_streak} invalid turns in a row.",
+                rewards=rewards,
+                terminated=True,
+                info={"stop_reason": "invalid_format"},
+            )
+        return Outcome(reply=reply, rewards=rewards)
+
+    def _act(self, parsed: ParsedTurn) -> Outcome:
+        if parsed.tool_calls:
+            return self.on_tool_call(parsed.tool_calls[0])
+        return self.on_answer(parsed.answer or "")
+
+    def _finish_step(self, parsed: ParsedTurn, outcome: Outcome):
+        terminated = outcome.terminated
+        truncated = not terminated and self.turn >= self.max_turns
+        components = {k: float(v) for k, v in outcome.rewards.items() if v}
+        info: dict[str, Any] = {
+            "role": "tool" if parsed.tool_calls else "user",
+            "parse": parsed.to_dict(),
+            "turn": self.turn,
+            "tool_error": outcome.tool_error,
+            **outcome.info,
+        }
+        if terminated or truncated:
+            self.done = True
+            score = outcome.outcome_reward
+            if score is None:
+                score = 1.0 if (terminated and outcome.success) else 0.0
+            components["outcome"] = float(score)
+            info["success"] = bool(terminated and outcome.success)
+            info["outcome_reward"] = float(score)
+            info.setdefault("stop_reason", "env_done" if terminated else "max_turns")
+        reply = sanitize(outcome.reply)
+        if truncated and not terminated:
+            reply = (reply + "\n" if reply else "") + f"Turn limit ({self.max_turns}) reached."
+        info["reward_components"] = components
+        self.last_observation = reply
+        info["state_key"] = self.state_key()
+        self.transcript.append((info["role"], reply))
+        return reply, float(sum(components.values())), terminated, truncated, info
+
+    def render(self) -> str | None:
+        text = "\n\n".join(f"[{role}]\n{content}" for role, content in self.transcript)
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text

@@ -1,0 +1,61 @@
+"""GuessNumber: the smallest multi-turn env, proving the whole path.
+
+The model guesses a secret integer in [low, high]; the env answers "higher" or "lower".
+Binary search wins within ceil(log2(high - low + 1)) guesses: `solve()` is that policy.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from tirgym.envs.base import Outcome, TextEnv
+
+_INT = re.compile(r"^[+-]?\d+$")
+
+
+class GuessNumberEnv(TextEnv):
+    description = "Guess the secret number. After each guess you are told whether it is higher or lower."
+
+    def __init__(self, low: int = 1, high: int = 100, **kwargs: Any):
+        kwargs.setdefault("max_turns", math.ceil(math.log2(high - low + 1)) + 3)
+        super().__init__(**kwargs)
+        if high <= low:
+            raise ValueError(f"need low < high, got [{low}, {high}]")
+        self.low, self.high = low, high
+        self.secret = low
+        self.lo_seen, self.hi_seen = low, high
+
+    def instructions(self) -> str:
+        return (
+            f"{self.description} Each turn, give one integer guess as <answer>N</answer>. "
+            f"You have {self.max_turns} turns."
+        )
+
+    def generate_task(self, rng: np.random.Generator, options: dict[str, Any]) -> str:
+        self.secret = int(rng.integers(self.low, self.high + 1))
+        self.lo_seen, self.hi_seen = self.low, self.high
+        return f"I picked an integer between {self.low} and {self.high} inclusive. Guess it."
+
+    def on_answer(self, answer: str) -> Outcome:
+        text = answer.strip()
+        if not _INT.match(text):
+            return Outcome(reply=f"{text[:40]!r} is not an integer. Guess an integer between {self.low} and {self.high}.")
+        guess = int(text)
+        if guess == self.secret:
+            return Outcome(reply=f"Correct! The number was {self.secret}.", terminated=True, success=True)
+        if guess < self.secret:
+            self.lo_seen = max(self.lo_seen, guess + 1)
+            return Outcome(reply=f"{guess} is too low. The number is higher.")
+        self.hi_seen = min(self.hi_seen, guess - 1)
+        return Outcome(reply=f"{guess} is too high. The number is lower.")
+
+    def state_key(self) -> str:
+        return f"{self.lo_seen}-{self.hi_seen}"
+
+    def solve(self) -> str:
+        """The optimal next turn: guess the middle of what is still possible."""
+        return f"<think>Binary search.</think><answer>{(self.lo_seen + self.hi_seen) // 2}</answer>"

@@ -1,0 +1,235 @@
+"""The turn protocol: how one model turn is read and how the format is taught.
+
+A turn is an optional `<think>...</think>` followed by exactly one action:
+`<tool_call>{"name": ..., "arguments": {...}}</tool_call>` (the Hermes/Qwen JSON form that
+chat templates and vLLM tool parsers use) or `<answer>...</answer>`. Envs may also accept
+a fenced ```python block as a call of the `python` tool.
+
+`parse_turn` never raises on model text. It scans with `str.find` (linear time, no
+backtracking regexes), so adversarial or huge inputs cost no more than reading them, and
+every problem becomes a precise message the env can show the model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+PY_OPEN, PY_CLOSE = "```python", "```"
+STOP_STRINGS = (TOOL_CLOSE, ANSWER_CLOSE)
+"""Generation stops after either closing tag: one action per turn."""
+
+ToolSchema = dict[str, Any]
+"""{"name": str, "description": str, "parameters": JSON schema} (OpenAI's `function` body)."""
+
+
+@dataclass
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass
+class ParsedTurn:
+    """What one model turn said, and what was wrong with its form."""
+
+    think: str | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    answer: str | None = None
+    errors: list[str] = field(default_factory=list)
+    extra_actions: int = 0
+    """Actions after the first one (ignored under the `first` policy)."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def action(self) -> Literal["tool_call", "answer", "none"]:
+        if self.tool_calls:
+            return "tool_call"
+        return "answer" if self.answer is not None else "none"
+
+    @property
+    def is_void(self) -> bool:
+        """Neither a tool call nor an answer (SimpleTIR's void turn)."""
+        return self.action == "none"
+
+    def error_message(self) -> str:
+        return " ".join(self.errors)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["action"] = self.action
+        return d
+
+
+@dataclass(frozen=True)
+class TurnFormat:
+    """Per-env parsing policies."""
+
+    tools: tuple[str, ...] | None = None
+    """Names of the tools the env offers; None accepts any name, () allows no tool calls."""
+    allow_answer: bool = True
+    allow_python_block: bool = False
+    """Treat a fenced ```python block as a call of the `python` tool."""
+    multiple_actions: Literal["first", "error"] = "first"
+    text_after_action: Literal["ignore", "error"] = "ignore"
+    max_answer_chars: int = 10_000
+
+
+def _parse_tool_json(body: str, fmt: TurnFormat) -> tuple[ToolCall | None, str | None]:
+    body = body.strip()
+    if not body:
+        return None, 'Empty <tool_call>: put {"name": ..., "arguments": {...}} inside it.'
+    try:
+        obj = json.loads(body)
+    except (ValueError, RecursionError) as e:
+        msg = getattr(e, "msg", "too deeply nested")
+        return None, (
+            f"Invalid JSON in <tool_call> ({msg}). Expected "
+            '{"name": "<tool>", "arguments": {...}} with double-quoted keys.'
+        )
+    if not isinstance(obj, dict):
+        return None, 'The <tool_call> body must be a JSON object {"name": ..., "arguments": {...}}.'
+    name = obj.get("name")
+    if not isinstance(name, str) or not name:
+        return None, 'The <tool_call> object needs a string "name".'
+    args = obj.get("arguments", obj.get("parameters", {}))
+    if isinstance(args, str):  # some models double-encode the arguments
+        try:
+            args = json.loads(args)
+        except (ValueError, RecursionError):
+            return None, f'"arguments" of tool {name!r} must be a JSON object, got a string.'
+    if not isinstance(args, dict):
+        return None, f'"arguments" of tool {name!r} must be a JSON object.'
+    if fmt.tools is not None and name not in fmt.tools:
+        allowed = ", ".join(fmt.tools) if fmt.tools else "none in this environment"
+        return None, f"Unknown tool {name!r}. Available tools: {allowed}."
+    return ToolCall(name=name, arguments=args), None
+
+
+def _find_actions(text: str, fmt: TurnFormat) -> list[tuple[int, int, str, str | None]]:
+    """(start, end, kind, body-or-None-if-unclosed) for each action, in order."""
+    actions: list[tuple[int, int, str, str | None]] = []
+    kinds = [("tool_call", TOOL_OPEN, TOOL_CLOSE), ("answer", ANSWER_OPEN, ANSWER_CLOSE)]
+    if fmt.allow_python_block:
+        kinds.append(("python", PY_OPEN, PY_CLOSE))
+    pos = 0
+    while pos < len(text):
+        best = None
+        for kind, open_tag, close_tag in kinds:
+            i = text.find(open_tag, pos)
+            if i >= 0 and (best is None or i < best[0]):
+                best = (i, kind, open_tag, close_tag)
+        if best is None:
+            break
+        i, kind, open_tag, close_tag = best
+        j = text.find(close_tag, i + len(open_tag))
+        if j < 0:
+            actions.append((i, len(text), kind, None))
+            break
+        actions.append((i, j + len(close_tag), kind, text[i + len(open_tag) : j]))
+        pos = j + len(close_tag)
+    return actions
+
+
+def parse_turn(text: str, fmt: TurnFormat | None = None) -> ParsedTurn:
+    """Parse one model turn. Never raises; problems are listed in `.errors`."""
+    fmt = fmt or TurnFormat()
+    if not isinstance(text, str):
+        return ParsedTurn(errors=[f"A turn must be text, got {type(text).__name__}."])
+    turn = ParsedTurn()
+    rest = text
+    # Thinking: `<think>..</think>`, or `..</think>` when the template opened it for us.
+    close = text.find(THINK_CLOSE)
+    open_ = text.find(THINK_OPEN)
+    if close >= 0 and (open_ < 0 or open_ < close):
+        start = open_ + len(THINK_OPEN) if 0 <= open_ < close else 0
+        turn.think = text[start:close].strip()
+        rest = text[close + len(THINK_CLOSE) :]
+    elif open_ >= 0:
+        head = text[:open_]
+        turn.think = text[open_ + len(THINK_OPEN) :].strip()
+        turn.errors.append("Unclosed <think>: close your reasoning with </think> before acting.")
+        rest = head
+
+    actions = _find_actions(rest, fmt)
+    if not actions:
+        if fmt.allow_answer and fmt.tools != ():
+            want = "a <tool_call>...</tool_call> or an <answer>...</answer>"
+        elif fmt.allow_answer:
+            want = "an <answer>...</answer>"
+        else:
+            want = "a <tool_call>...</tool_call>"
+        if fmt.allow_python_block:
+            want += " (or a ```python code block)"
+        turn.errors.append(f"No action found: end your turn with {want}.")
+        return turn
+
+    first = actions[0]
+    start, end, kind, body = first
+    if len(actions) > 1:
+        turn.extra_actions = len(actions) - 1
+        if fmt.multiple_actions == "error":
+            turn.errors.append(f"Found {len(actions)} actions; give exactly one action per turn.")
+    elif fmt.text_after_action == "error" and rest[end:].strip():
+        turn.errors.append("Text after the action: end your turn right after the closing tag.")
+
+    if body is None:
+        tag = {"tool_call": TOOL_CLOSE, "answer": ANSWER_CLOSE, "python": "```"}[kind]
+        turn.errors.append(f"Unclosed {kind} block: close it with {tag}.")
+        return turn
+    if kind == "answer":
+        if not fmt.allow_answer:
+            turn.errors.append("This environment takes no <answer>; use a tool call.")
+        elif not body.strip():
+            turn.errors.append("Empty <answer></answer>: put your final answer inside the tags.")
+        elif len(body) > fmt.max_answer_chars:
+            turn.errors.append(f"Answer too long (limit {fmt.max_answer_chars} characters).")
+        else:
+            turn.answer = body.strip()
+    elif kind == "python":
+        if fmt.tools is not None and "python" not in fmt.tools:
+            turn.errors.append("This environment has no python tool.")
+        elif not body.strip("\n ").strip():
+            turn.errors.append("Empty python block.")
+        else:
+            turn.tool_calls.append(ToolCall("python", {"code": body.strip("\n")}))
+    else:
+        call, err = _parse_tool_json(body, fmt)
+        if err:
+            turn.errors.append(err)
+        else:
+            turn.tool_calls.append(call)
+    return turn
+
+
+def render_format_instructions(
+    tools: list[ToolSchema] | None = None,
+    *,
+    allow_answer: bool = True,
+    allow_python_block: bool = False,
+) -> str:
+    """The system-prompt paragraph that teaches the turn format and lists the tools."""
+    lines = [
+        "Think step by step inside <think>...</think>, then end your turn with exactly one action.",
+    ]
+    if tools:
+        lines.append(
+            "To call a tool, write <tool_call>{\"name\": <tool name>, \"arguments\": "
+            "<JSON object>}</tool_call>; the result comes back in the next message."
+        )
+        lines.append("Available tools (JSON schemas):")
+        lines.append("<tools>")
+        lines.extend(json.dumps(t, ensure_ascii=False, sort_keys=True) for t in tools)
+        lines.append("</tools>")
+        if allow_python_block:
+            lines.append("A fenced ```python code block also calls the python tool.")
+    if allow_answer:
+        lines.append("To finish, give your final answer as <answer>...</answer>.")
+    return "\n".join(lines)

@@ -1,0 +1,218 @@
+"""Env registry and suites.
+
+Registration goes through gymnasium's registry, so `gymnasium.make("tirgym/X-v0")` works
+as well as `tirgym.make`. tirgym keeps the extra metadata (tags, description, default
+turn limit) beside it. Built-in envs register on `import tirgym`; third-party packages
+register through the entry-point group `tirgym.envs`, loaded on first use.
+
+Suites are named lists of env ids with weights and eval settings. Built-in suites are
+YAML files in configs/suites/, so users add their own without code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.resources
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tirgym.errors import TirgymError, did_you_mean
+
+log = logging.getLogger(__name__)
+
+HELDOUT_SEED_BASE = 1_000_000_000
+"""Eval seeds start here by default; training seeds stay below it, so they never meet."""
+
+
+@dataclass
+class EnvMeta:
+    id: str
+    entry_point: str
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    max_turns: int | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+_ENVS: dict[str, EnvMeta] = {}
+_SUITES: dict[str, Suite] = {}
+_plugins_loaded = False
+
+
+def register(
+    id: str,
+    entry_point: str,
+    kwargs: dict[str, Any] | None = None,
+    *,
+    tags: list[str] | tuple[str, ...] = (),
+    max_turns: int | None = None,
+    description: str = "",
+    override: bool = False,
+) -> None:
+    """Register a TextEnv under `namespace/Name-vN`, for tirgym.make and gymnasium.make."""
+    if id in _ENVS and not override:
+        if _ENVS[id].entry_point == entry_point:
+            return  # re-import of the same module
+        raise TirgymError(f"Env id {id!r} is already registered (by {_ENVS[id].entry_point}).")
+    kwargs = dict(kwargs or {})
+    if max_turns is not None:
+        kwargs["max_turns"] = max_turns
+    gym.register(id=id, entry_point=entry_point, kwargs=kwargs, disable_env_checker=True)
+    _ENVS[id] = EnvMeta(id, entry_point, tuple(tags), description, max_turns, kwargs)
+
+
+def _load_plugins() -> None:
+    """Import every distribution's `tirgym.envs` entry point once (they call register)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in importlib.metadata.entry_points(group="tirgym.envs"):
+        try:
+            obj = ep.load()
+            if callable(obj):
+                obj()
+        except Exception as e:  # a broken plugin must not take tirgym down
+            log.warning("tirgym plugin %s failed to load: %s", ep.name, e)
+
+
+def env_ids(tag: str | None = None) -> list[str]:
+    _load_plugins()
+    return sorted(i for i, m in _ENVS.items() if tag is None or tag in m.tags)
+
+
+def list_envs(tag: str | None = None) -> list[EnvMeta]:
+    return [_ENVS[i] for i in env_ids(tag)]
+
+
+def env_meta(id: str) -> EnvMeta:
+    _load_plugins()
+    if id not in _ENVS:
+        raise TirgymError(
+            f"Unknown env id {id!r}.{did_you_mean(id, list(_ENVS))} "
+            "Run `tirgym list` to see the registered envs."
+        )
+    return _ENVS[id]
+
+
+def make(id: str, **kwargs: Any) -> gym.Env:
+    """Make a registered env; an unknown id fails with close-match suggestions."""
+    env_meta(id)
+    try:
+        return gym.make(id, **kwargs)
+    except TypeError as e:
+        raise TirgymError(f"Bad arguments for env {id!r}: {e}") from None
+
+
+# ---- suites ------------------------------------------------------------------------
+
+
+class SuiteEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    weight: float = Field(1.0, gt=0)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    name: str | None = None
+    """Display name, for the same env id at several settings (e.g. difficulties)."""
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+class EvalSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    num_seeds: int = Field(20, ge=1)
+    samples: int = Field(1, ge=1)
+    seed_start: int = HELDOUT_SEED_BASE
+    temperature: float = 0.0
+    max_turns: int | None = None
+
+
+class Suite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    envs: list[SuiteEntry]
+    eval: EvalSettings = Field(default_factory=EvalSettings)
+
+
+def register_suite(
+    name: str,
+    envs: list[str | dict[str, Any] | SuiteEntry],
+    *,
+    description: str = "",
+    eval: dict[str, Any] | EvalSettings | None = None,
+    override: bool = False,
+) -> Suite:
+    entries = [SuiteEntry(id=e) if isinstance(e, str) else SuiteEntry.model_validate(e) for e in envs]
+    settings = EvalSettings.model_validate(eval or {})
+    suite = Suite(name=name, description=description, envs=entries, eval=settings)
+    if name in _SUITES and not override:
+        raise TirgymError(f"Suite {name!r} is already registered.")
+    _SUITES[name] = suite
+    return suite
+
+
+def load_suite_file(path: str | Path) -> Suite:
+    """Load (and register) a suite from a YAML file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise TirgymError(f"Suite file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise TirgymError(f"Suite file {path} is not valid YAML: {e}") from None
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise TirgymError(f"Suite file {path}: field {loc!r}: {err['msg']}") from None
+    _SUITES[suite.name] = suite
+    return suite
+
+
+def _load_builtin_suites() -> None:
+    try:
+        folder = importlib.resources.files("tirgym.configs") / "suites"
+    except ModuleNotFoundError:
+        return
+    if not folder.is_dir():
+        return
+    for f in sorted(folder.iterdir(), key=lambda p: p.name):
+        if f.name.endswith((".yaml", ".yml")):
+            stem = f.name.rsplit(".", 1)[0]
+            if stem not in _SUITES:
+                load_suite_file(Path(str(f)))
+
+
+def suite_names() -> list[str]:
+    _load_builtin_suites()
+    return sorted(_SUITES)
+
+
+def get_suite(name: str) -> Suite:
+    """A suite by name, or from a YAML path."""
+    if name.endswith((".yaml", ".yml")) and Path(name).exists():
+        return load_suite_file(name)
+    _load_builtin_suites()
+    if name not in _SUITES:
+        raise TirgymError(
+            f"Unknown suite {name!r}.{did_you_mean(name, list(_SUITES))} "
+            f"Known suites: {', '.join(sorted(_SUITES)) or 'none'}."
+        )
+    suite = _SUITES[name]
+    for entry in suite.envs:
+        env_meta(entry.id)  # fail early, naming the bad id
+    return suite
