@@ -1,0 +1,1 @@
+"""Registered on import; see tirgym.envs."""
