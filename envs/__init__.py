@@ -5,6 +5,7 @@ module is only imported when that game is made.
 """
 
 from tirgym.envs.base import Outcome, TextEnv
+
 from tirgym.registry import register
 
 register(
@@ -15,8 +16,8 @@ register(
     description="Guess a secret integer; the env answers higher/lower.",
 )
 
+import tirgym.envs.code  # noqa: E402,F401
 import tirgym.envs.games  # noqa: E402,F401
 import tirgym.envs.math  # noqa: E402,F401
-import tirgym.envs.code  # noqa: E402,F401
 
 __all__ = ["Outcome", "TextEnv"]

@@ -11,7 +11,6 @@ import re
 from typing import Any
 
 import numpy as np
-
 from tirgym.envs.base import Outcome, TextEnv
 
 _INT = re.compile(r"^[+-]?\d+$")

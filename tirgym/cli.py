@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -26,8 +25,7 @@ app = typer.Typer(
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+    raise TirgymError(message)
 
 
 # ---- envs ---------------------------------------------------------------------------
@@ -35,7 +33,7 @@ def _fail(message: str) -> None:
 
 @app.command("list")
 def list_cmd(
-    tag: Annotated[Optional[str], typer.Option(help="Only envs with this tag (game, math, tool, ...).")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only envs with this tag (game, math, tool, ...).")] = None,
     suites: Annotated[bool, typer.Option("--suites", help="List suites instead of envs.")] = False,
 ) -> None:
     """List registered environments (or suites)."""
@@ -83,7 +81,7 @@ def info(env_id: Annotated[str, typer.Argument(help="Env id, e.g. tirgym/GuessNu
 def play(
     env_id: Annotated[str, typer.Argument(help="Env id to play.")],
     seed: Annotated[int, typer.Option(help="Task seed.")] = 0,
-    kwargs: Annotated[Optional[str], typer.Option("--kwargs", help="Env kwargs as JSON.")] = None,
+    kwargs: Annotated[str | None, typer.Option("--kwargs", help="Env kwargs as JSON.")] = None,
 ) -> None:
     """Play an episode yourself: type each turn (e.g. <answer>42</answer>); a blank line sends it."""
     import tirgym
@@ -155,7 +153,9 @@ def sandbox_doctor() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except TirgymError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)

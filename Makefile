@@ -1,0 +1,39 @@
+# Quickstart targets: each creates .venv on first use, so a fresh clone needs only Python 3.11+.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# CPU build of torch on this project's machines; set TORCH=torch for your platform's default build.
+TORCH ?= torch==2.13.0
+
+.PHONY: demo test test-fast lint system clean
+
+$(STAMP): pyproject.toml setup.py
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+## The main job: the quickstart training run (tiny model, SFT warm start, then GRPO).
+demo: $(STAMP)
+	$(BIN)/python -m tirgym train configs/quickstart.yaml
+
+## Every test: installs what the sandbox/docker/vLLM tests need first (system packages as root).
+test: $(STAMP) system
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+## The fast subset (no slow/vllm/docker/gpu tests), for the edit-test loop.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not slow and not vllm and not docker and not gpu"
+
+system: $(STAMP)
+	bash scripts/setup_system.sh $(BIN)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info
