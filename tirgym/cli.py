@@ -150,6 +150,81 @@ def sandbox_doctor() -> None:
 # function body so that `tirgym list` never pays for torch.
 
 
+@app.command("eval")
+def eval_cmd(
+    out: Annotated[str, typer.Option("--out", help="Output dir (results.json, episodes.jsonl, report.md, PNGs); rerun to resume.")],
+    model: Annotated[str | None, typer.Option("--model", help="Model path or id for --backend.")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="hf | vllm | openai (for openai, --model is URL|MODEL).")] = "hf",
+    policy: Annotated[str | None, typer.Option("--policy", help="Scripted baseline instead of a model: solver | random.")] = None,
+    suite: Annotated[str | None, typer.Option("--suite", help="Suite name or YAML path (`tirgym list --suites`).")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", help="Env id (repeatable); adds to --suite.")] = None,
+    kwargs: Annotated[str | None, typer.Option("--kwargs", help="Env kwargs for --env entries, as JSON.")] = None,
+    samples: Annotated[int | None, typer.Option("--samples", help="Samples per task K (pass@1..K); default from the suite.")] = None,
+    seeds: Annotated[str | None, typer.Option("--seeds", help="N (count from the held-out base) | A:B (half-open) | A-B | A,B,C.")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature; default from the suite.")] = None,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling.")] = 1.0,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens per turn.")] = 256,
+    max_turns: Annotated[int | None, typer.Option(help="Turn cap (default: suite, else env).")] = None,
+    max_total_tokens: Annotated[int, typer.Option(help="Token cap per episode.")] = 4096,
+    batch_size: Annotated[int, typer.Option(help="Episodes per rollout call.")] = 64,
+    device: Annotated[str | None, typer.Option(help="hf backend device (cpu, cuda).")] = None,
+    dtype: Annotated[str | None, typer.Option(help="hf backend dtype (float32, bfloat16).")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Discard episodes already in --out instead of resuming.")] = False,
+    charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Write PNG charts.")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar with ETA.")] = True,
+) -> None:
+    """Evaluate a model (or a scripted baseline) on a suite or envs; resumable."""
+    from tirgym.eval import evaluate
+
+    if (model is None) == (policy is None):
+        raise TirgymError("give exactly one of --model PATH_OR_ID (with --backend) or --policy solver|random.")
+    if policy is not None:
+        if policy not in ("solver", "random"):
+            raise TirgymError(f"--policy must be solver or random, got {policy!r}.")
+        spec = policy
+        opts: dict = {}
+    else:
+        if backend not in ("hf", "vllm", "openai"):
+            raise TirgymError(f"--backend must be hf, vllm or openai, got {backend!r}.")
+        spec = f"{backend}:{model}"
+        opts = {k: v for k, v in {"device": device, "dtype": dtype}.items() if v is not None}
+    from tirgym.eval.runner import _policy_from_spec
+
+    pol = _policy_from_spec(spec, **opts)
+    res = evaluate(
+        pol, suite=suite, envs=env or None, env_kwargs=_json_option(kwargs, "--kwargs"),
+        samples=samples, seeds=seeds, out_dir=out, temperature=temperature, top_p=top_p,
+        max_new_tokens=max_new_tokens, max_turns=max_turns, max_total_tokens=max_total_tokens,
+        batch_size=batch_size, policy_label=spec, progress=progress, fresh=fresh, charts=charts,
+    )
+    r = res.results
+    k = r["samples"]
+    width = max(len(x) for x in [*r["envs"], "overall"])
+    for label, m in [*r["envs"].items(), ("overall", r["overall"])]:
+        s, pk = m["success"], m["pass_at_k"][str(k)]
+        if s["mean"] is None:
+            typer.echo(f"{label:<{width}}  no episodes")
+            continue
+        typer.echo(f"{label:<{width}}  success@1 {100 * s['mean']:5.1f}% [{100 * s['ci'][0]:.1f}, "
+                   f"{100 * s['ci'][1]:.1f}]  pass@{k} {100 * pk['mean']:5.1f}%  ({m['episodes']} episodes)")
+    typer.echo("wrote " + ", ".join(str(p) for p in res.files.values()))
+
+
+@app.command("compare")
+def compare_cmd(
+    dirs: Annotated[list[str], typer.Argument(help="Eval out dirs; the first is the baseline.")],
+    metric: Annotated[str, typer.Option(help="success | reward (per-task mean over samples).")] = "success",
+    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Side-by-side per-env table of eval dirs, differences paired over tasks, significance marked."""
+    from tirgym.eval.compare import compare_dirs, render_table
+    from tirgym.eval.metrics import clean_json
+
+    cmp = compare_dirs(dirs, metric=metric, alpha=alpha)
+    typer.echo(json.dumps(clean_json(cmp.to_dict()), indent=2) if as_json else render_table(cmp))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line and exit code 2."""
     try:

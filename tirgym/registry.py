@@ -43,6 +43,8 @@ class EnvMeta:
 
 _ENVS: dict[str, EnvMeta] = {}
 _SUITES: dict[str, Suite] = {}
+_ALL_ENV_SUITES: set[str] = set()
+"""Suites declared with `envs: all`: their entries are re-listed from the registry on each get_suite."""
 _plugins_loaded = False
 
 
@@ -173,6 +175,9 @@ def load_suite_file(path: str | Path) -> Suite:
         raise TirgymError(f"Suite file not found: {path}") from None
     except yaml.YAMLError as e:
         raise TirgymError(f"Suite file {path} is not valid YAML: {e}") from None
+    every_env = isinstance(data, dict) and data.get("envs") == "all"
+    if every_env:
+        data = {**data, "envs": [{"id": i} for i in env_ids()]}
     try:
         suite = Suite.model_validate(data)
     except ValidationError as e:
@@ -180,6 +185,7 @@ def load_suite_file(path: str | Path) -> Suite:
         loc = ".".join(str(x) for x in err["loc"])
         raise TirgymError(f"Suite file {path}: field {loc!r}: {err['msg']}") from None
     _SUITES[suite.name] = suite
+    (_ALL_ENV_SUITES.add if every_env else _ALL_ENV_SUITES.discard)(suite.name)
     return suite
 
 
@@ -213,6 +219,8 @@ def get_suite(name: str) -> Suite:
             f"Known suites: {', '.join(sorted(_SUITES)) or 'none'}."
         )
     suite = _SUITES[name]
+    if name in _ALL_ENV_SUITES:  # envs registered after the file was read count too
+        suite = _SUITES[name] = suite.model_copy(update={"envs": [SuiteEntry(id=i) for i in env_ids()]})
     for entry in suite.envs:
         env_meta(entry.id)  # fail early, naming the bad id
     return suite

@@ -106,29 +106,29 @@ def path_moves(passable: list[bool], width: int, start: int, goal: int) -> list[
 
 
 class GridRenderer:
-    """Renders an H x W char grid with row and column numbers, cell per column.
+    """Renders an H x W grid with row and column numbers, one column per cell.
 
-    `render(cells)` takes a flat sequence of one-char strings (or a str) of the inner grid
-    (no border) and returns the text; the header is built once.
+    `render(cells)` takes the H*W cell strings, each `cell_chars` long, and right-aligns
+    them to the widest column number (or `cell_width`), so the numbers stay above their
+    columns on grids wider than 10. The header is built once; rendering is a few joins.
     """
 
-    def __init__(self, height: int, width: int, cell_width: int = 1):
-        self.height, self.width, self.cell_width = height, width, cell_width
+    def __init__(self, height: int, width: int, cell_width: int = 1, cell_chars: int = 1):
+        self.height, self.width = height, width
+        self.cell_width = max(cell_width, cell_chars, len(str(width - 1)))
         label = len(str(height - 1))
         self.prefixes = [f"{r:>{label}} " for r in range(height)]
-        cols = " ".join(f"{c:>{cell_width}}" for c in range(width))
+        cols = " ".join(f"{c:>{self.cell_width}}" for c in range(width))
         self.header = " " * (label + 1) + cols
+        pad = " " * (self.cell_width - cell_chars)
+        self.prefixes = [prefix + pad for prefix in self.prefixes]
+        self.sep = " " + pad
 
     def render(self, cells: str | list[str]) -> str:
-        w = self.width
+        w, sep = self.width, self.sep
         lines = [self.header]
-        if self.cell_width == 1:
-            for r, prefix in enumerate(self.prefixes):
-                lines.append(prefix + " ".join(cells[r * w : r * w + w]))
-        else:
-            cw = self.cell_width
-            for r, prefix in enumerate(self.prefixes):
-                lines.append(prefix + " ".join(f"{x:>{cw}}" for x in cells[r * w : r * w + w]))
+        for r, prefix in enumerate(self.prefixes):
+            lines.append(prefix + sep.join(cells[r * w : r * w + w]))
         return "\n".join(lines)
 
 
@@ -139,6 +139,7 @@ class GridGameEnv(TextEnv):
     move_help: ClassVar[str] = "Moves: up, down, left, right."
     legend: ClassVar[str] = ""
     example_moves: ClassVar[str] = "up || left"
+    done_verb: ClassVar[str] = "Moved"
 
     def __init__(
         self,
@@ -243,7 +244,8 @@ class GridGameEnv(TextEnv):
             if self.invalid_penalty:
                 rewards["invalid"] = -self.invalid_penalty
             return Outcome(
-                reply=f"Invalid: {error} Nothing was executed.\n{self.board_text()}",
+                reply=f"Invalid: {error} Nothing was executed.\n{self.board_text()}"
+                + (f"\n{status}" if (status := self.status_text()) else ""),
                 rewards=rewards,
                 info={"moves_executed": 0, "invalid": "parse"},
             )
@@ -261,7 +263,7 @@ class GridGameEnv(TextEnv):
         self.moves_made += done
         parts = []
         if done:
-            parts.append("Moved " + ", ".join(self.move_name(m) for m in moves[:done]) + ".")
+            parts.append(f"{self.done_verb} " + ", ".join(self.move_name(m) for m in moves[:done]) + ".")
         if illegal is not None:
             parts.append(
                 f"Illegal move {self.move_name(moves[done])!r}: {illegal}"
@@ -288,6 +290,15 @@ class GridGameEnv(TextEnv):
         status = self.status_text()
         reply = " ".join(parts) + "\n" + self.board_text() + (f"\n{status}" if status else "")
         return Outcome(reply=reply, rewards=rewards, info=info)
+
+    def random_move(self, rng: random.Random) -> Any:
+        """A uniformly random move of the vocabulary (legal or not), for baselines."""
+        return rng.choice(DIRECTIONS)
+
+    def random_turn(self, rng: random.Random, n_moves: int | None = None) -> str:
+        """A turn of `n_moves` random moves (default: a random count up to moves_per_turn)."""
+        n = n_moves or rng.randint(1, self.moves_per_turn)
+        return self.plan_turn([self.random_move(rng) for _ in range(n)])
 
     def plan_turn(self, plan: list[Any]) -> str:
         """Format solver moves as one turn, within `moves_per_turn`."""

@@ -12,12 +12,13 @@ import re
 from typing import Any, ClassVar
 
 import numpy as np
-
 from tirgym.envs.games.puzzle import PuzzleEnv, check_choice
 
 PEGS = "ABC"
 DISKS = {"easy": 3, "medium": 5, "hard": 7}
-_MOVE = re.compile(r"^(?:move\s+)?(?:peg\s*)?([abc1-3])\s*(?:->|→|to|-|\s)\s*(?:peg\s*)?([abc1-3])$", re.I)
+_MOVE = re.compile(
+    r"^(?:move\s+)?(?:peg\s*)?([abc1-3])\s*(?:->|→|to|-|\s)\s*(?:peg\s*)?([abc1-3])$", re.I
+)
 
 
 def parse_peg(token: str) -> int:
@@ -61,7 +62,13 @@ class HanoiEnv(PuzzleEnv):
     description = "Tower of Hanoi."
     default_moves_per_turn: ClassVar[int] = 4
 
-    def __init__(self, difficulty: str = "medium", disks: int | None = None, start: str = "standard", **kwargs: Any):
+    def __init__(
+        self,
+        difficulty: str = "medium",
+        disks: int | None = None,
+        start: str = "standard",
+        **kwargs: Any,
+    ):
         super().__init__(difficulty=difficulty, **kwargs)
         self.n = int(disks) if disks is not None else DISKS[self.difficulty]
         if not 1 <= self.n <= 12:
@@ -93,7 +100,10 @@ class HanoiEnv(PuzzleEnv):
         return "Move the whole tower onto peg C. Pegs are listed bottom to top."
 
     def render_state(self) -> str:
-        rows = [f"Peg {PEGS[i]}: {' '.join(map(str, p)) if p else '(empty)'}" for i, p in enumerate(self.pegs)]
+        rows = [
+            f"Peg {PEGS[i]}: {' '.join(map(str, p)) if p else '(empty)'}"
+            for i, p in enumerate(self.pegs)
+        ]
         return "\n".join(rows)
 
     def apply_move(self, move: str) -> str | None:

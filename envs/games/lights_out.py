@@ -13,7 +13,6 @@ from functools import cache
 from typing import Any, ClassVar
 
 import numpy as np
-
 from tirgym.envs.games.puzzle import PuzzleEnv
 
 LEVELS = {"easy": (3, 3), "medium": (4, 5), "hard": (5, 8)}
@@ -37,16 +36,18 @@ def press_masks(n: int) -> tuple[int, ...]:
 
 
 @cache
-def _elimination(n: int) -> tuple[tuple[tuple[int, int, int], ...], tuple[int, ...], tuple[int, ...]]:
+def _elimination(
+    n: int,
+) -> tuple[tuple[tuple[int, int, int], ...], tuple[int, ...], tuple[int, ...]]:
     """Row-reduce the press matrix once per size.
 
     Returns (pivot rows as (pivot column, row mask, combination of original rows),
     combinations that reduce to zero (consistency checks), kernel basis of press sets).
     """
     size = n * n
-    masks = press_masks(n)  # the matrix is symmetric: row i = cells whose press toggles i
-    rows = [(masks[i], 1 << i) for i in range(size)]
-    pivots: list[tuple[int, int, int]] = []
+    masks = press_masks(n)  # the matrix is symmetric: row i = the presses that toggle cell i
+    rows = [[masks[i], 1 << i] for i in range(size)]
+    pivot_rows: list[tuple[int, int]] = []  # (column, row index)
     used = [False] * size
     for col in range(size):
         bit = 1 << col
@@ -54,15 +55,14 @@ def _elimination(n: int) -> tuple[tuple[tuple[int, int, int], ...], tuple[int, .
         if pick is None:
             continue
         used[pick] = True
-        prow, pcomb = rows[pick]
+        pivot_rows.append((col, pick))
         for i in range(size):
             if i != pick and rows[i][0] & bit:
-                rows[i] = (rows[i][0] ^ prow, rows[i][1] ^ pcomb)
-        pivots.append((col, *rows[pick]))
-        rows[pick] = (prow, pcomb)
-    pivots = [(col, *rows[next(i for i in range(size) if rows[i][0] >> col & 1 and used[i])]) for col, _, _ in pivots]
-    zero = tuple(comb for (m, comb), u in zip(rows, used, strict=True) if not u)
-    pivot_cols = {col for col, _, _ in pivots}
+                rows[i][0] ^= rows[pick][0]
+                rows[i][1] ^= rows[pick][1]
+    pivots = tuple((col, rows[i][0], rows[i][1]) for col, i in pivot_rows)
+    zero = tuple(rows[i][1] for i in range(size) if not used[i])
+    pivot_cols = {col for col, _ in pivot_rows}
     kernel = []
     for free in range(size):
         if free in pivot_cols:
@@ -72,7 +72,14 @@ def _elimination(n: int) -> tuple[tuple[tuple[int, int, int], ...], tuple[int, .
             if m >> free & 1:
                 x |= 1 << col
         kernel.append(x)
-    return tuple(pivots), zero, tuple(kernel)
+    return pivots, zero, tuple(kernel)
+
+
+@cache
+def row_strings(n: int) -> tuple[str, ...]:
+    """Column header, then the rendering of every n-bit row pattern (a lookup per row)."""
+    head = "   " + " ".join(chr(ord("A") + c) for c in range(n))
+    return (head, *(" ".join("#" if m >> c & 1 else "." for c in range(n)) for m in range(1 << n)))
 
 
 def parity(x: int) -> int:
@@ -103,7 +110,13 @@ class LightsOutEnv(PuzzleEnv):
     description = "Lights Out."
     default_moves_per_turn: ClassVar[int] = 5
 
-    def __init__(self, difficulty: str = "medium", size: int | None = None, presses: int | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        difficulty: str = "medium",
+        size: int | None = None,
+        presses: int | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(difficulty=difficulty, **kwargs)
         n, k = LEVELS[self.difficulty]
         self.n = int(size) if size is not None else n
@@ -130,16 +143,14 @@ class LightsOutEnv(PuzzleEnv):
             self.lights = 0
             for c in cells:
                 self.lights ^= self.masks[int(c)]
-        return f"Some lights are on. Switch them all off. Legend: # = on, . = off."
+        return "Some lights are on. Switch them all off. Legend: # = on, . = off."
 
     def render_state(self) -> str:
-        n = self.n
-        head = "   " + " ".join(chr(ord("A") + c) for c in range(n))
-        rows = [
-            f"{r + 1:>2} " + " ".join("#" if self.lights >> (r * n + c) & 1 else "." for c in range(n))
-            for r in range(n)
+        n, rows = self.n, row_strings(self.n)
+        lines = [rows[0]] + [
+            f"{r + 1:>2} {rows[1 + (self.lights >> (r * n) & ((1 << n) - 1))]}" for r in range(n)
         ]
-        return "\n".join([head, *rows, f"Lights on: {self.lights.bit_count()}"])
+        return "\n".join(lines) + f"\nLights on: {self.lights.bit_count()}"
 
     def apply_move(self, move: str) -> str | None:
         m = _CELL.match(move.strip())

@@ -18,8 +18,8 @@ import re
 from typing import Any, ClassVar
 
 import numpy as np
-
 from tirgym.envs.base import Outcome, TextEnv
+
 from tirgym.errors import TirgymError
 
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -170,7 +170,9 @@ class PuzzleEnv(TextEnv):
                 terminated=True,
                 info={**info, "stop_reason": "lost"},
             )
-        return Outcome(reply="\n".join(lines) + f"\n\n{self.render_state()}", rewards=rewards, info=info)
+        return Outcome(
+            reply="\n".join(lines) + f"\n\n{self.render_state()}", rewards=rewards, info=info
+        )
 
     def solve(self) -> str:
         """The solver's next turn: up to `moves_per_turn` moves joined with ' || '."""

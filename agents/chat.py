@@ -1,0 +1,150 @@
+"""Rendering a growing conversation to token ids without ever re-tokenizing sampled tokens.
+
+The rollout keeps one flat token sequence per episode. The prompt is the chat template's
+rendering of the system and user messages; each sampled turn is appended as the sampler's
+own ids; each env reply is appended as the template's *delta*: the text the template adds
+to close the assistant message, render the new message(s) and open the next assistant
+turn. Earlier tokens are never re-rendered, so what the trainer sees is what was sampled.
+
+Some templates are not prefix-stable: rendering a longer conversation changes the text of
+earlier turns (Qwen3 drops the <think> block of assistant turns before the last user
+message). `ChatRenderer` probes the template once; when it is stable the delta is taken
+from the real conversation, otherwise from a neutral stand-in conversation, which gives
+the same tokens a stable template would and keeps the sampled reasoning in place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tirgym.errors import TirgymError
+
+_SENTINEL = "\u2063TIRGYM_SENTINEL\u2063"
+
+_PROBE = [
+    {"role": "system", "content": "S"},
+    {"role": "user", "content": "U1"},
+    {"role": "assistant", "content": "<think>r1</think><answer>1</answer>"},
+    {"role": "user", "content": "U2"},
+    {"role": "assistant", "content": '<think>r2</think><tool_call>{"name": "f", "arguments": {}}</tool_call>'},
+    {"role": "tool", "content": "T1"},
+    {"role": "assistant", "content": "<think>r3</think><answer>2</answer>"},
+    {"role": "user", "content": "U3"},
+]
+
+
+class ChatRenderer:
+    """Turns conversations into token ids by chat-template deltas (see module doc)."""
+
+    def __init__(self, tokenizer: Any, tools: list[dict] | None = None):
+        if getattr(tokenizer, "chat_template", None) is None:
+            raise TirgymError(
+                "The tokenizer has no chat template; use an instruct/chat model or set "
+                "tokenizer.chat_template."
+            )
+        self.tokenizer = tokenizer
+        self.tools = tools or None
+        self.prefix_stable = self._probe_prefix_stable()
+        self._close = self._assistant_close()
+
+    # ---- rendering ---------------------------------------------------------------------
+    def render(self, messages: list[dict], gen: bool) -> str:
+        return self.tokenizer.apply_chat_template(
+            messages, tools=self.tools, tokenize=False, add_generation_prompt=gen
+        )
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _probe_prefix_stable(self) -> bool:
+        """Is every rendering a prefix of the rendering of any longer conversation?"""
+        try:
+            prev = self.render(_PROBE[:2], gen=True)
+            for k in range(3, len(_PROBE) + 1):
+                gen = _PROBE[k - 1]["role"] != "assistant"
+                cur = self.render(_PROBE[:k], gen=gen)
+                if not cur.startswith(prev):
+                    return False
+                prev = cur
+        except Exception:  # a template that rejects the probe (strict alternation, ...)
+            return False
+        return True
+
+    def _assistant_close(self) -> str:
+        """What the template writes after an assistant message's content (e.g. '<|im_end|>\\n')."""
+        msgs = [*_PROBE[:2], {"role": "assistant", "content": _SENTINEL}]
+        text = self.render(msgs, gen=False)
+        if _SENTINEL not in text:
+            raise TirgymError("The chat template does not render assistant message contents.")
+        return text.rsplit(_SENTINEL, 1)[1]
+
+    # ---- token ids ---------------------------------------------------------------------
+    def prompt(self, messages: list[dict]) -> tuple[list[int], list[tuple[int, int, str]]]:
+        """Token ids of the opening messages plus the generation prompt, and message spans.
+
+        Each message is tokenized on its own (message boundaries fall on special tokens,
+        so this equals tokenizing the whole), which gives exact per-message spans.
+        """
+        ids: list[int] = []
+        spans: list[tuple[int, int, str]] = []
+        prev = ""
+        full = self.render(messages, gen=True)
+        pieces = []
+        for k in range(1, len(messages) + 1):
+            cur = self.render(messages[:k], gen=k == len(messages))
+            if not cur.startswith(prev):
+                pieces = [(full, messages[-1]["role"])]
+                break
+            pieces.append((cur[len(prev) :], messages[k - 1]["role"]))
+            prev = cur
+        for text, role in pieces:
+            piece = self.encode(text)
+            spans.append((len(ids), len(ids) + len(piece), role))
+            ids += piece
+        return ids, spans
+
+    def reply_text(
+        self, history: list[dict], content: str, sampled_end: str, replies: list[dict]
+    ) -> str:
+        """Text to append after a sampled assistant turn: close it, add `replies`, reopen.
+
+        `history` ends before the assistant turn; `content` is the turn as a message
+        content; `sampled_end` is the end-of-turn token text the sampler already emitted
+        (e.g. '<|im_end|>'), which is not repeated.
+        """
+        text = None
+        if self.prefix_stable:
+            head = self.render(history, gen=True)
+            msgs = [*history, {"role": "assistant", "content": content}]
+            prev = self.render(msgs, gen=False)
+            new = self.render([*msgs, *replies], gen=True)
+            if prev.startswith(head + content) and new.startswith(prev):
+                text = prev[len(head) + len(content) :] + new[len(prev) :]
+        if text is None:
+            text = self._close + self._delta(replies)
+        if sampled_end and text.startswith(sampled_end):
+            text = text[len(sampled_end) :]
+        return text
+
+    def _delta(self, replies: list[dict]) -> str:
+        """The rendering of `replies` (+ generation prompt) after a neutral conversation."""
+        bases = [
+            [*_PROBE[:2], {"role": "assistant", "content": "A"}],
+            list(_PROBE[:2]),
+        ]
+        for base in bases:
+            try:
+                before = self.render(base, gen=False)
+                after = self.render([*base, *replies], gen=True)
+            except Exception:
+                continue
+            if after.startswith(before):
+                return after[len(before) :]
+        raise TirgymError(
+            "Cannot render env replies as a chat-template delta for this tokenizer's template."
+        )
+
+    def reply_ids(
+        self, history: list[dict], content: str, sampled_end: str, replies: list[dict]
+    ) -> list[int]:
+        return self.encode(self.reply_text(history, content, sampled_end, replies))

@@ -1,0 +1,385 @@
+"""The rollout engine: (policy, tasks) -> token-exact Episodes, batched across episodes.
+
+Each round, every episode that is waiting for its next turn is generated in ONE backend
+call. Env steps run on a thread pool; the engine waits for a round's steps only for a
+short gather window, so a slow env (a sandbox, a remote tool) makes only its own episode
+skip rounds while the rest go on. Limits (turns, tokens, wall time) truncate an episode,
+which is recorded with its stop reason; nothing waits forever on a hung env.
+
+Token exactness: the prompt (mask 0) is the chat template's rendering of the system and
+task messages; sampled ids are appended as sampled (mask 1, with their logprobs); env
+replies are appended as chat-template deltas (mask 0). See `tirgym.agents.chat`.
+
+Text-level policies (`TextPolicy`: solvers, replay, chat APIs) go through the same loop;
+their turn texts are tokenized when the policy has a tokenizer (mask 1 on the assistant
+tokens, for SFT) and the episode is marked trainable=False (no sampler logprobs).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tirgym.agents.chat import ChatRenderer
+from tirgym.agents.types import (
+    Completion,
+    RolloutLimits,
+    SamplingParams,
+    Task,
+    TextPolicy,
+    TurnRequest,
+)
+from tirgym.episode import Episode, Span, Turn
+
+log = logging.getLogger(__name__)
+
+READY, STEPPING, DONE = "ready", "stepping", "done"
+
+
+@dataclass
+class _Slot:
+    """One live episode: its env, conversation, token sequence and scheduling state."""
+
+    index: int
+    task: Task
+    env: Any
+    episode: Episode
+    messages: list[dict[str, str]] = field(default_factory=list)
+    state_key: str = ""
+    status: str = READY
+    t0: float = 0.0
+    future: Future | None = None
+    step_started: float = 0.0
+    turn: Turn | None = None
+    content: str = ""
+    sampled_end: str = ""
+    max_turns: int | None = None
+    rng: np.random.Generator | None = None
+
+    @property
+    def deadline(self) -> float:
+        return self.t0 + self._timeout
+
+    _timeout: float = 600.0
+
+
+def _is_text_policy(policy: Any) -> bool:
+    return isinstance(policy, TextPolicy) and not hasattr(policy, "generate")
+
+
+def _end_strings(tokenizer: Any) -> tuple[str, ...]:
+    if tokenizer is None:
+        return ()
+    from tirgym.agents.hf_backend import end_token_ids
+
+    return tuple(
+        t for t in tokenizer.convert_ids_to_tokens(sorted(end_token_ids(tokenizer))) if t
+    )
+
+
+def rollout(
+    policy: Any,
+    tasks: list[Task],
+    group_size: int = 1,
+    params: SamplingParams | None = None,
+    limits: RolloutLimits | None = None,
+    on_episode: Callable[[Episode], None] | None = None,
+    *,
+    max_workers: int | None = None,
+    gather_s: float | None = None,
+    tools_in_template: bool = False,
+) -> list[Episode]:
+    """Run `group_size` episodes per task; returns them in task-major order.
+
+    gather_s: how long to wait after a round for its env steps before generating for the
+    episodes that are ready (default: half the last generate time, at least 20 ms).
+    tools_in_template: also pass the env's tool schemas to the chat template (the env's
+    system prompt already lists them, so this is off by default).
+    """
+    import tirgym
+
+    params = params or SamplingParams()
+    limits = limits or RolloutLimits()
+    tokenizer = getattr(policy, "tokenizer", None)
+    text_level = _is_text_policy(policy)
+    end_strings = _end_strings(tokenizer)
+    per_turn = max(1, min(params.max_new_tokens, limits.max_new_tokens))
+    gen_params = params.replace(n=1, max_new_tokens=per_turn)
+
+    slots: list[_Slot] = []
+    for task in tasks:
+        for _ in range(group_size):
+            i = len(slots)
+            ep = Episode(
+                env_id=task.env_id,
+                seed=task.seed,
+                group_id=f"{task.label}#{task.seed}",
+                trainable=bool(getattr(policy, "trainable", False)) and tokenizer is not None,
+                info={"task_name": task.label, "kwargs": dict(task.kwargs), "sample": _},
+            )
+            slot = _Slot(index=i, task=task, env=None, episode=ep)
+            slot._timeout = limits.episode_timeout_s
+            slot.rng = np.random.default_rng([task.seed, i, params.seed or 0])
+            slots.append(slot)
+    if not slots:
+        return []
+
+    workers = max_workers or min(64, len(slots))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tirgym-env")
+    renderers: dict[str, ChatRenderer] = {}
+    finished: list[int] = []
+
+    def finish(slot: _Slot, stop_reason: str, *, truncated: bool = False, final: dict | None = None) -> None:
+        ep = slot.episode
+        final = final or {}
+        ep.stop_reason = final.get("stop_reason", stop_reason) if final else stop_reason
+        ep.terminated = bool(final.get("_terminated", False))
+        ep.truncated = truncated or bool(final.get("_truncated", False))
+        ep.success = bool(final.get("success", False))
+        ep.outcome_reward = float(final.get("outcome_reward", 0.0))
+        ep.timings["total_s"] = time.perf_counter() - slot.t0
+        ep.messages = slot.messages
+        slot.status = DONE
+        finished.append(slot.index)
+        if slot.future is None or slot.future.done():
+            _close(slot.env)
+        if on_episode is not None:
+            on_episode(ep)
+
+    # ---- reset (concurrently) ---------------------------------------------------------
+    def do_reset(slot: _Slot):
+        t = time.perf_counter()
+        kwargs = dict(slot.task.kwargs)
+        if limits.max_turns is not None:
+            kwargs["max_turns"] = limits.max_turns
+        env = tirgym.make(slot.task.env_id, **kwargs)
+        obs, info = env.reset(seed=slot.task.seed)
+        return env, obs, info, time.perf_counter() - t
+
+    start = time.perf_counter()
+    reset_futs = {pool.submit(do_reset, s): s for s in slots}
+    try:
+        for fut, slot in reset_futs.items():
+            slot.t0 = start
+            try:
+                env, obs, info, dt = fut.result()
+            except Exception as e:
+                if isinstance(e, tirgym.TirgymError):
+                    raise
+                slot.episode.info["error"] = f"reset failed: {type(e).__name__}: {e}"
+                finish(slot, "error", truncated=True)
+                continue
+            slot.env = env
+            slot.episode.timings.update(reset_s=dt, generate_s=0.0, env_s=0.0)
+            slot.max_turns = info.get("max_turns")
+            slot.state_key = str(info.get("state_key", ""))
+            slot.messages = [
+                {"role": "system", "content": info.get("system_prompt", "")},
+                {"role": "user", "content": obs},
+            ]
+            if tokenizer is not None:
+                tools = info.get("tools") if tools_in_template else None
+                key = repr(tools)
+                if key not in renderers:
+                    renderers[key] = ChatRenderer(tokenizer, tools)
+                r = renderers[key]
+                ids, spans = r.prompt(slot.messages)
+                ep = slot.episode
+                ep.token_ids = ids
+                ep.loss_mask = [0] * len(ids)
+                ep.logprobs = [0.0] * len(ids)
+                ep.spans = [Span(a, b, role) for a, b, role in spans]
+                ep.info["template_prefix_stable"] = r.prefix_stable
+                slot.renderer = r  # type: ignore[attr-defined]
+
+        # ---- rounds -------------------------------------------------------------------
+        round_idx = 0
+        last_gen = 0.05
+        while True:
+            now = time.perf_counter()
+            for slot in slots:  # collect finished env steps, enforce time limits
+                if slot.status == STEPPING:
+                    if slot.future.done():
+                        _apply_step(slot, finish, limits.max_total_tokens)
+                    elif now > slot.deadline:
+                        slot.episode.info["error"] = "env step exceeded the episode timeout"
+                        finish(slot, "timeout", truncated=True)
+            ready = [s for s in slots if s.status == READY]
+            for slot in ready:
+                if now > slot.deadline:
+                    finish(slot, "timeout", truncated=True)
+                elif tokenizer is not None and len(slot.episode.token_ids) >= limits.max_total_tokens:
+                    finish(slot, "max_tokens", truncated=True)
+                elif slot.max_turns is not None and len(slot.episode.turns) >= slot.max_turns:
+                    finish(slot, "max_turns", truncated=True)
+            ready = [s for s in slots if s.status == READY]
+            stepping = [s for s in slots if s.status == STEPPING]
+            if not ready and not stepping:
+                break
+            if not ready:
+                deadline = min(s.deadline for s in stepping)
+                wait(
+                    [s.future for s in stepping],
+                    timeout=max(0.0, deadline - time.perf_counter()) + 1e-3,
+                    return_when=FIRST_COMPLETED,
+                )
+                _gather([s.future for s in stepping], gather_s, last_gen)
+                continue
+
+            # one backend call for every ready episode
+            t = time.perf_counter()
+            round_params = gen_params
+            if params.seed is not None:
+                round_params = gen_params.replace(seed=params.seed + 1_000_003 * round_idx)
+            if text_level:
+                reqs = [
+                    TurnRequest(
+                        messages=s.messages,
+                        env=s.env.unwrapped,
+                        turn=len(s.episode.turns),
+                        episode_index=s.index,
+                        rng=s.rng,
+                    )
+                    for s in ready
+                ]
+                comps = policy.act(reqs, round_params)
+            else:
+                comps = policy.generate([s.episode.token_ids for s in ready], round_params)
+            last_gen = time.perf_counter() - t
+            round_idx += 1
+            for slot, comp in zip(ready, comps, strict=True):
+                slot.episode.timings["generate_s"] += last_gen
+                _record_turn(slot, comp, tokenizer, limits, end_strings)
+                if slot.status == DONE:
+                    continue
+                if slot.turn is None:  # cut at the token budget: no env step
+                    finish(slot, "max_tokens", truncated=True)
+                    continue
+                slot.status = STEPPING
+                slot.step_started = time.perf_counter()
+                slot.future = pool.submit(_step_env, slot.env, slot.content)
+            _gather([s.future for s in ready if s.status == STEPPING], gather_s, last_gen)
+    finally:
+        for slot in slots:
+            if slot.status != DONE:
+                finish(slot, "error", truncated=True)
+        pool.shutdown(wait=False, cancel_futures=True)
+    return [s.episode for s in slots]
+
+
+def _gather(futures: list[Future], gather_s: float | None, last_gen: float) -> None:
+    """Wait a little for a round's env steps so that the next round batches them together."""
+    if not futures:
+        return
+    window = gather_s if gather_s is not None else max(0.02, 0.5 * last_gen)
+    wait(futures, timeout=window)
+
+
+def _step_env(env: Any, text: str):
+    t = time.perf_counter()
+    out = env.step(text)
+    return out, time.perf_counter() - t
+
+
+def _close(env: Any) -> None:
+    if env is None:
+        return
+    try:
+        env.close()
+    except Exception as e:
+        log.debug("env.close failed: %s", e)
+
+
+def _record_turn(
+    slot: _Slot, comp: Completion, tokenizer: Any, limits: RolloutLimits, end_strings: tuple[str, ...]
+) -> None:
+    """Append a sampled turn to the episode (cutting it at the token budget)."""
+    ep = slot.episode
+    ids, lps, text = list(comp.token_ids), list(comp.logprobs), comp.text
+    if tokenizer is not None and not ids and text:
+        # A text-level sampler: tokenize its text (SFT demos); no logprobs to train on.
+        ids = list(tokenizer.encode(text, add_special_tokens=False))
+        lps = [0.0] * len(ids)
+        ep.trainable = False
+    if ids and len(lps) != len(ids):
+        lps = [0.0] * len(ids)
+        ep.trainable = False
+    finish_reason = comp.finish_reason
+    cut = False
+    if tokenizer is not None:
+        budget = limits.max_total_tokens - len(ep.token_ids)
+        if len(ids) > budget:
+            ids, lps, cut = ids[: max(0, budget)], lps[: max(0, budget)], True
+            text = tokenizer.decode(ids, skip_special_tokens=False)
+            finish_reason = "length"
+    start = len(ep.token_ids)
+    ep.token_ids += ids
+    ep.loss_mask += [1] * len(ids)
+    ep.logprobs += lps
+    end = len(ep.token_ids)
+    if ids:
+        ep.spans.append(Span(start, end, "assistant"))
+    sampled_end = ""
+    content = text
+    for s in end_strings:
+        if content.endswith(s):
+            content, sampled_end = content[: -len(s)], s
+            break
+    slot.sampled_end = sampled_end
+    slot.content = content
+    turn = Turn(start=start, end=end, text=text, state_key=slot.state_key, finish_reason=finish_reason)
+    ep.turns.append(turn)
+    slot.messages.append({"role": "assistant", "content": content})
+    slot.turn = None if cut else turn
+
+
+def _apply_step(slot: _Slot, finish: Callable, max_total_tokens: int) -> None:
+    ep, turn = slot.episode, slot.turn
+    fut, slot.future = slot.future, None
+    try:
+        (reply, _reward, terminated, truncated, info), dt = fut.result()
+    except Exception as e:
+        ep.info["error"] = f"env.step failed: {type(e).__name__}: {e}"
+        finish(slot, "error", truncated=True)
+        return
+    ep.timings["env_s"] += dt
+    comps = {k: float(v) for k, v in (info.get("reward_components") or {}).items()}
+    parse = info.get("parse") or {}
+    turn.reward_components = comps
+    turn.reward = float(sum(v for k, v in comps.items() if k != "outcome"))
+    turn.action = parse.get("action", "none")
+    turn.format_errors = list(parse.get("errors", []))
+    turn.tool_calls = len(parse.get("tool_calls", []))
+    turn.tool_errors = int(bool(info.get("tool_error")))
+    role = info.get("role", "user")
+    slot.messages.append({"role": role, "content": reply})
+    slot.state_key = str(info.get("state_key", slot.state_key))
+    if terminated or truncated:
+        final = dict(info)
+        final["_terminated"], final["_truncated"] = terminated, truncated
+        final.setdefault("stop_reason", "env_done" if terminated else "max_turns")
+        ep.messages = slot.messages
+        finish(slot, final["stop_reason"], truncated=truncated, final=final)
+        return
+    turn.reply_role = role
+    renderer = getattr(slot, "renderer", None)
+    if renderer is not None:
+        history = slot.messages[:-2]
+        delta = renderer.reply_ids(history, slot.content, slot.sampled_end, [slot.messages[-1]])
+        if len(ep.token_ids) + len(delta) >= max_total_tokens:
+            # No room for the reply and another sampled token: the sequence never exceeds the budget.
+            finish(slot, "max_tokens", truncated=True)
+            return
+        a = len(ep.token_ids)
+        ep.token_ids += delta
+        ep.loss_mask += [0] * len(delta)
+        ep.logprobs += [0.0] * len(delta)
+        ep.spans.append(Span(a, len(ep.token_ids), role))
+    ep.messages = slot.messages
+    slot.status = READY

@@ -1,0 +1,90 @@
+"""Best-effort per-slot cgroup (memory + pids) so one slot cannot eat the machine.
+
+Supports cgroup v1 (separate memory/pids hierarchies) and v2 (unified) where the controllers
+are available and writable; otherwise the slot runs without one and rlimits still apply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+ROOT = Path("/sys/fs/cgroup")
+
+
+def _own_paths() -> dict[str, str]:
+    paths: dict[str, str] = {}
+    with contextlib.suppress(OSError), open("/proc/self/cgroup") as f:
+        for line in f:
+            _id, controllers, path = line.rstrip("\n").split(":", 2)
+            for c in controllers.split(",") if controllers else [""]:
+                paths[c] = path
+    return paths
+
+
+def _writable(path: Path) -> bool:
+    return path.is_dir() and os.access(path, os.W_OK)
+
+
+class SlotCgroup:
+    """Directories that hold one slot's processes, with the limits written in."""
+
+    def __init__(self, name: str, memory_mb: int, pids: int):
+        self.dirs: list[Path] = []
+        own = _own_paths()
+        v1 = {c: ROOT / c / own.get(c, "/").lstrip("/") for c in ("memory", "pids")}
+        if all(_writable(p) for p in v1.values()):
+            limits = {
+                "memory": {"memory.limit_in_bytes": str(memory_mb * 1024 * 1024)},
+                "pids": {"pids.max": str(pids)},
+            }
+            for c, parent in v1.items():
+                self._make(parent / name, limits[c])
+            return
+        unified = ROOT / own.get("", "/").lstrip("/")
+        ctrl = unified / "cgroup.subtree_control"
+        with contextlib.suppress(OSError):
+            enabled = ctrl.read_text().split()
+            if {"memory", "pids"} <= set(enabled) and _writable(unified):
+                self._make(
+                    unified / name,
+                    {"memory.max": str(memory_mb * 1024 * 1024), "pids.max": str(pids)},
+                )
+
+    def _make(self, path: Path, files: dict[str, str]) -> None:
+        try:
+            path.mkdir(exist_ok=True)
+            for fname, value in files.items():
+                (path / fname).write_text(value)
+            with contextlib.suppress(OSError):
+                (path / "memory.swappiness").write_text("0")
+            self.dirs.append(path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.dirs)
+
+    def procs_files(self) -> list[str]:
+        return [str(d / "cgroup.procs") for d in self.dirs]
+
+    def remove(self) -> None:
+        for d in self.dirs:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        self.dirs = []
+
+
+def describe() -> str:
+    own = _own_paths()
+    v1 = [c for c in ("memory", "pids") if _writable(ROOT / c / own.get(c, "/").lstrip("/"))]
+    if len(v1) == 2:
+        return "cgroup v1 memory+pids writable"
+    ctrl = ROOT / own.get("", "/").lstrip("/") / "cgroup.subtree_control"
+    with contextlib.suppress(OSError):
+        if {"memory", "pids"} <= set(ctrl.read_text().split()):
+            return "cgroup v2 memory+pids writable"
+    return "no writable memory+pids cgroup (rlimits only)"

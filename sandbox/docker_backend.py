@@ -1,0 +1,134 @@
+"""Docker backend: one long-lived container per slot running the same worker as the jail.
+
+Each container: no network, read-only rootfs, tmpfs scratch, memory/pids/CPU limits, all
+capabilities dropped, no-new-privileges, an unprivileged uid, and gVisor (runsc) when the
+engine has it. The worker's stdin/stdout are attached through `docker run -i`, so the
+protocol is the same as for the jail; a cold container start (~2.5 s) is paid once per slot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+from tirgym.sandbox.backends import SANDBOX_UID, THREAD_ENV, Backend
+from tirgym.sandbox.runtime import WORKER_SRC
+
+DEFAULT_IMAGE = "tirgym-sandbox:latest"
+IMAGE_PYTHON = "/opt/tirgym/python"  # the image's interpreter (a symlink made by docker_image)
+
+
+@functools.lru_cache(maxsize=8)
+def _engine_info(docker_host: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """(reason the engine is unreachable or None, runtimes it offers)."""
+    if shutil.which("docker") is None:
+        return "the docker CLI is not installed (apt-get install docker.io)", ()
+    env = {**os.environ, **({"DOCKER_HOST": docker_host} if docker_host else {})}
+    try:
+        proc = subprocess.run(
+            ["docker", "info", "--format", "{{json .Runtimes}}"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            env=env,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"docker engine did not answer: {e}", ()
+    if proc.returncode != 0:
+        err = (proc.stderr.strip().splitlines() or ["no engine"])[-1]
+        return f"no Docker engine is reachable ({err}); start one with scripts/start_dockerd.sh", ()
+    try:
+        runtimes = tuple(json.loads(proc.stdout or "{}"))
+    except ValueError:
+        runtimes = ()
+    return None, runtimes
+
+
+def image_exists(image: str, docker_host: str | None = None) -> bool:
+    env = {**os.environ, **({"DOCKER_HOST": docker_host} if docker_host else {})}
+    try:
+        proc = subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=10, env=env)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
+
+
+@dataclass
+class DockerBackend(Backend):
+    name: str = "docker"
+    docker_image: str = DEFAULT_IMAGE
+    docker_runtime: str | None = None  # None: runsc when installed, else the engine default
+    docker_host: str | None = None  # e.g. unix:///run/tirgym-docker.sock; default: DOCKER_HOST
+    docker_cpus: float = 1.0
+    docker_build: bool = True  # build the default image locally when it is missing
+    use_cgroup: bool = False  # the container has its own limits
+    _names: dict[int, str] = field(default_factory=dict, repr=False)
+    _starts: int = field(default=0, repr=False)
+
+    def _host(self) -> str | None:
+        return self.docker_host or os.environ.get("DOCKER_HOST")
+
+    def _env(self) -> dict[str, str]:
+        host = self._host()
+        return {**os.environ, **({"DOCKER_HOST": host} if host else {})}
+
+    def unavailable_reason(self) -> str | None:
+        reason, _ = _engine_info(self._host())
+        if reason:
+            return reason
+        if image_exists(self.docker_image, self._host()):
+            return None
+        if self.docker_build and self.docker_image == DEFAULT_IMAGE:
+            from tirgym.sandbox.docker_image import build_image
+
+            try:
+                build_image(self.docker_image, docker_host=self._host())
+            except Exception as e:  # reported, not raised: auto then tries the jail
+                return f"could not build image {self.docker_image}: {e}"
+            return None
+        return f"image {self.docker_image} is missing (build it with scripts/build_sandbox_image.sh)"
+
+    def runtime_name(self) -> str | None:
+        if self.docker_runtime:
+            return self.docker_runtime
+        _, runtimes = _engine_info(self._host())
+        return "runsc" if "runsc" in runtimes else None
+
+    def command(self, slot: int) -> tuple[list[str], dict[str, str] | None]:
+        self._starts += 1
+        name = f"tirgym-sb-{os.getpid()}-{slot}-{self._starts}"
+        self._names[slot] = name
+        cfg = {
+            **self.worker_cfg(),
+            "harden": True,
+            "scratch": "/tmp",
+            "site": ["/opt/tirgym/site"],
+            "session_ns": False,
+        }
+        argv = ["docker", "run", "-i", "--rm", "--name", name, "--network", "none", "--read-only"]
+        argv += ["--tmpfs", f"/tmp:rw,nosuid,nodev,size={self.scratch_mb}m,mode=1777"]
+        argv += ["--memory", f"{self.slot_memory_mb}m", "--memory-swap", f"{self.slot_memory_mb}m"]
+        argv += ["--pids-limit", str(self.nproc * 2), "--cpus", str(self.docker_cpus)]
+        argv += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+        argv += ["--user", f"{SANDBOX_UID}:{SANDBOX_UID}", "--ulimit", "core=0", "--log-driver", "none"]
+        argv += ["--hostname", "sandbox", "--workdir", "/tmp"]
+        for k, v in {**THREAD_ENV, "HOME": "/tmp", "PATH": "/usr/bin:/bin"}.items():
+            argv += ["-e", f"{k}={v}"]
+        argv += ["-v", f"{WORKER_SRC}:/opt/tirgym/worker.py:ro"]
+        runtime = self.runtime_name()
+        if runtime:
+            argv += ["--runtime", runtime]
+        argv += [self.docker_image, IMAGE_PYTHON, "-I", "-B", "/opt/tirgym/worker.py", json.dumps(cfg)]
+        return argv, self._env()
+
+    def cleanup_slot(self, slot: int) -> None:
+        """Killing the `docker run` client does not stop the container: remove it."""
+        name = self._names.pop(slot, None)
+        if name:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=20, env=self._env())

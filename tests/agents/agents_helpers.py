@@ -1,0 +1,90 @@
+"""Test envs and policies for the agents tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import tirgym
+from tirgym.agents.types import Completion
+from tirgym.envs.base import Outcome, TextEnv
+
+
+class SleepyEnv(TextEnv):
+    """Answer anything; the episode lasts `max_turns`; step sleeps `sleep_s` for seeds in `slow_seeds`."""
+
+    description = "Say anything."
+
+    def __init__(self, sleep_s: float = 0.0, slow_seeds: tuple = (), **kw):
+        kw.setdefault("max_turns", 4)
+        super().__init__(**kw)
+        self.sleep_s, self.slow_seeds = sleep_s, tuple(slow_seeds)
+
+    def generate_task(self, rng, options):
+        return f"Task {int(rng.integers(1000))}: reply with <answer>anything</answer>."
+
+    def on_answer(self, answer):
+        if self.sleep_s and (not self.slow_seeds or self.task_seed in self.slow_seeds):
+            time.sleep(self.sleep_s)
+        return Outcome(reply=f"got {answer}", rewards={"step": 0.1})
+
+
+class ToolEnv(TextEnv):
+    """One `echo` tool; answer 'done' to finish."""
+
+    tools = [{"name": "echo", "description": "Echo text.", "parameters": {"type": "object"}}]
+
+    def __init__(self, **kw):
+        kw.setdefault("max_turns", 5)
+        super().__init__(**kw)
+
+    def generate_task(self, rng, options):
+        return "Call echo, then answer done."
+
+    def on_tool_call(self, call):
+        return Outcome(reply=f"echo: {call.arguments}")
+
+    def on_answer(self, answer):
+        return Outcome(reply="ok", terminated=True, success=answer == "done")
+
+
+class HangEnv(TextEnv):
+    def generate_task(self, rng, options):
+        return "hang"
+
+    def on_answer(self, answer):
+        threading.Event().wait(30)
+        return Outcome(reply="late")
+
+
+tirgym.register("test/Sleepy-v0", f"{__name__}:SleepyEnv", override=True)
+tirgym.register("test/Tool-v0", f"{__name__}:ToolEnv", override=True)
+tirgym.register("test/Hang-v0", f"{__name__}:HangEnv", override=True)
+
+
+class TokenScriptPolicy:
+    """A token-level policy that 'samples' fixed texts (ids = tokenization of the text).
+
+    Records every prompt it was given, so tests can check the engine fed the sequence it trains on.
+    """
+
+    trainable = True
+
+    def __init__(self, tokenizer, texts):
+        self.tokenizer = tokenizer
+        self.texts = texts
+        self.calls: list[list[list[int]]] = []
+        self.im_start = tokenizer.convert_tokens_to_ids("<|im_start|>")
+
+    def generate(self, prompt_token_ids, params):
+        self.calls.append([list(p) for p in prompt_token_ids])
+        out = []
+        for p in prompt_token_ids:
+            n = (p.count(self.im_start) - 3) // 2  # turn index: two <|im_start|> per turn
+            text = self.texts[min(n, len(self.texts) - 1)]
+            ids = self.tokenizer.encode(text, add_special_tokens=False)
+            out.append(Completion(ids, [-0.5] * len(ids), self.tokenizer.decode(ids), "stop", None))
+        return out
+
+    def update_weights(self, named_tensors):
+        pass

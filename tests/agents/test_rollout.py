@@ -1,0 +1,202 @@
+import time
+
+import pytest
+import torch
+
+import agents_helpers as helpers
+from tirgym.agents import RolloutLimits, SamplingParams, Task, rollout
+from tirgym.agents.scripted import ReplayPolicy, SolverPolicy
+from tirgym.episode import Episode, load_jsonl, save_jsonl
+
+GUESS = "tirgym/GuessNumber-v0"
+
+
+def check_episode(ep: Episode, tokenizer, model=None):
+    """The token-exactness bars every episode must meet."""
+    n = len(ep.token_ids)
+    assert len(ep.loss_mask) == n and len(ep.logprobs) == n
+    sampled = [0] * n
+    for t in ep.turns:
+        assert tokenizer.decode(ep.token_ids[t.start : t.end]) == t.text
+        for i in range(t.start, t.end):
+            sampled[i] = 1
+    assert ep.loss_mask == sampled, "mask must be 1 exactly on sampled tokens"
+    assert all(lp == 0.0 for lp, m in zip(ep.logprobs, ep.loss_mask, strict=True) if not m)
+    if ep.trainable:
+        assert all(lp < 0.0 for lp, m in zip(ep.logprobs, ep.loss_mask, strict=True) if m)
+    # spans tile the sequence
+    pos = 0
+    for s in ep.spans:
+        assert s.start == pos and s.end > s.start
+        pos = s.end
+    assert pos == n
+    if model is not None:
+        ids = torch.tensor([ep.token_ids])
+        with torch.no_grad():
+            logp = model(ids).logits[0].float().log_softmax(-1)
+        re = logp[:-1].gather(-1, ids[0, 1:, None]).squeeze(-1)
+        mask = torch.tensor(ep.loss_mask[1:]).bool()
+        err = (re[mask] - torch.tensor(ep.logprobs[1:])[mask]).abs().max().item()
+        assert err < 1e-4, err
+
+
+def test_hf_rollout_is_token_exact(hf_policy, tmp_path):
+    tasks = [Task(GUESS, s) for s in range(3)]
+    eps = rollout(
+        hf_policy,
+        tasks,
+        group_size=2,
+        params=SamplingParams(seed=0),
+        limits=RolloutLimits(max_turns=3, max_new_tokens=24),
+    )
+    assert len(eps) == 6
+    assert [e.group_id for e in eps] == [f"{GUESS}#{s}" for s in range(3) for _ in range(2)]
+    for ep in eps:
+        assert ep.trainable and ep.turns and ep.num_sampled_tokens > 0
+        check_episode(ep, hf_policy.tokenizer, hf_policy.model)
+        assert ep.stop_reason in {"max_turns", "invalid_format", "env_done"}
+        assert ep.terminated or ep.truncated
+        assert ep.messages[0]["role"] == "system" and ep.messages[1]["role"] == "user"
+    save_jsonl(tmp_path / "e.jsonl", eps)
+    back = load_jsonl(tmp_path / "e.jsonl")
+    assert [b.to_dict() for b in back] == [e.to_dict() for e in eps]
+
+
+def test_engine_feeds_exactly_the_trained_sequence(hf_policy):
+    tok = hf_policy.tokenizer
+    texts = [
+        "<think>low</think><answer>50</answer>",
+        "<think>mid</think><answer>25</answer><|im_end|>",
+        "<answer>12</answer>",
+    ]
+    pol = helpers.TokenScriptPolicy(tok, texts)
+    eps = rollout(pol, [Task(GUESS, 7)], limits=RolloutLimits(max_turns=3))
+    ep = eps[0]
+    check_episode(ep, tok)
+    assert len(pol.calls) == 3
+    for call, turn in zip(pol.calls, ep.turns, strict=True):
+        (prompt,) = call
+        assert ep.token_ids[: len(prompt)] == prompt and turn.start == len(prompt)
+    # A sampled end-of-turn token is not repeated by the reply delta.
+    text = tok.decode(ep.token_ids)
+    assert "<answer>25</answer><|im_end|>\n<|im_start|>user\n" in text
+    assert "<|im_end|><|im_end|>" not in text
+    # With a prefix-stable template the sequence equals a full render of the conversation.
+    full = tok.apply_chat_template(ep.messages[:-1], tokenize=False, add_generation_prompt=False)
+    assert ep.info["template_prefix_stable"] is True
+    assert text == full.removesuffix("<|im_end|>\n")
+
+
+QWEN3_STYLE = (
+    "{%- for m in messages %}"
+    "{%- if m.role == 'assistant' %}"
+    "{%- set c = m.content %}"
+    "{%- set later_user = namespace(v=false) %}"
+    "{%- for n in messages[loop.index0 + 1:] %}{%- if n.role == 'user' %}{%- set later_user.v = true %}{%- endif %}{%- endfor %}"
+    "{%- if later_user.v and '</think>' in c %}{%- set c = c.split('</think>')[-1] %}{%- endif %}"
+    "{{- '<|im_start|>assistant\\n' + c + '<|im_end|>\\n' }}"
+    "{%- else %}"
+    "{{- '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+def test_qwen3_style_template_keeps_sampled_thinking(tiny_path):
+    """A template that strips past <think> blocks: the engine must keep the sampled tokens."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_path)
+    tok.chat_template = QWEN3_STYLE
+    texts = [f"<think>reason {i}</think><answer>{g}</answer>" for i, g in enumerate((50, 25, 12))]
+    pol = helpers.TokenScriptPolicy(tok, texts)
+    ep = rollout(pol, [Task(GUESS, 7)], limits=RolloutLimits(max_turns=3))[0]
+    check_episode(ep, tok)
+    assert ep.info["template_prefix_stable"] is False
+    for call in pol.calls:  # every prompt the policy saw is a prefix of the trained sequence
+        assert ep.token_ids[: len(call[0])] == call[0]
+    text = tok.decode(ep.token_ids)
+    for i in range(3):
+        assert f"<think>reason {i}</think>" in text
+    # A naive full re-render would have dropped the earlier reasoning: the bug this avoids.
+    rerender = tok.apply_chat_template(ep.messages[:-1], tokenize=False)
+    assert "<think>reason 0</think>" not in rerender
+    assert text.count("<|im_start|>user\n") == 3
+
+
+def test_tool_replies_render_as_tool_role(hf_policy):
+    tok = hf_policy.tokenizer
+    texts = ['<tool_call>{"name": "echo", "arguments": {"x": 1}}</tool_call>', "<answer>done</answer>"]
+    ep = rollout(helpers.TokenScriptPolicy(tok, texts), [Task("test/Tool-v0", 0)])[0]
+    check_episode(ep, tok)
+    assert ep.success and ep.terminated and ep.stop_reason == "env_done"
+    assert [t.action for t in ep.turns] == ["tool_call", "answer"]
+    assert ep.turns[0].tool_calls == 1 and ep.turns[0].reply_role == "tool"
+    assert "<tool_response>\necho: {'x': 1}\n</tool_response>" in tok.decode(ep.token_ids)
+    assert [s.role for s in ep.spans] == ["system", "user", "assistant", "tool", "assistant"]
+    assert ep.outcome_reward == 1.0 and ep.turns[-1].reward_components == {"outcome": 1.0}
+
+
+def test_turn_records_and_state_keys():
+    ep = rollout(SolverPolicy(), [Task(GUESS, 3)])[0]
+    assert ep.success and not ep.trainable and ep.token_ids == []
+    assert ep.turns[0].state_key == "1-100"  # the state the turn acted from
+    assert ep.turns[1].state_key != "1-100"
+    assert all(t.action == "answer" and not t.format_errors for t in ep.turns)
+    assert [t.reply_role for t in ep.turns[:-1]] == ["user"] * (len(ep.turns) - 1)
+    assert ep.turns[-1].reply_role == ""
+    assert ep.messages[-1]["content"].startswith("Correct!")
+
+
+def test_solver_demos_are_tokenized_for_sft(hf_policy):
+    tok = hf_policy.tokenizer
+    eps = rollout(SolverPolicy(tok), [Task(GUESS, s) for s in range(4)])
+    for ep in eps:
+        assert ep.success and not ep.trainable
+        check_episode(ep, tok)
+        assert ep.num_sampled_tokens == sum(t.end - t.start for t in ep.turns) > 0
+
+
+def test_token_budget_truncates(hf_policy):
+    eps = rollout(
+        hf_policy,
+        [Task(GUESS, 0)],
+        params=SamplingParams(seed=1, stop=()),
+        limits=RolloutLimits(max_new_tokens=40, max_total_tokens=200),
+    )
+    ep = eps[0]
+    assert ep.truncated and ep.stop_reason == "max_tokens"
+    assert len(ep.token_ids) <= 200
+    check_episode(ep, hf_policy.tokenizer, hf_policy.model)
+
+
+def test_hung_env_times_out_without_blocking_others():
+    t = time.perf_counter()
+    eps = rollout(
+        ReplayPolicy(["<answer>1</answer>"] * 4),
+        [Task("test/Hang-v0", 0), Task("test/Sleepy-v0", 1)],
+        limits=RolloutLimits(episode_timeout_s=1.0),
+    )
+    assert time.perf_counter() - t < 5
+    assert eps[0].stop_reason == "timeout" and eps[0].truncated
+    assert eps[1].stop_reason == "max_turns" and len(eps[1].turns) == 4
+
+
+def test_slow_env_does_not_delay_the_batch():
+    """One env step sleeping 2 s in a batch of 16: the others finish all turns meanwhile."""
+    tasks = [Task("test/Sleepy-v0", s, kwargs={"sleep_s": 2.0, "slow_seeds": (0,)}) for s in range(16)]
+    t = time.perf_counter()
+    eps = rollout(ReplayPolicy(["<answer>x</answer>"] * 4), tasks)
+    wall = time.perf_counter() - t
+    slow, fast = eps[0], eps[1:]
+    assert all(len(e.turns) == 4 and e.stop_reason == "max_turns" for e in eps)
+    assert max(e.timings["total_s"] for e in fast) < 1.0
+    assert slow.timings["total_s"] >= 8.0 and wall < 10.0
+
+
+def test_unknown_env_is_a_user_error():
+    from tirgym.errors import TirgymError
+
+    with pytest.raises(TirgymError):
+        rollout(SolverPolicy(), [Task("tirgym/NoSuch-v0", 0)])

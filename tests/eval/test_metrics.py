@@ -1,0 +1,69 @@
+"""Metrics from hand-built episodes: every number checked against a count done by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from tirgym.episode import Episode, Turn
+from tirgym.eval.metrics import EvalEntry, compute_metrics
+from tirgym.eval.stats import pass_at_k, wilson_interval
+
+
+def ep(label: str, seed: int, sample: int, success: bool, turns: list[Turn], **kw) -> Episode:
+    e = Episode(env_id="tirgym/GuessNumber-v0", seed=seed, success=success, turns=turns, **kw)
+    e.info["eval"] = {"entry": label, "sample": sample, "wall_s": 0.5}
+    return e
+
+
+def t(tokens: int = 4, calls: int = 0, errs: int = 0, fmt: bool = False, cut: bool = False) -> Turn:
+    return Turn(start=0, end=tokens, tool_calls=calls, tool_errors=errs,
+                format_errors=["bad"] if fmt else [], finish_reason="length" if cut else "stop")
+
+
+def test_compute_metrics_counts_by_hand() -> None:
+    entries = [EvalEntry("A", "tirgym/GuessNumber-v0"), EvalEntry("B", "tirgym/GuessNumber-v0", {"high": 9})]
+    eps = [
+        # A: task 1 solved 2/3, task 2 solved 0/3
+        ep("A", 1, 0, True, [t(calls=2, errs=1), t()], outcome_reward=1.0, stop_reason="answer"),
+        ep("A", 1, 1, False, [t(fmt=True)], stop_reason="max_turns", truncated=True),
+        ep("A", 1, 2, True, [t()], outcome_reward=1.0, stop_reason="answer"),
+        ep("A", 2, 0, False, [t(cut=True)], stop_reason="max_tokens", truncated=True),
+        ep("A", 2, 2, False, [t()], stop_reason="answer"),
+        ep("A", 2, 1, False, [t(calls=1)], stop_reason="answer"),
+        # B: one task, 3/3
+        *[ep("B", 7, i, True, [t(tokens=10)], outcome_reward=1.0, stop_reason="answer") for i in range(3)],
+    ]
+    m = compute_metrics(entries, reversed(eps), k_max=3)  # input order must not matter
+    a, b, o = m["envs"]["A"], m["envs"]["B"], m["overall"]
+    assert (a["tasks"], a["episodes"], b["tasks"], o["tasks"], o["episodes"]) == (2, 6, 1, 3, 9)
+    assert a["success"]["mean"] == pytest.approx(2 / 6)
+    assert a["success"]["ci"] == pytest.approx(list(wilson_interval(2, 6)))
+    for k in (1, 2, 3):
+        assert a["pass_at_k"][str(k)]["mean"] == pytest.approx((pass_at_k(3, 2, k) + 0.0) / 2)
+        assert o["pass_at_k"][str(k)]["mean"] == pytest.approx((pass_at_k(3, 2, k) + 0 + 1) / 3)
+    assert a["pass_at_k"]["3"]["mean"] == pytest.approx(0.5)
+    assert a["reward"]["mean"] == pytest.approx((2 / 3 + 0) / 2)
+    assert a["turns"] == pytest.approx(7 / 6)
+    assert a["tool_calls"] == pytest.approx(3 / 6)
+    assert a["tool_error_rate"]["mean"] == pytest.approx(1 / 3)
+    assert a["format_error_rate"]["mean"] == pytest.approx(1 / 7)
+    assert a["truncation_rate"]["mean"] == pytest.approx(2 / 6)
+    assert a["length_cut_rate"]["mean"] == pytest.approx(1 / 7)
+    assert a["response_tokens"] == pytest.approx(28 / 6)
+    assert a["stop_reasons"] == {"answer": 4, "max_tokens": 1, "max_turns": 1}
+    assert b["success"]["mean"] == 1.0 and b["tool_error_rate"]["mean"] is None
+    assert b["kwargs"] == {"high": 9}
+    assert o["success"]["mean"] == pytest.approx(5 / 9)
+    assert o["macro_success"] == pytest.approx((2 / 6 + 1) / 2)
+    lo, hi = a["pass_at_k"]["2"]["ci"]
+    assert lo <= a["pass_at_k"]["2"]["mean"] <= hi
+
+
+def test_missing_entry_and_uneven_samples() -> None:
+    entries = [EvalEntry("A", "x"), EvalEntry("Z", "x")]
+    eps = [ep("A", 1, 0, True, [t()]), ep("A", 1, 1, False, [t()]), ep("A", 2, 0, True, [t()])]
+    m = compute_metrics(entries, eps, k_max=2)
+    assert m["envs"]["Z"]["episodes"] == 0 and m["envs"]["Z"]["success"]["mean"] is None
+    # pass@2 only over the task with two samples
+    assert m["envs"]["A"]["pass_at_k"]["2"] == {"mean": 1.0, "ci": [1.0, 1.0], "tasks": 1}
+    assert m["envs"]["A"]["pass_at_k"]["1"]["mean"] == pytest.approx((0.5 + 1.0) / 2)

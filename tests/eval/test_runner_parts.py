@@ -1,0 +1,71 @@
+"""The runner's pure parts: seed ranges, entry resolution, chunking, torn-file repair."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tirgym.episode import Episode, append_jsonl
+from tirgym.errors import TirgymError
+from tirgym.eval.metrics import EvalEntry
+from tirgym.eval.runner import _chunks, load_finished, parse_seeds, repair_jsonl, resolve_entries
+
+BASE = range(1000, 1020)
+
+
+def test_parse_seeds_forms() -> None:
+    assert parse_seeds(None, BASE) == list(BASE)
+    assert parse_seeds("3", BASE) == [1000, 1001, 1002]
+    assert parse_seeds(2, BASE) == [1000, 1001]
+    assert parse_seeds("5:8", BASE) == [5, 6, 7]
+    assert parse_seeds("5-8", BASE) == [5, 6, 7, 8]
+    assert parse_seeds("4,2,9", BASE) == [4, 2, 9]
+    assert parse_seeds(range(3), BASE) == [0, 1, 2]
+    for bad in ("x", "5:5", "1,1", "0", "a-b"):
+        with pytest.raises(TirgymError):
+            parse_seeds(bad, BASE)
+
+
+def test_resolve_entries_suite_plus_envs_and_errors() -> None:
+    entries, settings, name = resolve_entries("smoke", ["tirgym/GuessNumber-v0"], {"high": 50})
+    assert name == "smoke" and settings.num_seeds == 5
+    assert entries[-1] == EvalEntry("tirgym/GuessNumber-v0[high=50]", "tirgym/GuessNumber-v0")
+    assert entries[-1].kwargs == {"high": 50}
+    with pytest.raises(TirgymError, match="GuessNumber"):
+        resolve_entries(None, ["tirgym/GuesNumber-v0"])  # typo -> suggestion
+    with pytest.raises(TirgymError, match="distinct names"):
+        resolve_entries(None, ["tirgym/GuessNumber-v0", "tirgym/GuessNumber-v0"])
+    with pytest.raises(TirgymError, match="nothing to evaluate"):
+        resolve_entries(None, None)
+
+
+def test_chunks_keep_tasks_whole_and_entries_apart() -> None:
+    keys = [("A", s, i) for s in range(3) for i in range(2)] + [("B", 0, 0), ("B", 1, 0)]
+    chunks = list(_chunks(keys, 3))
+    assert [c[0] for c in chunks] == ["A", "A", "B"]
+    assert sum((c[1] for c in chunks), []) == keys
+    for _, c in chunks:
+        assert len({k[0] for k in c}) == 1
+    # a task's samples never straddle two chunks
+    seeds_per_chunk = [{(k[0], k[1]) for k in c} for _, c in chunks]
+    assert all(not (a & b) for i, a in enumerate(seeds_per_chunk) for b in seeds_per_chunk[i + 1:])
+
+
+def _ep(seed: int, sample: int) -> Episode:
+    e = Episode(env_id="tirgym/GuessNumber-v0", seed=seed, success=True)
+    e.info["eval"] = {"entry": "G", "sample": sample}
+    return e
+
+
+def test_torn_line_is_cut_and_duplicates_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "episodes.jsonl"
+    append_jsonl(path, [_ep(1, 0), _ep(1, 1), _ep(1, 0)])  # a duplicate key: first copy wins
+    with open(path, "a") as f:
+        f.write(_ep(2, 0).to_json()[:25])  # SIGKILL mid-write
+    done = load_finished(path)
+    assert sorted(done) == [("G", 1, 0), ("G", 1, 1)]
+    assert path.read_text().endswith("\n")  # repaired: the next append starts a fresh line
+    append_jsonl(path, [_ep(2, 0)])
+    assert sorted(load_finished(path)) == [("G", 1, 0), ("G", 1, 1), ("G", 2, 0)]
+    assert repair_jsonl(path) == 0

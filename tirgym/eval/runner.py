@@ -1,0 +1,415 @@
+"""`evaluate(...)`: run a policy over (env entry, seed, sample) keys, resumably.
+
+Every finished episode is appended to `episodes.jsonl` and fsynced the moment the rollout
+engine hands it over, tagged with its key in `episode.info["eval"]`. A rerun on the same
+out dir reads the file back, drops a torn last line, and runs only the missing keys, so a
+crash (even SIGKILL) loses no finished episode and never duplicates one. Metrics are
+computed from the keys in sorted order, so a resumed run writes the same results.json as
+an uninterrupted one. The trainer's periodic eval calls this same function.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tirgym.episode import Episode, append_jsonl, iter_jsonl
+from tirgym.errors import TirgymError
+from tirgym.eval.metrics import EvalEntry, Key, compute_metrics, episode_key
+from tirgym.registry import HELDOUT_SEED_BASE, EvalSettings, Suite, env_meta, get_suite
+
+RESULTS_SCHEMA = "tirgym.eval.results"
+RESULTS_SCHEMA_VERSION = 1
+EPISODES_FILE = "episodes.jsonl"
+RUN_FILE = "run.json"
+
+
+@dataclass
+class EvalResult:
+    """What `evaluate` returns: the results.json content and the episodes behind it."""
+
+    results: dict[str, Any]
+    episodes: list[Episode]
+    out_dir: Path | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def scalars(self, prefix: str = "eval") -> dict[str, float]:
+        """Flat metrics for a logger: `{prefix}/{env}/success`, `{prefix}/overall/pass@k`, ..."""
+        out: dict[str, float] = {}
+        rows = {**self.results["envs"], "overall": self.results["overall"]}
+        for label, m in rows.items():
+            base = f"{prefix}/{label}"
+            if m["success"]["mean"] is not None:
+                out[f"{base}/success"] = m["success"]["mean"]
+            for k, v in m["pass_at_k"].items():
+                if v["mean"] is not None:
+                    out[f"{base}/pass@{k}"] = v["mean"]
+            if m["reward"]["mean"] is not None:
+                out[f"{base}/reward"] = m["reward"]["mean"]
+            for name in ("turns", "response_tokens"):
+                if m[name] is not None:
+                    out[f"{base}/{name}"] = m[name]
+        return out
+
+
+# ---- planning -------------------------------------------------------------------------
+
+
+def parse_seeds(spec: str | int | Sequence[int] | range | None, default: range) -> list[int]:
+    """Seeds from `N` (N seeds from the held-out base), `A:B` (half-open), `A-B` (inclusive),
+    `A,B,C`, an int count, a range or a list."""
+    if spec is None:
+        return list(default)
+    if isinstance(spec, range):
+        return list(spec)
+    if isinstance(spec, int):
+        if spec < 1:
+            raise TirgymError(f"seed count must be >= 1, got {spec}.")
+        return list(range(default.start, default.start + spec))
+    if not isinstance(spec, str):
+        return [int(s) for s in spec]
+    text = spec.strip()
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        elif ":" in text:
+            a, b = text.split(":")
+            seeds = list(range(int(a), int(b)))
+        elif "-" in text.lstrip("-"):
+            a, b = text.rsplit("-", 1)
+            seeds = list(range(int(a), int(b) + 1))
+        else:
+            return parse_seeds(int(text), default)
+    except ValueError:
+        raise TirgymError(
+            f"bad seed range {spec!r}: use N (count from {default.start}), A:B (half-open), "
+            "A-B (inclusive) or A,B,C."
+        ) from None
+    if not seeds:
+        raise TirgymError(f"seed range {spec!r} is empty.")
+    if len(set(seeds)) != len(seeds):
+        raise TirgymError(f"seed range {spec!r} repeats a seed.")
+    return seeds
+
+
+def resolve_entries(
+    suite: str | Suite | None = None,
+    envs: Sequence[str | EvalEntry] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+) -> tuple[list[EvalEntry], EvalSettings, str | None]:
+    """Entries and eval settings from a suite (name, YAML path or object) and/or env ids."""
+    if suite is None and not envs:
+        raise TirgymError("nothing to evaluate: give a suite (--suite NAME) or env ids (--env ID).")
+    entries: list[EvalEntry] = []
+    settings = EvalSettings()
+    suite_name = None
+    if suite is not None:
+        s = get_suite(suite) if isinstance(suite, str) else suite
+        suite_name = s.name
+        settings = s.eval
+        entries += [EvalEntry(e.label, e.id, dict(e.kwargs)) for e in s.envs]
+    for e in envs or []:
+        if isinstance(e, EvalEntry):
+            entries.append(e)
+        else:
+            env_meta(e)  # unknown id -> one clear line with suggestions
+            kw = dict(env_kwargs or {})
+            entries.append(EvalEntry(_label(e, kw), e, kw))
+    labels = [e.label for e in entries]
+    dup = sorted({x for x in labels if labels.count(x) > 1})
+    if dup:
+        raise TirgymError(f"eval entries need distinct names; repeated: {', '.join(dup)}.")
+    return entries, settings, suite_name
+
+
+def _label(env_id: str, kwargs: dict[str, Any]) -> str:
+    if not kwargs:
+        return env_id
+    return env_id + "[" + ",".join(f"{k}={v}" for k, v in sorted(kwargs.items())) + "]"
+
+
+# ---- out dir ---------------------------------------------------------------------------
+
+
+def repair_jsonl(path: Path) -> int:
+    """Cut a torn last line (a crash mid-write) so appends start on a fresh line; returns bytes cut."""
+    if not path.exists():
+        return 0
+    with open(path, "rb+") as f:
+        data = f.read()
+        keep = data.rfind(b"\n") + 1
+        if keep == len(data):
+            return 0
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+        return len(data) - keep
+
+
+def load_finished(path: Path) -> dict[Key, Episode]:
+    """Finished episodes by key; the first copy of a key wins (a key is never run twice)."""
+    done: dict[Key, Episode] = {}
+    if path.exists():
+        repair_jsonl(path)
+        for ep in iter_jsonl(path):
+            if "eval" in ep.info:
+                done.setdefault(episode_key(ep), ep)
+    return done
+
+
+def _check_run_file(out: Path, run: dict[str, Any], fresh: bool) -> None:
+    """Refuse to mix episodes of a different policy or sampling setup in one out dir."""
+    f = out / RUN_FILE
+    if f.exists() and not fresh:
+        old = json.loads(f.read_text())
+        for key in ("policy", "sampling", "limits"):
+            if old.get(key) != run.get(key):
+                raise TirgymError(
+                    f"{out} holds an eval with a different {key} ({old.get(key)} vs {run.get(key)}); "
+                    "use another --out, or --fresh to start over."
+                )
+    tmp = f.with_suffix(".tmp")
+    tmp.write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, f)
+
+
+# ---- the run -----------------------------------------------------------------------------
+
+
+def _rollout(*args: Any, **kwargs: Any) -> list[Episode]:
+    from tirgym.agents import rollout
+
+    return rollout(*args, **kwargs)
+
+
+def _policy_from_spec(spec: str, **opts: Any) -> Any:
+    try:
+        from tirgym.agents.backends import load_policy
+    except ImportError:  # scripted baselines need no backend module
+        if spec in ("solver", "random"):
+            from tirgym.agents.scripted import RandomPolicy, SolverPolicy
+
+            return (SolverPolicy if spec == "solver" else RandomPolicy)(**opts)
+        raise
+    return load_policy(spec, **opts)
+
+
+def evaluate(
+    policy: Any,
+    *,
+    suite: str | Suite | None = None,
+    envs: Sequence[str | EvalEntry] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    samples: int | None = None,
+    seeds: str | int | Sequence[int] | range | None = None,
+    out_dir: str | Path | None = None,
+    temperature: float | None = None,
+    top_p: float = 1.0,
+    max_new_tokens: int = 256,
+    max_turns: int | None = None,
+    max_total_tokens: int = 4096,
+    episode_timeout_s: float = 600.0,
+    batch_size: int = 64,
+    sampling_seed: int = 0,
+    policy_label: str | None = None,
+    progress: bool = False,
+    fresh: bool = False,
+    write_report: bool = True,
+    charts: bool = True,
+    on_episode: Callable[[Episode], None] | None = None,
+) -> EvalResult:
+    """Evaluate `policy` (a Policy object or a spec for load_policy: "hf:PATH", "solver", ...)
+    on every (entry, seed) `samples` times, resuming from `out_dir` when it holds episodes.
+
+    Defaults come from the suite's eval settings (held-out seeds, samples, temperature,
+    max turns). With `out_dir` None nothing is written and nothing resumes (the trainer
+    can use this for a quick in-memory eval).
+    """
+    from tirgym.agents.types import RolloutLimits, SamplingParams, Task
+
+    entries, settings, suite_name = resolve_entries(suite, envs, env_kwargs)
+    k = samples if samples is not None else settings.samples
+    if k < 1:
+        raise TirgymError(f"--samples must be >= 1, got {k}.")
+    seed_base = settings.seed_start if settings.seed_start is not None else HELDOUT_SEED_BASE
+    seed_list = parse_seeds(seeds, range(seed_base, seed_base + settings.num_seeds))
+    temp = settings.temperature if temperature is None else temperature
+    turns_cap = max_turns if max_turns is not None else settings.max_turns
+
+    if isinstance(policy, str):
+        label = policy_label or policy
+        policy = _policy_from_spec(policy)
+    else:
+        label = policy_label or type(policy).__name__
+    params = SamplingParams(
+        temperature=temp, top_p=top_p, max_new_tokens=max_new_tokens, seed=sampling_seed
+    )
+    limits = RolloutLimits(
+        max_turns=turns_cap,
+        max_new_tokens=max_new_tokens,
+        max_total_tokens=max_total_tokens,
+        episode_timeout_s=episode_timeout_s,
+    )
+    run = {
+        "policy": label,
+        "sampling": {"temperature": temp, "top_p": top_p, "max_new_tokens": max_new_tokens,
+                     "seed": sampling_seed},
+        "limits": {"max_turns": turns_cap, "max_total_tokens": max_total_tokens},
+    }
+
+    out = Path(out_dir) if out_dir is not None else None
+    done: dict[Key, Episode] = {}
+    ep_path = None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        ep_path = out / EPISODES_FILE
+        if fresh and ep_path.exists():
+            ep_path.unlink()
+        _check_run_file(out, run, fresh)
+        done = load_finished(ep_path)
+
+    plan: list[Key] = [(e.label, s, i) for e in entries for s in seed_list for i in range(k)]
+    todo = [key for key in plan if key not in done]
+    by_label = {e.label: e for e in entries}
+
+    bar = _Progress(len(plan), len(plan) - len(todo),
+                    sum(bool(done[key].success) for key in plan if key in done), progress)
+    t_start = time.monotonic()
+    try:
+        for label_, chunk in _chunks(todo, batch_size):
+            entry = by_label[label_]
+            # remaining sample indices per seed, grouped by how many remain (one rollout call each)
+            pending: dict[int, list[int]] = {}
+            for _, s, i in chunk:
+                pending.setdefault(s, []).append(i)
+            by_count: dict[int, list[int]] = {}
+            for s, idx in pending.items():
+                by_count.setdefault(len(idx), []).append(s)
+            for count, seeds_ in sorted(by_count.items()):
+                tasks = [Task(env_id=entry.env_id, seed=s, kwargs=dict(entry.kwargs), name=entry.label)
+                         for s in seeds_]
+                seen: set[int] = set()
+                call_start = time.monotonic()
+
+                def finish(ep: Episode, _entry: EvalEntry = entry, _seen: set[int] = seen,
+                           _t0: float = call_start, _pending: dict[int, list[int]] = pending) -> None:
+                    if id(ep) in _seen:
+                        return
+                    _seen.add(id(ep))
+                    sample = _pending[int(ep.seed)].pop(0)
+                    ep.info["eval"] = {"entry": _entry.label, "sample": sample,
+                                       "kwargs": dict(_entry.kwargs),
+                                       "wall_s": time.monotonic() - _t0}
+                    if ep_path is not None:
+                        append_jsonl(ep_path, [ep])
+                    done[episode_key(ep)] = ep
+                    bar.advance(bool(ep.success))
+                    if on_episode is not None:
+                        on_episode(ep)
+
+                eps = _rollout(policy, tasks, group_size=count, params=params, limits=limits,
+                               on_episode=finish)
+                for ep in eps:  # an engine that did not call back still gets every episode saved
+                    finish(ep)
+    finally:
+        bar.close()
+    elapsed = time.monotonic() - t_start
+
+    episodes = [done[key] for key in plan]
+    results = build_results(entries, episodes, k, seed_list, run, suite_name)
+    results["wall_s_this_run"] = elapsed
+    result = EvalResult(results=results, episodes=episodes, out_dir=out)
+    if out is not None and write_report:
+        from tirgym.eval.report import write_outputs
+
+        result.files = write_outputs(result, out, charts=charts)
+    return result
+
+
+def build_results(
+    entries: list[EvalEntry],
+    episodes: Iterable[Episode],
+    k: int,
+    seed_list: list[int],
+    run: dict[str, Any],
+    suite_name: str | None,
+) -> dict[str, Any]:
+    import tirgym
+    from tirgym.eval.metrics import clean_json
+
+    metrics = compute_metrics(entries, episodes, k)
+    return clean_json({
+        "schema": RESULTS_SCHEMA,
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "tirgym_version": tirgym.__version__,
+        "suite": suite_name,
+        "policy": run["policy"],
+        "samples": k,
+        "seeds": _seed_summary(seed_list),
+        "sampling": run["sampling"],
+        "limits": run["limits"],
+        "entries": [{"name": e.label, "env_id": e.env_id, "kwargs": e.kwargs} for e in entries],
+        **metrics,
+    })
+
+
+def _seed_summary(seeds: list[int]) -> dict[str, Any]:
+    contiguous = seeds == list(range(seeds[0], seeds[0] + len(seeds)))
+    if contiguous:
+        return {"start": seeds[0], "count": len(seeds)}
+    return {"list": seeds, "count": len(seeds)}
+
+
+def _chunks(keys: list[Key], size: int) -> Iterable[tuple[str, list[Key]]]:
+    """Consecutive keys of one entry, at most `size` episodes per rollout call, whole tasks kept together."""
+    size = max(1, size)
+    i = 0
+    while i < len(keys):
+        label = keys[i][0]
+        j = i
+        while j < len(keys) and keys[j][0] == label and (j - i < size or keys[j][1] == keys[j - 1][1]):
+            j += 1
+        yield label, keys[i:j]
+        i = j
+
+
+class _Progress:
+    """A rich progress bar with ETA and running success; a no-op when disabled."""
+
+    def __init__(self, total: int, completed: int, successes: int, enabled: bool):
+        self.successes, self.finished = successes, completed
+        self._p = None
+        if not enabled or total == 0:
+            return
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self._p = Progress(
+            TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("success {task.fields[rate]}"), TimeElapsedColumn(),
+            TextColumn("ETA"), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=False,
+        )
+        self._p.start()
+        self._task = self._p.add_task("eval", total=total, completed=completed, rate=self._rate())
+
+    def _rate(self) -> str:
+        if self.finished == 0:
+            return "-"
+        return f"{self.successes}/{self.finished} ({100 * self.successes / self.finished:.1f}%)"
+
+    def advance(self, success: bool) -> None:
+        self.finished += 1
+        self.successes += int(success)
+        if self._p is not None:
+            self._p.update(self._task, advance=1, rate=self._rate())
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.stop()

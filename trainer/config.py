@@ -1,0 +1,459 @@
+"""Training configuration: one pydantic model per YAML section, every field documented.
+
+`load_config(path, overrides)` reads YAML, applies `key.sub=value` overrides (values
+parsed as YAML scalars, so `loss.dual_clip=null` and `envs.0.weight=2` work), and
+validates. Unknown or invalid fields raise `TirgymError` with one line naming the field
+and what is allowed, so `tirgym train` never shows a pydantic traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tirgym.errors import TirgymError, did_you_mean
+from tirgym.registry import HELDOUT_SEED_BASE
+
+_STRICT = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Section(BaseModel):
+    model_config = _STRICT
+
+
+class TinyModelConfig(Section):
+    """Arguments for `build_tiny_model` when `model: tiny` (no download, random init)."""
+
+    hidden_size: int = Field(128, ge=64)
+    """head_dim is 64, so hidden_size / num_heads must be 64."""
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(2, ge=1)
+    num_kv_heads: int | None = Field(None, ge=1)
+    intermediate_size: int | None = Field(None, ge=1)
+    vocab_size: int = Field(2048, ge=300)
+    extra: dict[str, Any] = Field(default_factory=dict)
+    """Any further keyword argument of build_tiny_model."""
+
+    def kwargs(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.model_dump(exclude={"extra"}).items() if v is not None}
+        return {**out, **self.extra}
+
+
+class BackendConfig(Section):
+    """Where rollouts are generated. `hf` shares the trainer's torch module (weight push
+    is free); `vllm` runs an engine beside it and receives weights after each update."""
+
+    name: Literal["hf", "vllm"] = "hf"
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N (the trainer uses the same device)."""
+    gpu_memory_utilization: float = Field(0.4, gt=0, le=1)
+    """vllm only: fraction of GPU memory for the engine (the trainer needs the rest)."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Extra keyword arguments for the backend constructor."""
+
+
+class EnvEntry(Section):
+    """One env (or a whole suite) in the training mix, with its share and seed range."""
+
+    id: str | None = None
+    suite: str | None = None
+    weight: float = Field(1.0, gt=0)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    name: str | None = None
+    seeds: tuple[int, int] = (0, 1_000_000)
+    """Training seeds are drawn from [start, stop); stop must be <= HELDOUT_SEED_BASE."""
+
+    @model_validator(mode="after")
+    def _check(self) -> EnvEntry:
+        if (self.id is None) == (self.suite is None):
+            raise ValueError("give exactly one of 'id' (an env id) or 'suite' (a suite name)")
+        lo, hi = self.seeds
+        if not 0 <= lo < hi:
+            raise ValueError(f"seeds must be [start, stop) with 0 <= start < stop, got {list(self.seeds)}")
+        if hi > HELDOUT_SEED_BASE:
+            raise ValueError(
+                f"training seeds must stay below HELDOUT_SEED_BASE={HELDOUT_SEED_BASE} "
+                f"(held-out eval seeds start there), got stop={hi}"
+            )
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id or f"suite:{self.suite}"
+
+
+class RolloutConfig(Section):
+    group_size: int = Field(8, ge=1)
+    """Rollouts per task (G); advantages compare rollouts within a group."""
+    tasks_per_step: int = Field(8, ge=1)
+    """Distinct tasks per step (over all ranks); a step has tasks_per_step * group_size episodes."""
+    max_turns: int | None = Field(None, ge=1)
+    """None: each env's own turn limit."""
+    max_new_tokens: int = Field(256, ge=1)
+    """Per assistant turn."""
+    max_total_tokens: int = Field(4096, ge=16)
+    """Per episode, prompt included."""
+    temperature: float = Field(1.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    episode_timeout_s: float = Field(600.0, gt=0)
+
+
+class FilterConfig(Section):
+    void_turns: bool = False
+    """SimpleTIR: drop episodes with a void turn (neither tool call nor answer) from the loss."""
+    dynamic_sampling: bool = False
+    """DAPO: drop groups whose rewards are all equal, and roll out more tasks to refill."""
+    max_resample_rounds: int = Field(2, ge=0)
+    """Extra generation rounds dynamic sampling may spend per step."""
+
+
+class LossConfig(Section):
+    """Policy loss switches (see ALGORITHMS.md, 'Policy loss')."""
+
+    agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = "token-mean"
+    clip_low: float = Field(0.2, ge=0)
+    clip_high: float = Field(0.28, ge=0)
+    """Clip-higher (DAPO): upper ratio bound 1 + clip_high."""
+    dual_clip: float | None = Field(None, gt=1)
+    """Dual clip c for negative advantages (3.0 is usual); None disables it."""
+    ratio: Literal["token", "sequence"] = "token"
+    """sequence = GSPO: one length-normalised ratio per sequence."""
+    gspo_clip_low: float = Field(3e-4, ge=0)
+    gspo_clip_high: float = Field(4e-4, ge=0)
+    kl_beta: float = Field(0.0, ge=0)
+    """Weight of the KL penalty to a frozen reference (the start model); 0 disables it."""
+    kl_estimator: Literal["k1", "k2", "k3"] = "k3"
+    entropy_coef: float = 0.0
+    """Entropy bonus weight (loss -= coef * entropy)."""
+    max_response_len: int | None = Field(None, ge=1)
+    """L_max of seq-mean-token-sum-norm (Dr. GRPO); None -> rollout.max_total_tokens."""
+
+
+class UpdateConfig(Section):
+    ppo_epochs: int = Field(1, ge=1)
+    minibatches: int = Field(1, ge=1)
+    """Optimizer steps per epoch: the step's episodes are split into this many minibatches."""
+    micro_batch_tokens: int = Field(8192, ge=16)
+    """Padded tokens (rows x longest row) per forward/backward; gradients accumulate across them."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """bf16 = autocast on GPU (master weights stay fp32)."""
+    gradient_checkpointing: bool = False
+    logprob_chunk: int = Field(1024, ge=1)
+    """Positions per lm-head chunk when computing logprobs (bounds the logits memory)."""
+
+
+class OptimConfig(Section):
+    lr: float = Field(1e-6, gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(0, ge=0)
+    """Counted in optimizer steps."""
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+    grad_clip: float | None = Field(1.0, gt=0)
+
+
+class LoraConfig(Section):
+    """Train LoRA adapters (peft) instead of every weight."""
+
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | str = "all-linear"
+
+
+class DemoConfig(Section):
+    """Demonstrations generated on the fly by a scripted policy (e.g. the env solvers)."""
+
+    policy: str = "solver"
+    """load_policy spec: solver | random | ..."""
+    envs: list[EnvEntry] | None = None
+    """None: the training env mix."""
+    episodes: int = Field(64, ge=1)
+    only_success: bool = True
+    seed_offset: int = Field(500_000, ge=0)
+    """Demo seeds start at seeds.start + seed_offset, apart from RL task seeds."""
+
+
+class SFTConfig(Section):
+    """Supervised warm start on Episode JSONL (loss on mask-1 tokens only)."""
+
+    data: list[str] = Field(default_factory=list)
+    """Episode JSONL files (e.g. from `tirgym demos`)."""
+    demos: DemoConfig | None = None
+    retokenize: bool = False
+    """Rebuild token ids from `messages` with this model's chat template (for files
+    recorded with another tokenizer)."""
+    epochs: float = Field(1.0, gt=0)
+    lr: float = Field(1e-4, gt=0)
+    batch_size: int = Field(8, ge=1)
+    """Episodes per optimizer step."""
+    micro_batch_tokens: int = Field(8192, ge=16)
+    warmup_steps: int = Field(0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float | None = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> SFTConfig:
+        if not self.data and self.demos is None:
+            raise ValueError("give sft.data (Episode JSONL paths) or sft.demos (generate demonstrations)")
+        return self
+
+
+class EvalConfig(Section):
+    """Held-out evaluation: seeds from seed_start upward, disjoint from training seeds."""
+
+    every: int = Field(0, ge=0)
+    """Steps between evals; 0: only before and after training."""
+    before: bool = True
+    after: bool = True
+    num_seeds: int = Field(20, ge=1)
+    samples: int = Field(1, ge=1)
+    seed_start: int = HELDOUT_SEED_BASE
+    temperature: float = Field(0.0, ge=0)
+    max_new_tokens: int | None = Field(None, ge=1)
+    envs: list[EnvEntry] | None = None
+    """None: the training env mix (each env evaluated on the held-out seeds)."""
+
+
+class WandbConfig(Section):
+    project: str
+    entity: str | None = None
+    name: str | None = None
+    mode: Literal["online", "offline", "disabled"] = "online"
+
+
+class LogConfig(Section):
+    every: int = Field(1, ge=1)
+    tensorboard: bool = True
+    """Write TensorBoard events when tensorboard is installed."""
+    wandb: WandbConfig | None = None
+    progress: bool = True
+    plot: bool = True
+    """Learning-curve PNG in the run dir at the end."""
+    save_episodes: bool = True
+    """Append every step's episodes to episodes.jsonl."""
+
+
+class CheckpointConfig(Section):
+    every: int = Field(0, ge=0)
+    """Steps between checkpoints; 0: only the final one."""
+    keep_last: int = Field(2, ge=1)
+    final: bool = True
+
+
+class DistributedConfig(Section):
+    strategy: Literal["ddp", "fsdp2"] = "ddp"
+    """ddp: replicate and all-reduce gradients (CPU gloo or GPU nccl); fsdp2: shard on GPU."""
+
+
+class TrainConfig(Section):
+    """Everything `tirgym train` needs; each section documents its fields."""
+
+    model: str = "tiny"
+    """tiny (built into the run dir) | a local path | a hub id."""
+    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig)
+    name: str | None = None
+    output_dir: str = "runs/{name}"
+    """Run dir; `{name}` expands to `name` (or the config file's stem)."""
+    seed: int = 0
+    steps: int = Field(100, ge=0)
+    backend: BackendConfig = Field(default_factory=BackendConfig)
+    envs: list[EnvEntry] = Field(min_length=1)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    filters: FilterConfig = Field(default_factory=FilterConfig)
+    advantage: dict[str, Any] = Field(default_factory=dict)
+    """AdvantageConfig fields (estimator: grpo | drgrpo | rloo | wreinforce | ...)."""
+    loss: LossConfig = Field(default_factory=LossConfig)
+    update: UpdateConfig = Field(default_factory=UpdateConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    lora: LoraConfig | None = None
+    sft: SFTConfig | None = None
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+
+    @field_validator("envs", mode="before")
+    @classmethod
+    def _env_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"id": e} if isinstance(e, str) else e for e in v]
+        return v
+
+    @field_validator("advantage")
+    @classmethod
+    def _advantage(cls, v: dict[str, Any]) -> dict[str, Any]:
+        advantage_config(v)  # validates now; stored as a plain dict for YAML round trips
+        return v
+
+    @model_validator(mode="after")
+    def _seeds_disjoint(self) -> TrainConfig:
+        lo = self.eval.seed_start
+        hi = lo + self.eval.num_seeds
+        for e in self.envs:
+            if e.seeds[0] < hi and lo < e.seeds[1]:
+                raise ValueError(
+                    f"eval seeds [{lo}, {hi}) overlap the training seeds {list(e.seeds)} of {e.label}; "
+                    "held-out seeds must be disjoint from training seeds"
+                )
+        return self
+
+    def run_name(self) -> str:
+        return self.name or "run"
+
+    def run_dir(self) -> Path:
+        return Path(self.output_dir.replace("{name}", self.run_name()))
+
+
+def advantage_config(d: dict[str, Any]):
+    """Validate the `advantage` section with the credit worker's AdvantageConfig."""
+    from tirgym.trainer.advantages import AdvantageConfig
+
+    try:
+        return AdvantageConfig.model_validate(d)
+    except ValidationError as e:
+        raise ValueError(_first_error(e, AdvantageConfig, prefix="")) from None
+
+
+# ---- loading ------------------------------------------------------------------------
+
+
+def parse_overrides(overrides: list[str] | None) -> list[tuple[list[str], Any]]:
+    """`a.b=value` -> (["a", "b"], parsed value). Values are YAML scalars/lists."""
+    out = []
+    for item in overrides or []:
+        if "=" not in item:
+            raise TirgymError(f"Override {item!r} must look like key.sub=value (e.g. optim.lr=1e-5).")
+        key, raw = item.split("=", 1)
+        path = [p for p in key.strip().split(".")]
+        if not key.strip() or any(not p for p in path):
+            raise TirgymError(f"Override {item!r} has an empty key part; use key.sub=value.")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        out.append((path, value))
+    return out
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    for path, value in parse_overrides(overrides):
+        node: Any = data
+        for i, part in enumerate(path[:-1]):
+            node = _child(node, part, path[: i + 1], create=True)
+        last = path[-1]
+        if isinstance(node, list):
+            idx = _index(node, last, path)
+            node[idx] = value
+        else:
+            node[last] = value
+    return data
+
+
+def _index(node: list, part: str, path: list[str]) -> int:
+    try:
+        idx = int(part)
+    except ValueError:
+        raise TirgymError(f"Override key {'.'.join(path)!r}: {part!r} must be a list index.") from None
+    if not -len(node) <= idx < len(node):
+        raise TirgymError(f"Override key {'.'.join(path)!r}: index {idx} out of range (list has {len(node)}).")
+    return idx
+
+
+def _child(node: Any, part: str, path: list[str], create: bool) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, path)]
+    if not isinstance(node, dict):
+        raise TirgymError(f"Override key {'.'.join(path)!r}: {path[-2] if len(path) > 1 else 'root'} is not a section.")
+    if node.get(part) is None and create:
+        node[part] = {}
+    return node[part]
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model class that owns the field at `loc` (for listing allowed names)."""
+    import typing
+
+    cur: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(cur, type) and issubclass(cur, BaseModel)) or part not in cur.model_fields:
+            return cur if isinstance(cur, type) and issubclass(cur, BaseModel) else None
+        ann = cur.model_fields[part].annotation
+        found = None
+        for t in [ann, *typing.get_args(ann)] + [a for x in typing.get_args(ann) for a in typing.get_args(x)]:
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                found = t
+                break
+        if found is None:
+            return None
+        cur = found
+    return cur if isinstance(cur, type) and issubclass(cur, BaseModel) else None
+
+
+def _first_error(e: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
+    err = e.errors()[0]
+    loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+    field = prefix + ".".join(str(x) for x in loc)
+    if err["type"] == "extra_forbidden":
+        owner = _model_at(model, loc[:-1])
+        allowed = list(owner.model_fields) if owner else []
+        hint = did_you_mean(str(loc[-1]), allowed)
+        return f"unknown field {field!r}.{hint} Allowed here: {', '.join(allowed)}."
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    got = err.get("input")
+    shown = "" if isinstance(got, dict | list) or err["type"] == "missing" else f" (got {got!r})"
+    return f"field {field or '<root>'!r}: {msg}{shown}."
+
+
+def build_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
+    """Validate a dict (from YAML or code) into a TrainConfig, or raise TirgymError."""
+    if not isinstance(data, dict):
+        raise TirgymError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}.")
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as e:
+        raise TirgymError(f"{source}: {_first_error(e, TrainConfig)}") from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Load a training config YAML and apply `key.sub=value` overrides."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise TirgymError(f"Config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise TirgymError(f"Config file {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise TirgymError(f"Config file {path}: the top level must be a mapping of sections.")
+    data.setdefault("name", path.stem)
+    data = apply_overrides(data, overrides)
+    return build_config(data, source=str(path))
+
+
+def check_envs(cfg: TrainConfig) -> None:
+    """Fail early, naming the bad id, when an env id or suite is unknown."""
+    from tirgym.registry import env_meta, get_suite
+
+    entries = list(cfg.envs) + list(cfg.eval.envs or [])
+    if cfg.sft and cfg.sft.demos and cfg.sft.demos.envs:
+        entries += cfg.sft.demos.envs
+    for e in entries:
+        if e.id is not None:
+            env_meta(e.id)
+        else:
+            get_suite(e.suite)
+
+
+def dump_config(cfg: TrainConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,158 @@
+"""Per-step metrics: rollout statistics, the JSONL/TensorBoard/W&B logger, learning curves."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tirgym.episode import Episode
+from tirgym.errors import TirgymError
+
+log = logging.getLogger(__name__)
+
+
+def episode_metrics(episodes: list[Episode]) -> dict[str, float]:
+    """Reward/success/length/turn/tool/format statistics of one step's episodes."""
+    if not episodes:
+        return {"episodes": 0.0}
+    rewards = np.array([e.total_reward for e in episodes], dtype=np.float64)
+    lengths = np.array([e.num_sampled_tokens for e in episodes], dtype=np.float64)
+    turns = [t for e in episodes for t in e.turns]
+    out = {
+        "episodes": float(len(episodes)),
+        "reward_mean": float(rewards.mean()),
+        "reward_std": float(rewards.std()),
+        "outcome_mean": float(np.mean([e.outcome_reward for e in episodes])),
+        "success_rate": float(np.mean([e.success for e in episodes])),
+        "response_tokens_mean": float(lengths.mean()),
+        "response_tokens_p95": float(np.percentile(lengths, 95)),
+        "turns_mean": float(np.mean([len(e.turns) for e in episodes])),
+        "tool_calls_per_episode": float(np.mean([sum(t.tool_calls for t in e.turns) for e in episodes])),
+        "tool_error_rate": _ratio(sum(t.tool_errors for t in turns), sum(t.tool_calls for t in turns)),
+        "format_error_rate": _ratio(sum(bool(t.format_errors) for t in turns), len(turns)),
+        "void_turn_ratio": _ratio(sum(t.action == "none" for t in turns), len(turns)),
+        "truncated_rate": float(np.mean([e.truncated for e in episodes])),
+    }
+    try:  # the credit worker's reasoning metrics (reflections, semantic entropy, ...)
+        from tirgym.trainer.reasoning_metrics import reflections_per_response, batch_semantic_entropy
+
+        out["reflections_per_response"] = float(reflections_per_response(episodes))
+        out["semantic_entropy"] = float(batch_semantic_entropy(episodes))
+    except Exception as e:  # metrics must never stop training
+        log.debug("reasoning metrics unavailable: %s", e)
+    return out
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a) / b if b else 0.0
+
+
+class MetricsLogger:
+    """metrics.jsonl always; TensorBoard when installed (and enabled); W&B when configured."""
+
+    def __init__(self, run_dir: Path, log_cfg, config: dict[str, Any], enabled: bool = True, resume_step: int = 0):
+        self.enabled = enabled
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self.tb = None
+        self.wandb = None
+        if not enabled:
+            return
+        if resume_step and self.path.exists():  # drop lines past the checkpoint we resume from
+            keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+            self.path.write_text("".join(ln + "\n" for ln in keep))
+        elif self.path.exists():
+            self.path.unlink()
+        if log_cfg.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+            except Exception:
+                self.tb = None  # tensorboard not installed: JSONL only
+        if log_cfg.wandb is not None:
+            try:
+                import wandb
+            except ImportError:
+                raise TirgymError("log.wandb is configured but wandb is not installed: pip install wandb") from None
+            w = log_cfg.wandb
+            self.wandb = wandb.init(
+                project=w.project, entity=w.entity, name=w.name, mode=w.mode, config=config, dir=str(run_dir),
+                resume="allow",
+            )
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        clean = {k: _num(v) for k, v in metrics.items()}
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": step, **clean}) + "\n")
+        if self.tb is not None:
+            for k, v in clean.items():
+                if isinstance(v, float) and math.isfinite(v):
+                    self.tb.add_scalar(k, v, step)
+            self.tb.flush()
+        if self.wandb is not None:
+            self.wandb.log(clean, step=step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def _num(v: Any) -> Any:
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, bool | int):
+        return float(v)
+    return v
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    if not Path(path).exists():
+        return []
+    return [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
+
+
+CURVES = [
+    ("reward", ["reward_mean"]),
+    ("success", ["success_rate", "eval/success"]),
+    ("loss", ["loss", "pg_loss"]),
+    ("entropy", ["token_entropy"]),
+    ("response tokens", ["response_tokens_mean", "response_tokens_p95"]),
+    ("clip / KL", ["clip_frac", "approx_kl", "logprob_gap_mean"]),
+]
+
+
+def plot_learning_curves(metrics_path: Path, out_png: Path) -> Path | None:
+    """A grid of the main curves (metrics.jsonl -> PNG); None when there is nothing to plot."""
+    rows = read_metrics(metrics_path)
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    for ax, (title, keys) in zip(axes.flat, CURVES, strict=True):
+        for k in keys:
+            pts = [(r["step"], r[k]) for r in rows if isinstance(r.get(k), int | float) and math.isfinite(r[k])]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                ax.plot(xs, ys, marker="o" if k.startswith("eval/") else None, ms=4, label=k)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=90)
+    plt.close(fig)
+    return out_png

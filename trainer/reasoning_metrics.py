@@ -1,0 +1,171 @@
+"""Emergent-reasoning metrics logged every step (see ../shared/ALGORITHMS.md).
+
+Small functions over episodes (and, for token entropy, logits or given entropies), plus
+`reasoning_metrics(...)` that returns them all as one flat dict of floats for the logger.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+import numpy as np
+from tirgym.trainer.planning import (
+    StrategicGrams,
+    as_grams,
+    planning_mask,
+    semantic_entropy,
+    strategic_gram_counts,
+    think_texts,
+)
+
+from tirgym.episode import Episode
+
+REFLECTION_WORDS = (
+    "recheck",
+    "rethink",
+    "try again",
+    "wait",
+    "re-evaluate",
+    "re-examine",
+    "check again",
+)
+_REFLECTION = re.compile(
+    r"\b(" + "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in REFLECTION_WORDS) + r")\b",
+    re.IGNORECASE,
+)
+
+
+def entropy_from_logits(logits):
+    """Per-position entropy -sum p log p (nats) over the last axis; torch or numpy in, same out."""
+    try:
+        import torch
+
+        if isinstance(logits, torch.Tensor):
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            return -(logp.exp() * logp).sum(-1)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    x = np.asarray(logits, dtype=np.float64)
+    x = x - x.max(axis=-1, keepdims=True)
+    logz = np.log(np.exp(x).sum(axis=-1, keepdims=True))
+    logp = x - logz
+    return -(np.exp(logp) * logp).sum(-1)
+
+
+def token_entropy(logits=None, mask=None, entropies=None) -> float:
+    """Mean entropy over sampled positions (mask == 1), from logits [..., T, V] or from
+    per-token entropies [..., T] already computed (e.g. in the loss forward pass)."""
+    if (logits is None) == (entropies is None):
+        raise ValueError("pass exactly one of logits or entropies")
+    ent = entropy_from_logits(logits) if logits is not None else entropies
+    ent = ent.detach().cpu().numpy() if hasattr(ent, "detach") else np.asarray(ent, float)
+    if mask is None:
+        return float(ent.mean()) if ent.size else 0.0
+    m = mask.detach().cpu().numpy() if hasattr(mask, "detach") else np.asarray(mask)
+    m = m.astype(bool)
+    return float(ent[m].mean()) if m.any() else 0.0
+
+
+def reflection_counts(text: str) -> dict[str, int]:
+    """Occurrences of each reflection word ("aha" markers) in one response."""
+    counts = dict.fromkeys(REFLECTION_WORDS, 0)
+    for m in _REFLECTION.finditer(text):
+        key = re.sub(r"\s+", " ", m.group(1).lower())
+        counts[key] += 1
+    return counts
+
+
+def response_text(ep: Episode) -> str:
+    return "\n".join(t.text for t in ep.turns)
+
+
+def reflections_per_response(episodes: Sequence[Episode]) -> float:
+    if not episodes:
+        return 0.0
+    return float(np.mean([sum(reflection_counts(response_text(e)).values()) for e in episodes]))
+
+
+def response_length_stats(episodes: Sequence[Episode]) -> tuple[float, float]:
+    """(mean, p95) of sampled tokens per episode."""
+    lens = [sum(e.loss_mask) for e in episodes]
+    if not lens:
+        return 0.0, 0.0
+    return float(np.mean(lens)), float(np.percentile(lens, 95))
+
+
+def void_turn_ratio(episodes: Sequence[Episode]) -> float:
+    """Void turns (no tool call, no answer) over all turns."""
+    turns = [t for e in episodes for t in e.turns]
+    return sum(t.action == "none" for t in turns) / len(turns) if turns else 0.0
+
+
+def tool_stats(episodes: Sequence[Episode]) -> tuple[float, float]:
+    """(tool calls per episode, tool errors / tool calls)."""
+    if not episodes:
+        return 0.0, 0.0
+    calls = sum(t.tool_calls for e in episodes for t in e.turns)
+    errs = sum(t.tool_errors for e in episodes for t in e.turns)
+    return calls / len(episodes), (errs / calls if calls else 0.0)
+
+
+def planning_token_ratio(masks: Sequence[np.ndarray], episodes: Sequence[Episode]) -> float:
+    """Planning tokens over sampled tokens, across the batch."""
+    sampled = sum(sum(e.loss_mask) for e in episodes)
+    if not sampled:
+        return 0.0
+    plan = sum(
+        int(np.sum(np.asarray(m, bool) & np.asarray(e.loss_mask, bool)))
+        for m, e in zip(masks, episodes, strict=True)
+    )
+    return plan / sampled
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k) / C(n, k), n samples, c correct."""
+    if not 0 <= c <= n or k < 1 or k > n:
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
+
+
+def batch_semantic_entropy(
+    episodes: Sequence[Episode], grams: StrategicGrams | None = None, by: str = "cluster"
+) -> float:
+    """Semantic entropy of strategic-gram (cluster) frequencies in the batch's think text."""
+    return semantic_entropy(strategic_gram_counts((think_texts(e) for e in episodes), grams, by))
+
+
+def reasoning_metrics(
+    episodes: Sequence[Episode],
+    *,
+    tokenizer=None,
+    grams: StrategicGrams | None = None,
+    planning_masks: Sequence[np.ndarray] | None = None,
+    token_entropy_value: float | None = None,
+) -> dict[str, float]:
+    """All per-step reasoning metrics as floats. planning_token_ratio needs planning_masks or
+    a tokenizer (omitted otherwise); token_entropy is passed through when given."""
+    episodes = list(episodes)
+    sg = as_grams(grams)
+    mean_len, p95_len = response_length_stats(episodes)
+    calls, err_rate = tool_stats(episodes)
+    out = {
+        "response_len_mean": mean_len,
+        "response_len_p95": p95_len,
+        "turns_mean": float(np.mean([len(e.turns) for e in episodes])) if episodes else 0.0,
+        "tool_calls_per_episode": calls,
+        "tool_error_rate": err_rate,
+        "void_turn_ratio": void_turn_ratio(episodes),
+        "reflections_per_response": reflections_per_response(episodes),
+        "semantic_entropy": batch_semantic_entropy(episodes, sg),
+    }
+    if planning_masks is None and tokenizer is not None:
+        planning_masks = [planning_mask(e, tokenizer, sg) for e in episodes]
+    if planning_masks is not None:
+        out["planning_token_ratio"] = planning_token_ratio(planning_masks, episodes)
+    if token_entropy_value is not None:
+        out["token_entropy"] = float(token_entropy_value)
+    return out
