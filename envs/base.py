@@ -19,6 +19,7 @@ credit separately. `info["outcome_reward"]` and `info["success"]` come with the 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -57,8 +58,13 @@ def text_space() -> Text:
     return _TEXT_SPACE
 
 
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def sanitize(text: str) -> str:
     """Replace characters outside the text space (control bytes from tool output, ...)."""
+    if text.isascii() and len(text) <= MAX_TEXT_CHARS and not _ASCII_CONTROL.search(text):
+        return text  # the common case, at C speed
     charset = text_space().character_set
     if all(c in charset for c in text):
         return text[:MAX_TEXT_CHARS]

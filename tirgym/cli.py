@@ -144,7 +144,174 @@ def sandbox_doctor() -> None:
 
 
 # ---- agents (tirgym.agents): model, rollout, show, demos ------------------------------
+
+model_app = typer.Typer(help="Build small models for tests and quickstarts.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("tiny")
+def model_tiny(
+    out: Annotated[str, typer.Option("--out", help="Output directory.")],
+    seed: Annotated[int, typer.Option(help="Weight init seed.")] = 0,
+    hidden_size: Annotated[int, typer.Option(help="Hidden size (num_heads * 64).")] = 128,
+    layers: Annotated[int, typer.Option(help="Transformer layers.")] = 2,
+    heads: Annotated[int, typer.Option(help="Attention heads (head_dim is 64).")] = 2,
+    vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size target.")] = 2048,
+) -> None:
+    """Write a random Qwen2-architecture model and a BPE tokenizer trained on env text (no download)."""
+    from tirgym.agents.models import build_tiny_model
+
+    path = build_tiny_model(
+        out, seed=seed, hidden_size=hidden_size, num_layers=layers, num_heads=heads, vocab_size=vocab_size
+    )
+    typer.echo(f"wrote {path}")
+
+
+def _load_cli_policy(spec: str, tokenizer: str | None, device: str, dtype: str):
+    from tirgym.agents.backends import load_policy
+
+    opts: dict = {}
+    if spec.startswith(("hf:", "vllm:")):
+        opts = {"device": device, "dtype": dtype} if spec.startswith("hf:") else {}
+    elif tokenizer:
+        opts = {"tokenizer": tokenizer}
+    return load_policy(spec, **opts)
+
+
+@app.command()
+def rollout(
+    env: Annotated[list[str], typer.Option("--env", help="Env id (repeat for several).")],
+    policy: Annotated[str, typer.Option(help="solver | random | hf:PATH | vllm:PATH | openai:URL|MODEL.")] = "solver",
+    n: Annotated[int, typer.Option(help="Tasks (seeds) per env.")] = 1,
+    group_size: Annotated[int, typer.Option(help="Rollouts per task.")] = 1,
+    seed_start: Annotated[int, typer.Option(help="First task seed.")] = 0,
+    out: Annotated[str | None, typer.Option(help="Write episodes to this JSONL file.")] = None,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 1.0,
+    max_turns: Annotated[int | None, typer.Option(help="Turn limit (default: the env's).")] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens per turn.")] = 256,
+    max_total_tokens: Annotated[int, typer.Option(help="Tokens per episode.")] = 4096,
+    tokenizer: Annotated[str | None, typer.Option(help="Tokenize scripted/openai episodes with this tokenizer.")] = None,
+    kwargs: Annotated[str | None, typer.Option("--kwargs", help="Env kwargs as JSON.")] = None,
+    device: Annotated[str, typer.Option(help="hf backend device.")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="hf backend dtype.")] = "float32",
+    seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
+) -> None:
+    """Run episodes of a policy on envs; print a summary and optionally save them as JSONL."""
+    from tirgym.agents import RolloutLimits, SamplingParams, Task
+    from tirgym.agents import rollout as run_rollout
+    from tirgym.episode import append_jsonl
+
+    extra = _json_option(kwargs, "--kwargs")
+    pol = _load_cli_policy(policy, tokenizer, device, dtype)
+    tasks = [Task(e, seed_start + i, dict(extra)) for e in env for i in range(n)]
+    limits = RolloutLimits(max_turns=max_turns, max_new_tokens=max_new_tokens, max_total_tokens=max_total_tokens)
+    if out:
+        open(out, "w").close()
+    eps = run_rollout(
+        pol,
+        tasks,
+        group_size=group_size,
+        params=SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed),
+        limits=limits,
+        on_episode=(lambda ep: append_jsonl(out, [ep])) if out else None,
+    )
+    for e in env:
+        mine = [x for x in eps if x.env_id == e]
+        ok = sum(x.success for x in mine)
+        mean_out = sum(x.outcome_reward for x in mine) / max(1, len(mine))
+        mean_turns = sum(len(x.turns) for x in mine) / max(1, len(mine))
+        typer.echo(f"{e}: {len(mine)} episodes, success {ok}/{len(mine)}, mean outcome {mean_out:.3f}, "
+                   f"mean turns {mean_turns:.1f}")
+    if out:
+        typer.echo(f"wrote {len(eps)} episodes to {out}")
+
+
+@app.command()
+def show(
+    file: Annotated[str, typer.Argument(help="Episodes JSONL file.")],
+    index: Annotated[list[int] | None, typer.Option("--index", "-i", help="Episode index (repeat); default all.")] = None,
+    tokenizer: Annotated[str | None, typer.Option(help="Tokenizer to decode token ids (else messages are shown).")] = None,
+    color: Annotated[bool | None, typer.Option("--color/--no-color", help="Force colours on/off (default: on for a terminal).")] = None,
+) -> None:
+    """Print episodes: sampled tokens, masked prompt/env tokens and rewards visibly apart."""
+    from pathlib import Path
+
+    from tirgym.agents.show import print_episodes
+    from tirgym.episode import load_jsonl
+
+    if not Path(file).is_file():
+        raise TirgymError(f"No such episodes file: {file!r}.")
+    eps = load_jsonl(file)
+    if index:
+        bad = [i for i in index if not 0 <= i < len(eps)]
+        if bad:
+            raise TirgymError(f"--index {bad[0]} is out of range: {file} has {len(eps)} episodes.")
+        eps = [eps[i] for i in index]
+    tok = None
+    if tokenizer:
+        from tirgym.agents.backends import _tokenizer
+
+        tok = _tokenizer(tokenizer)
+    print_episodes(eps, tok, color=color)
+
+
+@app.command()
+def demos(
+    suite: Annotated[str, typer.Option(help="Suite name (see `tirgym list --suites`).")],
+    out: Annotated[str, typer.Option(help="Output JSONL file.")],
+    n: Annotated[int, typer.Option(help="Seeds per env.")] = 16,
+    tokenizer: Annotated[str | None, typer.Option(help="Tokenizer (model path) the SFT tokens are made with.")] = None,
+    seed_start: Annotated[int, typer.Option(help="First task seed.")] = 0,
+    keep_failed: Annotated[bool, typer.Option(help="Also keep episodes the solver did not win.")] = False,
+) -> None:
+    """Expert demonstrations: solver episodes of a suite, tokenized for SFT (mask 1 on assistant tokens)."""
+    from tirgym.agents.demos import make_demos
+
+    stats = make_demos(suite, out, n=n, tokenizer=tokenizer, seed_start=seed_start, keep_failed=keep_failed)
+    for label, (kept, total) in stats.items():
+        typer.echo(f"{label}: kept {kept}/{total}")
+    typer.echo(f"wrote {sum(k for k, _ in stats.values())} demos to {out}")
+
 # ---- trainer (tirgym.trainer): train, sft, analyze ------------------------------------
+
+
+@app.command("train")
+def train_cmd(
+    config: Annotated[str, typer.Argument(help="Training config YAML, e.g. configs/quickstart.yaml.")],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="key.sub=value overrides, e.g. optim.lr=1e-5 steps=50.")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run dir's latest checkpoint.")] = False,
+) -> None:
+    """Train a model with RL (GRPO family) on a mix of envs; torchrun runs it data-parallel."""
+    from tirgym.trainer.loop import train
+
+    run_dir = train(config, overrides or [], resume=resume)
+    typer.echo(f"run dir: {run_dir}")
+
+
+@app.command("sft")
+def sft_cmd(
+    config: Annotated[str, typer.Argument(help="Config YAML with an `sft:` section (data files or demos).")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides.")] = None,
+) -> None:
+    """Supervised fine-tuning on Episode JSONL (loss on assistant tokens only); writes RUN_DIR/sft_model."""
+    from tirgym.trainer.sft import sft_main
+
+    sft_main(config, overrides or [])
+
+@app.command("analyze")
+def analyze_cmd(
+    run_dir: Annotated[str, typer.Argument(help="A training run directory (holds metrics.jsonl).")],
+) -> None:
+    """Plot a run's reasoning dynamics (success, length, token vs semantic entropy, planning ratio)."""
+    from tirgym.trainer.analyze import analyze_run
+
+    out = analyze_run(run_dir)
+    typer.echo(f"wrote {out}")
+
+
+
 # ---- eval (tirgym.eval): eval, compare ------------------------------------------------
 # Each area adds its commands below its own header, importing its module inside the
 # function body so that `tirgym list` never pays for torch.
@@ -152,32 +319,71 @@ def sandbox_doctor() -> None:
 
 @app.command("eval")
 def eval_cmd(
-    out: Annotated[str, typer.Option("--out", help="Output dir (results.json, episodes.jsonl, report.md, PNGs); rerun to resume.")],
-    model: Annotated[str | None, typer.Option("--model", help="Model path or id for --backend.")] = None,
-    backend: Annotated[str, typer.Option("--backend", help="hf | vllm | openai (for openai, --model is URL|MODEL).")] = "hf",
-    policy: Annotated[str | None, typer.Option("--policy", help="Scripted baseline instead of a model: solver | random.")] = None,
-    suite: Annotated[str | None, typer.Option("--suite", help="Suite name or YAML path (`tirgym list --suites`).")] = None,
-    env: Annotated[list[str] | None, typer.Option("--env", help="Env id (repeatable); adds to --suite.")] = None,
-    kwargs: Annotated[str | None, typer.Option("--kwargs", help="Env kwargs for --env entries, as JSON.")] = None,
-    samples: Annotated[int | None, typer.Option("--samples", help="Samples per task K (pass@1..K); default from the suite.")] = None,
-    seeds: Annotated[str | None, typer.Option("--seeds", help="N (count from the held-out base) | A:B (half-open) | A-B | A,B,C.")] = None,
-    temperature: Annotated[float | None, typer.Option(help="Sampling temperature; default from the suite.")] = None,
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            help="Output dir (results.json, episodes.jsonl, report.md, PNGs); rerun to resume.",
+        ),
+    ],
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model path or id for --backend.")
+    ] = None,
+    backend: Annotated[
+        str,
+        typer.Option("--backend", help="hf | vllm | openai (for openai, --model is URL|MODEL)."),
+    ] = "hf",
+    policy: Annotated[
+        str | None,
+        typer.Option("--policy", help="Scripted baseline instead of a model: solver | random."),
+    ] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option("--suite", help="Suite name or YAML path (`tirgym list --suites`)."),
+    ] = None,
+    env: Annotated[
+        list[str] | None, typer.Option("--env", help="Env id (repeatable); adds to --suite.")
+    ] = None,
+    kwargs: Annotated[
+        str | None, typer.Option("--kwargs", help="Env kwargs for --env entries, as JSON.")
+    ] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option("--samples", help="Samples per task K (pass@1..K); default from the suite."),
+    ] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            "--seeds", help="N (count from the held-out base) | A:B (half-open) | A-B | A,B,C."
+        ),
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="Sampling temperature; default from the suite.")
+    ] = None,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling.")] = 1.0,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens per turn.")] = 256,
-    max_turns: Annotated[int | None, typer.Option(help="Turn cap (default: suite, else env).")] = None,
+    max_turns: Annotated[
+        int | None, typer.Option(help="Turn cap (default: suite, else env).")
+    ] = None,
     max_total_tokens: Annotated[int, typer.Option(help="Token cap per episode.")] = 4096,
     batch_size: Annotated[int, typer.Option(help="Episodes per rollout call.")] = 64,
     device: Annotated[str | None, typer.Option(help="hf backend device (cpu, cuda).")] = None,
     dtype: Annotated[str | None, typer.Option(help="hf backend dtype (float32, bfloat16).")] = None,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Discard episodes already in --out instead of resuming.")] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Discard episodes already in --out instead of resuming.")
+    ] = False,
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Write PNG charts.")] = True,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar with ETA.")] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress bar with ETA.")
+    ] = True,
 ) -> None:
     """Evaluate a model (or a scripted baseline) on a suite or envs; resumable."""
     from tirgym.eval import evaluate
 
     if (model is None) == (policy is None):
-        raise TirgymError("give exactly one of --model PATH_OR_ID (with --backend) or --policy solver|random.")
+        raise TirgymError(
+            "give exactly one of --model PATH_OR_ID (with --backend) or --policy solver|random."
+        )
     if policy is not None:
         if policy not in ("solver", "random"):
             raise TirgymError(f"--policy must be solver or random, got {policy!r}.")
@@ -192,10 +398,23 @@ def eval_cmd(
 
     pol = _policy_from_spec(spec, **opts)
     res = evaluate(
-        pol, suite=suite, envs=env or None, env_kwargs=_json_option(kwargs, "--kwargs"),
-        samples=samples, seeds=seeds, out_dir=out, temperature=temperature, top_p=top_p,
-        max_new_tokens=max_new_tokens, max_turns=max_turns, max_total_tokens=max_total_tokens,
-        batch_size=batch_size, policy_label=spec, progress=progress, fresh=fresh, charts=charts,
+        pol,
+        suite=suite,
+        envs=env or None,
+        env_kwargs=_json_option(kwargs, "--kwargs"),
+        samples=samples,
+        seeds=seeds,
+        out_dir=out,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        max_turns=max_turns,
+        max_total_tokens=max_total_tokens,
+        batch_size=batch_size,
+        policy_label=spec,
+        progress=progress,
+        fresh=fresh,
+        charts=charts,
     )
     r = res.results
     k = r["samples"]
@@ -205,15 +424,19 @@ def eval_cmd(
         if s["mean"] is None:
             typer.echo(f"{label:<{width}}  no episodes")
             continue
-        typer.echo(f"{label:<{width}}  success@1 {100 * s['mean']:5.1f}% [{100 * s['ci'][0]:.1f}, "
-                   f"{100 * s['ci'][1]:.1f}]  pass@{k} {100 * pk['mean']:5.1f}%  ({m['episodes']} episodes)")
+        typer.echo(
+            f"{label:<{width}}  success@1 {100 * s['mean']:5.1f}% [{100 * s['ci'][0]:.1f}, "
+            f"{100 * s['ci'][1]:.1f}]  pass@{k} {100 * pk['mean']:5.1f}%  ({m['episodes']} episodes)"
+        )
     typer.echo("wrote " + ", ".join(str(p) for p in res.files.values()))
 
 
 @app.command("compare")
 def compare_cmd(
     dirs: Annotated[list[str], typer.Argument(help="Eval out dirs; the first is the baseline.")],
-    metric: Annotated[str, typer.Option(help="success | reward (per-task mean over samples).")] = "success",
+    metric: Annotated[
+        str, typer.Option(help="success | reward (per-task mean over samples).")
+    ] = "success",
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:

@@ -220,7 +220,9 @@ def get_suite(name: str) -> Suite:
         )
     suite = _SUITES[name]
     if name in _ALL_ENV_SUITES:  # envs registered after the file was read count too
-        suite = _SUITES[name] = suite.model_copy(update={"envs": [SuiteEntry(id=i) for i in env_ids()]})
+        suite = _SUITES[name] = suite.model_copy(
+            update={"envs": [SuiteEntry(id=i) for i in env_ids()]}
+        )
     for entry in suite.envs:
         env_meta(entry.id)  # fail early, naming the bad id
     return suite

@@ -6,7 +6,7 @@ The game is won as soon as the target is in the pool (with `use_all`, only when 
 last number left), and lost when no number is left to combine.
 
 Levels: easy = 3 numbers 1-10 and a target built from them; medium = the 24 game (4
-numbers 1-13, target 24); hard = Countdown's numbers round (4 small, 2 large numbers,
+numbers 1-13, target 24, every number must be used: `use_all` defaults to True there); hard = Countdown's numbers round (4 small, 2 large numbers,
 target 101-999). Every instance is checked solvable by the exact solver, a depth-first
 search over the pool (a multiset) that remembers the pools it has proved dead.
 """
@@ -103,9 +103,9 @@ class CountdownEnv(PuzzleEnv):
     description = "Countdown."
     default_moves_per_turn: ClassVar[int] = 1
 
-    def __init__(self, difficulty: str = "medium", use_all: bool = False, **kwargs: Any):
+    def __init__(self, difficulty: str = "medium", use_all: bool | None = None, **kwargs: Any):
         super().__init__(difficulty=difficulty, **kwargs)
-        self.use_all = bool(use_all)
+        self.use_all = (self.difficulty == "medium") if use_all is None else bool(use_all)
         self.start: tuple[int, ...] = ()
         self.pool: list[int] = []
         self.target = 0

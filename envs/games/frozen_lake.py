@@ -35,9 +35,7 @@ SIDEWAYS = {UP: (LEFT, RIGHT), DOWN: (LEFT, RIGHT), LEFT: (UP, DOWN), RIGHT: (UP
 class FrozenLakeEnv(GridGameEnv):
     game_name = "FrozenLake"
     description = "Walk across the frozen lake from your position (@) to the goal (G)."
-    legend = (
-        ". ice, O hole, G goal, @ you. Rows and columns are numbered from 0; up is row - 1."
-    )
+    legend = ". ice, O hole, G goal, @ you. Rows and columns are numbered from 0; up is row - 1."
     move_help = "Moves: up, down, left, right."
 
     def __init__(self, difficulty: str = "easy", slippery: bool = False, **kwargs: Any):
@@ -115,7 +113,9 @@ class FrozenLakeEnv(GridGameEnv):
     def status_text(self) -> str:
         r, c = divmod(self.player, self.w)
         gr, gc = divmod(self.goal, self.w)
-        return f"You are at row {r - 1}, column {c - 1}; the goal is at row {gr - 1}, column {gc - 1}."
+        return (
+            f"You are at row {r - 1}, column {c - 1}; the goal is at row {gr - 1}, column {gc - 1}."
+        )
 
     def end_text(self) -> str:
         if self.won:

@@ -85,7 +85,9 @@ def line_heuristic(line: tuple[int, ...]) -> float:
             mono_left += a**4 - b**4
         else:
             mono_right += b**4 - a**4
-    return 200000.0 + 270.0 * empty + 700.0 * merges - 47.0 * min(mono_left, mono_right) - 11.0 * total
+    return (
+        200000.0 + 270.0 * empty + 700.0 * merges - 47.0 * min(mono_left, mono_right) - 11.0 * total
+    )
 
 
 def board_value(b: list[int]) -> float:
@@ -203,7 +205,7 @@ class Game2048Env(GridGameEnv):
         return "No move is possible. You lost."
 
     def state_key(self) -> str:
-        return "2048:" + "".join("0123456789abcdefg"[x] for x in self.board)
+        return "2048:" + "".join("0123456789abcdefghij"[x] for x in self.board)
 
     def solve(self) -> str:
         move = best_move(self.board) or LEFT

@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
-
 from tirgym.envs.base import Outcome, TextEnv
+
 from tirgym.errors import TirgymError
 
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -87,10 +87,10 @@ def path_moves(passable: list[bool], width: int, start: int, goal: int) -> list[
         return []
     parent = {start: -1}
     queue = deque([start])
-    steps = ((UP, -width), (DOWN, width), (LEFT, -1), (RIGHT, 1))
+    steps = (-width, width, -1, 1)
     while queue:
         p = queue.popleft()
-        for name, s in steps:
+        for s in steps:
             q = p + s
             if passable[q] and q not in parent:
                 parent[q] = p
@@ -153,7 +153,9 @@ class GridGameEnv(TextEnv):
         super().__init__(**kwargs)
         self.difficulty = check_difficulty(difficulty, self.game_name)
         if moves_per_turn < 1:
-            raise TirgymError(f"{self.game_name}: moves_per_turn must be >= 1, got {moves_per_turn}.")
+            raise TirgymError(
+                f"{self.game_name}: moves_per_turn must be >= 1, got {moves_per_turn}."
+            )
         self.moves_per_turn = int(moves_per_turn)
         self.step_cost = float(step_cost)
         self.progress_reward = float(progress_reward)
@@ -263,7 +265,9 @@ class GridGameEnv(TextEnv):
         self.moves_made += done
         parts = []
         if done:
-            parts.append(f"{self.done_verb} " + ", ".join(self.move_name(m) for m in moves[:done]) + ".")
+            parts.append(
+                f"{self.done_verb} " + ", ".join(self.move_name(m) for m in moves[:done]) + "."
+            )
         if illegal is not None:
             parts.append(
                 f"Illegal move {self.move_name(moves[done])!r}: {illegal}"

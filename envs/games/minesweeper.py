@@ -77,7 +77,9 @@ def deduce(
                     elif nb - na == len(rest):
                         new_mines |= rest
         if not new_safe and not new_mines:
-            unknown = [p for p in range(n) if p not in revealed and p not in mines and p not in safe]
+            unknown = [
+                p for p in range(n) if p not in revealed and p not in mines and p not in safe
+            ]
             left = n_mines - len(mines)
             if unknown and left == 0:
                 new_safe = set(unknown)
@@ -90,7 +92,9 @@ def deduce(
         # safe cells are not revealed here: their numbers are unknown to the player
 
 
-def open_region(start: int, mine: bytearray, counts: list[int], nbrs: list[tuple[int, ...]]) -> list[int]:
+def open_region(
+    start: int, mine: bytearray, counts: list[int], nbrs: list[tuple[int, ...]]
+) -> list[int]:
     """Cells revealed by clicking `start` (flood through zeros)."""
     seen = {start}
     stack = [start]
@@ -105,7 +109,12 @@ def open_region(start: int, mine: bytearray, counts: list[int], nbrs: list[tuple
 
 
 def no_guess_clearable(
-    side: int, nbrs: list[tuple[int, ...]], mine: bytearray, counts: list[int], start: int, n_mines: int
+    side: int,
+    nbrs: list[tuple[int, ...]],
+    mine: bytearray,
+    counts: list[int],
+    start: int,
+    n_mines: int,
 ) -> bool:
     """Does the logic player clear the board from the opening at `start`?"""
     revealed = set(open_region(start, mine, counts, nbrs))

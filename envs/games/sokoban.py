@@ -112,12 +112,7 @@ class Solver:
             for b in boxes:
                 for s in self.steps:
                     to = b + s
-                    if (
-                        b - s not in region
-                        or not floor[to]
-                        or to in boxes
-                        or dist[to] < 0
-                    ):
+                    if b - s not in region or not floor[to] or to in boxes or dist[to] < 0:
                         continue
                     nb = boxes - {b} | {to}
                     nregion = reach(floor, self.width, b, nb)
@@ -168,7 +163,9 @@ def reverse_play(
         player = q
         if any(b in targets for b in origin):
             continue
-        score = sum(abs(b // side - t // side) + abs(b % side - t % side) for b, t in origin.items())
+        score = sum(
+            abs(b // side - t // side) + abs(b % side - t % side) for b, t in origin.items()
+        )
         if score > best_score:
             best, best_score = (frozenset(origin), player), float(score)
     return None if best is None else (best_score, best[0], best[1])

@@ -43,10 +43,21 @@ class Policy:
 
 
 INEQ_OPS = ("<", ">", "<=", ">=", "!=")
+FUNCTION_NAMES = {"f", "g", "h", "p", "q", "F", "G", "H", "P", "Q"}
 
 
 def _is_symbol(node: tuple) -> bool:
     return node[0] == "s"
+
+
+def _is_function_head(node: tuple) -> bool:
+    """``f(x)`` on the left of ``f(x) = 2x`` names a function, it is not ``f*x``."""
+    return (
+        node[0] == "*"
+        and len(node[1]) == 2
+        and node[1][0][0] == "s"
+        and node[1][0][1] in FUNCTION_NAMES
+    )
 
 
 def expand_pm(node: tuple) -> list[tuple]:
@@ -92,6 +103,9 @@ def to_value(node: tuple) -> tuple:
         items = node[1]
         if any(it[0] == "rel" and any(op in INEQ_OPS for op in it[1][1::2]) for it in items):
             return ("realset", node)
+        names = [_assigned_name(it) for it in items]
+        if all(names) and len(set(names)) == len(names):
+            return ("assign", tuple((n, it[1][2]) for n, it in zip(names, items, strict=True)))
         return ("coll", tuple(_flatten_items(items)))
     if kind == "rel":
         parts = node[1]
@@ -101,6 +115,8 @@ def to_value(node: tuple) -> tuple:
         if all(op == "=" for op in ops):
             if len(parts) == 3 and _is_symbol(parts[0]):
                 return ("eqsym", parts[0][1], parts[2])
+            if len(parts) == 3 and _is_function_head(parts[0]):
+                return ("eqsym", parts[0][1][0][1], parts[2])
             if len(parts) == 3:
                 return ("eqn", parts[0], parts[2])
             return ("eqsym", "", parts[-1]) if all(_is_symbol(p) for p in parts[:-1]) else ("bad",)
@@ -116,6 +132,13 @@ def to_value(node: tuple) -> tuple:
     if _has_pm(node):
         return ("coll", tuple(expand_pm(node)))
     return ("expr", node)
+
+
+def _assigned_name(node: tuple) -> str | None:
+    """``x`` for an item ``x = value``."""
+    if node[0] == "rel" and len(node[1]) == 3 and node[1][1] == "=" and _is_symbol(node[1][0]):
+        return node[1][0][1]
+    return None
 
 
 def _flatten_items(items: tuple) -> list[tuple]:
@@ -148,6 +171,8 @@ class Comparer:
         pk, gk = pv[0], gv[0]
         if pk == "bad" or gk == "bad":
             return False
+        if pk == "assign" or gk == "assign":
+            return self._assignments_equal(pv, gv)
         if pk == "eqsym" and gk == "eqsym":
             if pv[1] == gv[1] or not pv[1] or not gv[1]:
                 return self.values_equal(to_value(pv[2]), to_value(gv[2]))
@@ -169,6 +194,24 @@ class Comparer:
         if pk in ("pair", "tuple", "matrix") or gk in ("pair", "tuple", "matrix"):
             return self._sequences_equal(pv, gv)
         return self.exprs_equal(pv[1], gv[1])
+
+    def _assignments_equal(self, pv: tuple, gv: tuple) -> bool:
+        """``x=2, y=3``: by name against another assignment, in written order otherwise."""
+        if pv[0] == "assign" and gv[0] == "assign":
+            p_map, g_map = dict(pv[1]), dict(gv[1])
+            if set(p_map) != set(g_map):
+                return False
+            return all(self.nodes_equal(p_map[n], g_map[n]) for n in p_map)
+        assign, other = (pv, gv) if pv[0] == "assign" else (gv, pv)
+        values = tuple(value for _, value in assign[1])
+        if other[0] == "coll":
+            return self._collections_equal(("coll", values), other)
+        as_tuple = ("tuple", values)
+        return (
+            self._sequences_equal(as_tuple, other)
+            if pv is assign
+            else self._sequences_equal(other, as_tuple)
+        )
 
     # -- collections -------------------------------------------------------------------
     def _collections_equal(self, pv: tuple, gv: tuple) -> bool:

@@ -20,7 +20,7 @@ UNIT_WORDS = {
     "students", "times", "ways", "items", "marbles", "apples", "pages", "points", "cups",
     "boxes", "books", "tickets", "coins", "games", "miles/hour", "steps", "numbers", "integers",
     "elements", "terms", "digits", "rows", "columns", "questions", "sides", "edges", "vertices",
-    "faces", "cookies", "candies", "eggs", "hats", "balls", "cars", "dogs", "cats", "trees",
+    "faces", "radians", "radian", "rad", "cookies", "candies", "eggs", "hats", "balls", "cars", "dogs", "cats", "trees",
 }  # fmt: skip
 RESERVED_WORDS = {
     "or", "and", "sin", "cos", "tan", "sec", "csc", "cot", "log", "ln", "exp", "sqrt", "pi",

@@ -378,6 +378,13 @@ class Parser:
             return _number(text)
         if kind == "rep":
             return _repeating(text)
+        if text == "\\{" and self.peek()[0] == "word" and self.peek(1)[1] in ("\\mid", "|", ":"):
+            # set-builder {x | condition}: the condition describes the set
+            self.take()
+            self.take()
+            cond = self.parse_list()
+            self.expect("\\}")
+            return cond
         if text in ("(", "[", "{", "\\{"):
             return self.parse_bracketed(text)
         if text == "\\langle":

@@ -103,9 +103,16 @@ def _contains_i(node: tuple) -> bool:
     return "('c', 'i')" in repr(node)
 
 
-def parse_answer(text: str, deadline: Deadline, *, j_imag: bool, case_sensitive: bool) -> tuple:
+def parse_answer(
+    text: str,
+    deadline: Deadline,
+    *,
+    j_imag: bool,
+    case_sensitive: bool,
+    normalized: str | None = None,
+) -> tuple:
     """``("ast", node)``, ``("choice", letter)`` or ``("text", canonical string)``."""
-    s = normalize(text)
+    s = normalize(text) if normalized is None else normalized
     m = _CHOICE_GOLD.match(s) or _CHOICE_PRED.match(s)
     if m:
         return ("choice", m.group(1) or m.group(2))
@@ -159,6 +166,7 @@ class MathVerifier:
             deadline,
             j_imag=_mentions_j_only(norm),
             case_sensitive=self.policy.case_sensitive_symbols,
+            normalized=norm,
         )
         if len(self._gold_cache) >= _GOLD_CACHE_MAX:
             self._gold_cache.clear()
@@ -191,6 +199,7 @@ class MathVerifier:
             deadline,
             j_imag=gold_parsed[0] == "ast" and _contains_i(gold_parsed[1]),
             case_sensitive=self.policy.case_sensitive_symbols,
+            normalized=pred_norm,
         )
         equal, reason = self._compare(pred_parsed, gold_parsed, pred_norm, deadline)
         return equal, reason, _show(pred_parsed), _show(gold_parsed)

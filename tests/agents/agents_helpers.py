@@ -15,16 +15,17 @@ class SleepyEnv(TextEnv):
 
     description = "Say anything."
 
-    def __init__(self, sleep_s: float = 0.0, slow_seeds: tuple = (), **kw):
+    def __init__(self, sleep_s: float = 0.0, slow_seeds: tuple = (), sleep_turns: int = 99, **kw):
         kw.setdefault("max_turns", 4)
         super().__init__(**kw)
-        self.sleep_s, self.slow_seeds = sleep_s, tuple(slow_seeds)
+        self.sleep_s, self.slow_seeds, self.sleep_turns = sleep_s, tuple(slow_seeds), sleep_turns
 
     def generate_task(self, rng, options):
         return f"Task {int(rng.integers(1000))}: reply with <answer>anything</answer>."
 
     def on_answer(self, answer):
-        if self.sleep_s and (not self.slow_seeds or self.task_seed in self.slow_seeds):
+        slow = not self.slow_seeds or self.task_seed in self.slow_seeds
+        if self.sleep_s and slow and self.turn <= self.sleep_turns:
             time.sleep(self.sleep_s)
         return Outcome(reply=f"got {answer}", rewards={"step": 0.1})
 

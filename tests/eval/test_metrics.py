@@ -16,12 +16,21 @@ def ep(label: str, seed: int, sample: int, success: bool, turns: list[Turn], **k
 
 
 def t(tokens: int = 4, calls: int = 0, errs: int = 0, fmt: bool = False, cut: bool = False) -> Turn:
-    return Turn(start=0, end=tokens, tool_calls=calls, tool_errors=errs,
-                format_errors=["bad"] if fmt else [], finish_reason="length" if cut else "stop")
+    return Turn(
+        start=0,
+        end=tokens,
+        tool_calls=calls,
+        tool_errors=errs,
+        format_errors=["bad"] if fmt else [],
+        finish_reason="length" if cut else "stop",
+    )
 
 
 def test_compute_metrics_counts_by_hand() -> None:
-    entries = [EvalEntry("A", "tirgym/GuessNumber-v0"), EvalEntry("B", "tirgym/GuessNumber-v0", {"high": 9})]
+    entries = [
+        EvalEntry("A", "tirgym/GuessNumber-v0"),
+        EvalEntry("B", "tirgym/GuessNumber-v0", {"high": 9}),
+    ]
     eps = [
         # A: task 1 solved 2/3, task 2 solved 0/3
         ep("A", 1, 0, True, [t(calls=2, errs=1), t()], outcome_reward=1.0, stop_reason="answer"),
@@ -31,7 +40,10 @@ def test_compute_metrics_counts_by_hand() -> None:
         ep("A", 2, 2, False, [t()], stop_reason="answer"),
         ep("A", 2, 1, False, [t(calls=1)], stop_reason="answer"),
         # B: one task, 3/3
-        *[ep("B", 7, i, True, [t(tokens=10)], outcome_reward=1.0, stop_reason="answer") for i in range(3)],
+        *[
+            ep("B", 7, i, True, [t(tokens=10)], outcome_reward=1.0, stop_reason="answer")
+            for i in range(3)
+        ],
     ]
     m = compute_metrics(entries, reversed(eps), k_max=3)  # input order must not matter
     a, b, o = m["envs"]["A"], m["envs"]["B"], m["overall"]

@@ -49,7 +49,7 @@ def test_chunks_keep_tasks_whole_and_entries_apart() -> None:
         assert len({k[0] for k in c}) == 1
     # a task's samples never straddle two chunks
     seeds_per_chunk = [{(k[0], k[1]) for k in c} for _, c in chunks]
-    assert all(not (a & b) for i, a in enumerate(seeds_per_chunk) for b in seeds_per_chunk[i + 1:])
+    assert all(not (a & b) for i, a in enumerate(seeds_per_chunk) for b in seeds_per_chunk[i + 1 :])
 
 
 def _ep(seed: int, sample: int) -> Episode:

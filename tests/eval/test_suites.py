@@ -41,7 +41,11 @@ def test_games_suite_lists_every_game_at_three_difficulties() -> None:
     games = {e["id"] for e in entries}
     assert len(games) == 10
     for g in games:
-        assert sorted(e["kwargs"]["difficulty"] for e in entries if e["id"] == g) == ["easy", "hard", "medium"]
+        assert sorted(e["kwargs"]["difficulty"] for e in entries if e["id"] == g) == [
+            "easy",
+            "hard",
+            "medium",
+        ]
     # every game the games package registers is in the suite
     assert set(tirgym.env_ids("game")) - {"tirgym/GuessNumber-v0"} <= games
 

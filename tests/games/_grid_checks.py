@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import random
 
-import tirgym
 from gymnasium.utils.env_checker import check_env
 from hypothesis import strategies as st
+
+import tirgym
 
 DIFFICULTIES = ("easy", "medium", "hard")
 

@@ -59,7 +59,11 @@ def test_generation_and_determinism(difficulty):
     env = tirgym.make("tirgym/Countdown-v0", difficulty=difficulty).unwrapped
     for seed in range(10):
         env.reset(seed=seed)
-        assert env.target not in env.pool and solve_pool(tuple(env.pool), env.target) is not None
+        assert env.use_all == (difficulty == "medium")
+        assert (
+            env.target not in env.pool
+            and solve_pool(tuple(env.pool), env.target, env.use_all) is not None
+        )
         size = {"easy": 3, "medium": 4, "hard": 6}[difficulty]
         assert len(env.pool) == size
         if difficulty == "medium":
@@ -86,10 +90,13 @@ def test_solver_wins_200(difficulty):
 
 
 def test_use_all_mode():
-    env = CountdownEnv(difficulty="medium", use_all=True, max_turns=8)
+    env = CountdownEnv(difficulty="medium", max_turns=8)
     for seed in range(10):
         info = play(env, seed)
-        assert info["success"] and env.pool == [24]
+        assert info["success"] and env.pool == [24] and env.moves_made == 3
+    env.reset(seed=0)
+    env.pool = [4, 6, 24]
+    assert env.apply_move("4 + 6") is None and not env.is_solved() and not env.is_lost()
 
 
 def test_rules_and_loss():
@@ -130,7 +137,7 @@ MOVES = st.one_of(
 @settings(max_examples=200, deadline=None)
 @given(seed=st.integers(0, 100), move=MOVES)
 def test_invalid_moves_change_nothing(seed, move):
-    env = CountdownEnv(difficulty="medium", progress_reward=1.0, invalid_penalty=0.1, max_turns=8)
+    env = CountdownEnv(difficulty="easy", progress_reward=1.0, invalid_penalty=0.1, max_turns=8)
     env.reset(seed=seed)
     before = env.state_key()
     if env.apply_move(move) is not None:

@@ -9,7 +9,6 @@ from _grid_checks import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from tirgym.envs.games.grid import bfs_distances
 
 ENV = "tirgym/FrozenLake-v0"
@@ -40,7 +39,7 @@ def test_edge_is_illegal_and_hole_loses():
         if hole_moves and edge_moves:
             break
     before = u.state_key()
-    reply, *_ , info = env.step(f"<answer>{edge_moves[0]}</answer>")
+    reply, *_, info = env.step(f"<answer>{edge_moves[0]}</answer>")
     assert "leave the lake" in reply and u.state_key() == before
     _, reward, term, _, info = env.step(f"<answer>{hole_moves[0]} || {hole_moves[0]}</answer>")
     assert term and not info["success"] and info["outcome_reward"] == 0.0

@@ -9,7 +9,6 @@ from _grid_checks import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from tirgym.envs.games.game2048 import TARGETS, slide, slide_line
 
 ENV = "tirgym/Game2048-v0"
@@ -36,19 +35,20 @@ def test_start_board_and_targets():
 
 
 def test_illegal_move_spawns_nothing_and_loss_ends():
-    env = make(ENV, invalid_penalty=0.1)
+    env = make(ENV, difficulty="hard", invalid_penalty=0.1)
     env.reset(seed=0)
     u = env.unwrapped
     u.board = [1, 0, 0, 0] + [0] * 12
     before = u.state_key()
     reply, reward, *_ = env.step("<answer>left</answer>")
     assert "no tile can move" in reply and u.state_key() == before and reward == -0.1
-    # a full board with no merge left after this move is lost
-    u.board = [1, 2, 1, 2, 2, 1, 2, 1, 1, 2, 1, 2, 3, 1, 3, 0]
-    _, _, term, _, info = env.step("<answer>right</answer>")
-    if 0 not in u.board and all(slide(u.board, m) is None for m in u.delta if False) is True:
-        pass
-    assert term == (not info["success"] and 0 not in u.board) or not term
+    # after this move the only empty cell gets the new tile and no move is left
+    u.board = [1, 2, 1, 2, 2, 1, 2, 1, 3, 2, 1, 2, 4, 0, 5, 6]
+    reply, _, term, _, info = env.step("<answer>right</answer>")
+    assert term and not info["success"] and "You lost" in reply
+    assert 0 not in u.board and all(
+        slide(u.board, m) is None for m in ("up", "down", "left", "right")
+    )
 
 
 def test_reaching_target_wins():

@@ -9,7 +9,6 @@ from _grid_checks import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from tirgym.envs.games.grid import bfs_distances
 
 ENV = "tirgym/Maze-v0"
@@ -61,9 +60,11 @@ def test_multi_move_formats_and_limit():
     for text in ("up || left", "up, left", "up left", "[Up; LEFT]", "u l"):
         assert env.unwrapped.parse_moves(text) == (["up", "left"], None)
     env.reset(seed=1)
-    reply, *_ , info = env.step("<answer>up || up || up || up</answer>")
+    reply, *_, info = env.step("<answer>up || up || up || up</answer>")
     assert "Too many moves" in reply and info["moves_executed"] == 0
-    assert "at most 3" in env.unwrapped.system_prompt() or "up to 3" in env.unwrapped.system_prompt()
+    assert (
+        "at most 3" in env.unwrapped.system_prompt() or "up to 3" in env.unwrapped.system_prompt()
+    )
 
 
 def test_determinism():

@@ -9,16 +9,15 @@ from _grid_checks import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
-
 from tirgym.envs.games.sokoban import SIZES, Solver
+from typer.testing import CliRunner
 
 ENV = "tirgym/Sokoban-v0"
 WORDS = ["up", "down", "left", "right", "u", "d", "l", "r", "push", "UP"]
 
 
 def test_generated_levels_are_solver_verified():
-    for difficulty, (side, boxes, _, min_pushes) in SIZES.items():
+    for difficulty, (side, boxes, _, _min_pushes) in SIZES.items():
         env = make(ENV, difficulty=difficulty)
         for seed in range(15):
             env.reset(seed=seed)
@@ -54,7 +53,7 @@ def _env_with_box_next_to_player():
 def test_box_against_wall_cannot_move():
     env, move = _env_with_box_next_to_player()
     before = env.unwrapped.state_key()
-    reply, reward, *_ , info = env.step(f"<answer>{move}</answer>")
+    reply, reward, *_, info = env.step(f"<answer>{move}</answer>")
     assert "cannot move there" in reply and reward == -0.3
     assert env.unwrapped.state_key() == before and "progress" not in info["reward_components"]
 

@@ -52,9 +52,14 @@ class Comparison:
                     "env": r.env,
                     "values": r.values,
                     "vs_baseline": [
-                        None if t is None else {
-                            "tasks": t.n_tasks, "diff": t.diff, "ci": list(t.ci),
-                            "p_value": t.p_value, "significant": t.significant(self.alpha),
+                        None
+                        if t is None
+                        else {
+                            "tasks": t.n_tasks,
+                            "diff": t.diff,
+                            "ci": list(t.ci),
+                            "p_value": t.p_value,
+                            "significant": t.significant(self.alpha),
                         }
                         for t in r.tests
                     ],
@@ -70,10 +75,15 @@ def _task_values(out: Path, results: dict[str, Any], metric: str) -> dict[str, d
         raise TirgymError(f"no {EPISODES_FILE} in {out}: paired tests need the episodes.")
     labels = set(results["envs"])
     seeds = results["seeds"]
-    wanted = set(seeds["list"]) if "list" in seeds else set(
-        range(seeds["start"], seeds["start"] + seeds["count"]))
+    wanted = (
+        set(seeds["list"])
+        if "list" in seeds
+        else set(range(seeds["start"], seeds["start"] + seeds["count"]))
+    )
     eps = [e for e in iter_jsonl(path) if "eval" in e.info]
-    by_task = group_by_task(e for e in eps if e.info["eval"]["entry"] in labels and e.seed in wanted)
+    by_task = group_by_task(
+        e for e in eps if e.info["eval"]["entry"] in labels and e.seed in wanted
+    )
     k = results["samples"]
     out_vals: dict[str, dict[int, float]] = {}
     for label, tasks in by_task.items():
@@ -84,7 +94,9 @@ def _task_values(out: Path, results: dict[str, Any], metric: str) -> dict[str, d
     return out_vals
 
 
-def compare_dirs(dirs: list[str | Path], metric: str = "success", alpha: float = 0.05) -> Comparison:
+def compare_dirs(
+    dirs: list[str | Path], metric: str = "success", alpha: float = 0.05
+) -> Comparison:
     if len(dirs) < 2:
         raise TirgymError("compare needs at least two eval dirs (the first is the baseline).")
     if metric not in METRICS:
@@ -105,8 +117,13 @@ def compare_dirs(dirs: list[str | Path], metric: str = "success", alpha: float =
         base = values[0]
         tests: list[PairedTest | None] = []
         for other in values[1:]:
-            keys = sorted((lab, s) for lab, t in base.items() if label in (None, lab)
-                          for s in t if s in other.get(lab, {}))
+            keys = sorted(
+                (lab, s)
+                for lab, t in base.items()
+                if label in (None, lab)
+                for s in t
+                if s in other.get(lab, {})
+            )
             if not keys:
                 tests.append(None)
                 continue
@@ -125,7 +142,9 @@ def render_table(cmp: Comparison) -> str:
     pct = cmp.metric == "success"
     for r in cmp.rows:
         cells = [f"**{r.env}**" if r.env == "overall" else r.env]
-        cells += ["-" if v is None else (f"{100 * v:.1f}%" if pct else f"{v:.3f}") for v in r.values]
+        cells += [
+            "-" if v is None else (f"{100 * v:.1f}%" if pct else f"{v:.3f}") for v in r.values
+        ]
         for t in r.tests:
             if t is None:
                 cells.append("-")
@@ -133,11 +152,15 @@ def render_table(cmp: Comparison) -> str:
             scale = 100 if pct else 1
             unit = "pp" if pct else ""
             mark = " *" if t.significant(cmp.alpha) else ""
-            cells.append(f"{scale * t.diff:+.1f}{unit} [{scale * t.ci[0]:+.1f}, {scale * t.ci[1]:+.1f}] "
-                         f"p={t.p_value:.3g}{mark} (n={t.n_tasks})")
+            cells.append(
+                f"{scale * t.diff:+.1f}{unit} [{scale * t.ci[0]:+.1f}, {scale * t.ci[1]:+.1f}] "
+                f"p={t.p_value:.3g}{mark} (n={t.n_tasks})"
+            )
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"Δ: {cmp.metric} of the dir minus the baseline ({Path(cmp.dirs[0]).name}), paired over "
-                 f"common tasks; [95% bootstrap CI]; p from a paired sign-flip permutation test; "
-                 f"* = significant at {cmp.alpha}.")
+    lines.append(
+        f"Δ: {cmp.metric} of the dir minus the baseline ({Path(cmp.dirs[0]).name}), paired over "
+        f"common tasks; [95% bootstrap CI]; p from a paired sign-flip permutation test; "
+        f"* = significant at {cmp.alpha}."
+    )
     return "\n".join(lines) + "\n"

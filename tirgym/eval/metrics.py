@@ -61,9 +61,7 @@ def episode_wall_s(ep: Episode) -> float:
     return float(ep.info.get("eval", {}).get("wall_s", 0.0))
 
 
-def summarize(
-    groups: Mapping[Any, list[Episode]], k_max: int, *, seed: int = 0
-) -> dict[str, Any]:
+def summarize(groups: Mapping[Any, list[Episode]], k_max: int, *, seed: int = 0) -> dict[str, Any]:
     """Metrics over tasks; `groups` maps a task to its episodes (its K samples).
 
     success@1 is the mean over all episodes (Wilson CI over episodes, as for every rate);
@@ -84,14 +82,14 @@ def summarize(
 
     pass_k: dict[str, Any] = {}
     for k in range(1, k_max + 1):
-        vals = [
-            pass_at_k(len(g), sum(bool(e.success) for e in g), k) for g in tasks if len(g) >= k
-        ]
+        vals = [pass_at_k(len(g), sum(bool(e.success) for e in g), k) for g in tasks if len(g) >= k]
         pass_k[str(k)] = {**_mean_ci(vals, seed), "tasks": len(vals)}
 
     stop_reasons: dict[str, int] = {}
     for e in eps:
-        stop_reasons[e.stop_reason or "unknown"] = stop_reasons.get(e.stop_reason or "unknown", 0) + 1
+        stop_reasons[e.stop_reason or "unknown"] = (
+            stop_reasons.get(e.stop_reason or "unknown", 0) + 1
+        )
 
     return {
         "tasks": len(tasks),

@@ -28,7 +28,11 @@ def _write_atomic(path: Path, text: str) -> None:
 def write_outputs(result: EvalResult, out: str | Path, *, charts: bool = True) -> dict[str, Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"results": out / RESULTS_FILE, "report": out / REPORT_FILE, "episodes": out / "episodes.jsonl"}
+    files = {
+        "results": out / RESULTS_FILE,
+        "report": out / REPORT_FILE,
+        "episodes": out / "episodes.jsonl",
+    }
     _write_atomic(files["results"], json.dumps(result.results, indent=2, allow_nan=False) + "\n")
     _write_atomic(files["report"], render_markdown(result.results))
     if charts:
@@ -74,8 +78,11 @@ def _num(x: float | None, fmt: str = ".2f") -> str:
 def render_markdown(res: dict[str, Any]) -> str:
     k = res["samples"]
     seeds = res["seeds"]
-    seed_txt = (f"{seeds['count']} from {seeds['start']}" if "start" in seeds
-                else f"{seeds['count']} listed")
+    seed_txt = (
+        f"{seeds['count']} from {seeds['start']}"
+        if "start" in seeds
+        else f"{seeds['count']} listed"
+    )
     lines = [
         "# tirgym eval report",
         "",
@@ -95,8 +102,11 @@ def render_markdown(res: dict[str, Any]) -> str:
     rows = [*res["envs"].items(), ("**overall**", res["overall"])]
     for label, m in rows:
         reward = m["reward"]
-        rtxt = "-" if reward["mean"] is None else (
-            f"{reward['mean']:.3f} [{reward['ci'][0]:.3f}, {reward['ci'][1]:.3f}]")
+        rtxt = (
+            "-"
+            if reward["mean"] is None
+            else (f"{reward['mean']:.3f} [{reward['ci'][0]:.3f}, {reward['ci'][1]:.3f}]")
+        )
         lines.append(
             f"| {label} | {m['tasks']} | {m['episodes']} | {_pct(m['success'])} | "
             f"{_pct(m['pass_at_k'].get(str(k)))} | {rtxt} | {_num(m['turns'])} | "
@@ -105,15 +115,33 @@ def render_markdown(res: dict[str, Any]) -> str:
             f"{_num(m['wall_s_mean'], '.3f')} |"
         )
     if res["overall"].get("macro_success") is not None:
-        lines += ["", f"Macro success@1 (mean over entries): {100 * res['overall']['macro_success']:.1f}%"]
-    lines += ["", "## pass@k", "", "| env | " + " | ".join(f"pass@{i}" for i in range(1, k + 1)) + " |",
-              "|---|" + "---|" * k]
+        lines += [
+            "",
+            f"Macro success@1 (mean over entries): {100 * res['overall']['macro_success']:.1f}%",
+        ]
+    lines += [
+        "",
+        "## pass@k",
+        "",
+        "| env | " + " | ".join(f"pass@{i}" for i in range(1, k + 1)) + " |",
+        "|---|" + "---|" * k,
+    ]
     for label, m in rows:
-        lines.append(f"| {label} | " + " | ".join(_pct(m["pass_at_k"].get(str(i))) for i in range(1, k + 1)) + " |")
+        lines.append(
+            f"| {label} | "
+            + " | ".join(_pct(m["pass_at_k"].get(str(i))) for i in range(1, k + 1))
+            + " |"
+        )
     lines += ["", "## Stop reasons", "", "| env | stop reasons |", "|---|---|"]
     for label, m in rows:
-        lines.append(f"| {label} | " + ", ".join(f"{r}: {n}" for r, n in m["stop_reasons"].items()) + " |")
-    lines += ["", f"Charts: `{SUCCESS_CHART}` (success@1 with 95% CI), `{PASSK_CHART}` (pass@k curves).", ""]
+        lines.append(
+            f"| {label} | " + ", ".join(f"{r}: {n}" for r, n in m["stop_reasons"].items()) + " |"
+        )
+    lines += [
+        "",
+        f"Charts: `{SUCCESS_CHART}` (success@1 with 95% CI), `{PASSK_CHART}` (pass@k curves).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -134,8 +162,14 @@ def plot_success(res: dict[str, Any], path: Path) -> Path:
     labels = list(res["envs"]) + ["overall"]
     stats = [*res["envs"].values(), res["overall"]]
     means = [m["success"]["mean"] or 0.0 for m in stats]
-    lo = [max(0.0, mu - (m["success"]["ci"] or [mu, mu])[0]) for mu, m in zip(means, stats, strict=True)]
-    hi = [max(0.0, (m["success"]["ci"] or [mu, mu])[1] - mu) for mu, m in zip(means, stats, strict=True)]
+    lo = [
+        max(0.0, mu - (m["success"]["ci"] or [mu, mu])[0])
+        for mu, m in zip(means, stats, strict=True)
+    ]
+    hi = [
+        max(0.0, (m["success"]["ci"] or [mu, mu])[1] - mu)
+        for mu, m in zip(means, stats, strict=True)
+    ]
     fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(labels) + 2), 4))
     colors = ["tab:blue"] * (len(labels) - 1) + ["tab:gray"]
     ax.bar(range(len(labels)), means, yerr=[lo, hi], capsize=4, color=colors)

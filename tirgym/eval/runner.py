@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -188,14 +189,8 @@ def _rollout(*args: Any, **kwargs: Any) -> list[Episode]:
 
 
 def _policy_from_spec(spec: str, **opts: Any) -> Any:
-    try:
-        from tirgym.agents.backends import load_policy
-    except ImportError:  # scripted baselines need no backend module
-        if spec in ("solver", "random"):
-            from tirgym.agents.scripted import RandomPolicy, SolverPolicy
+    from tirgym.agents.backends import load_policy
 
-            return (SolverPolicy if spec == "solver" else RandomPolicy)(**opts)
-        raise
     return load_policy(spec, **opts)
 
 
@@ -257,8 +252,12 @@ def evaluate(
     )
     run = {
         "policy": label,
-        "sampling": {"temperature": temp, "top_p": top_p, "max_new_tokens": max_new_tokens,
-                     "seed": sampling_seed},
+        "sampling": {
+            "temperature": temp,
+            "top_p": top_p,
+            "max_new_tokens": max_new_tokens,
+            "seed": sampling_seed,
+        },
         "limits": {"max_turns": turns_cap, "max_total_tokens": max_total_tokens},
     }
 
@@ -277,13 +276,18 @@ def evaluate(
     todo = [key for key in plan if key not in done]
     by_label = {e.label: e for e in entries}
 
-    bar = _Progress(len(plan), len(plan) - len(todo),
-                    sum(bool(done[key].success) for key in plan if key in done), progress)
+    bar = _Progress(
+        len(plan),
+        len(plan) - len(todo),
+        sum(bool(done[key].success) for key in plan if key in done),
+        progress,
+    )
+    sink = _Sink(ep_path, done, bar, on_episode)
     t_start = time.monotonic()
     try:
         for label_, chunk in _chunks(todo, batch_size):
             entry = by_label[label_]
-            # remaining sample indices per seed, grouped by how many remain (one rollout call each)
+            # missing sample indices per seed; one rollout call per distinct count (group_size)
             pending: dict[int, list[int]] = {}
             for _, s, i in chunk:
                 pending.setdefault(s, []).append(i)
@@ -291,31 +295,16 @@ def evaluate(
             for s, idx in pending.items():
                 by_count.setdefault(len(idx), []).append(s)
             for count, seeds_ in sorted(by_count.items()):
-                tasks = [Task(env_id=entry.env_id, seed=s, kwargs=dict(entry.kwargs), name=entry.label)
-                         for s in seeds_]
-                seen: set[int] = set()
-                call_start = time.monotonic()
-
-                def finish(ep: Episode, _entry: EvalEntry = entry, _seen: set[int] = seen,
-                           _t0: float = call_start, _pending: dict[int, list[int]] = pending) -> None:
-                    if id(ep) in _seen:
-                        return
-                    _seen.add(id(ep))
-                    sample = _pending[int(ep.seed)].pop(0)
-                    ep.info["eval"] = {"entry": _entry.label, "sample": sample,
-                                       "kwargs": dict(_entry.kwargs),
-                                       "wall_s": time.monotonic() - _t0}
-                    if ep_path is not None:
-                        append_jsonl(ep_path, [ep])
-                    done[episode_key(ep)] = ep
-                    bar.advance(bool(ep.success))
-                    if on_episode is not None:
-                        on_episode(ep)
-
-                eps = _rollout(policy, tasks, group_size=count, params=params, limits=limits,
-                               on_episode=finish)
+                tasks = [
+                    Task(env_id=entry.env_id, seed=s, kwargs=dict(entry.kwargs), name=entry.label)
+                    for s in seeds_
+                ]
+                call = sink.call(entry, pending)
+                eps = _rollout(
+                    policy, tasks, group_size=count, params=params, limits=limits, on_episode=call
+                )
                 for ep in eps:  # an engine that did not call back still gets every episode saved
-                    finish(ep)
+                    call(ep)
     finally:
         bar.close()
     elapsed = time.monotonic() - t_start
@@ -331,6 +320,46 @@ def evaluate(
     return result
 
 
+class _Sink:
+    """Tags each finished episode with its key, appends + fsyncs it, and counts it once."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        done: dict[Key, Episode],
+        bar: _Progress,
+        on_episode: Callable[[Episode], None] | None,
+    ):
+        self.path, self.done, self.bar, self.on_episode = path, done, bar, on_episode
+        self.lock = threading.Lock()  # engines may call back from worker threads
+
+    def call(self, entry: EvalEntry, pending: dict[int, list[int]]) -> Callable[[Episode], None]:
+        seen: set[int] = set()
+        t0 = time.monotonic()
+
+        def record(ep: Episode) -> None:
+            with self.lock:
+                if id(ep) in seen:
+                    return
+                seen.add(id(ep))
+                # samples of one task are exchangeable: the next missing index is this one
+                sample = pending[int(ep.seed)].pop(0)
+                ep.info["eval"] = {
+                    "entry": entry.label,
+                    "sample": sample,
+                    "kwargs": dict(entry.kwargs),
+                    "wall_s": time.monotonic() - t0,
+                }
+                if self.path is not None:
+                    append_jsonl(self.path, [ep])
+                self.done[episode_key(ep)] = ep
+                self.bar.advance(bool(ep.success))
+            if self.on_episode is not None:
+                self.on_episode(ep)
+
+        return record
+
+
 def build_results(
     entries: list[EvalEntry],
     episodes: Iterable[Episode],
@@ -343,19 +372,21 @@ def build_results(
     from tirgym.eval.metrics import clean_json
 
     metrics = compute_metrics(entries, episodes, k)
-    return clean_json({
-        "schema": RESULTS_SCHEMA,
-        "schema_version": RESULTS_SCHEMA_VERSION,
-        "tirgym_version": tirgym.__version__,
-        "suite": suite_name,
-        "policy": run["policy"],
-        "samples": k,
-        "seeds": _seed_summary(seed_list),
-        "sampling": run["sampling"],
-        "limits": run["limits"],
-        "entries": [{"name": e.label, "env_id": e.env_id, "kwargs": e.kwargs} for e in entries],
-        **metrics,
-    })
+    return clean_json(
+        {
+            "schema": RESULTS_SCHEMA,
+            "schema_version": RESULTS_SCHEMA_VERSION,
+            "tirgym_version": tirgym.__version__,
+            "suite": suite_name,
+            "policy": run["policy"],
+            "samples": k,
+            "seeds": _seed_summary(seed_list),
+            "sampling": run["sampling"],
+            "limits": run["limits"],
+            "entries": [{"name": e.label, "env_id": e.env_id, "kwargs": e.kwargs} for e in entries],
+            **metrics,
+        }
+    )
 
 
 def _seed_summary(seeds: list[int]) -> dict[str, Any]:
@@ -372,7 +403,9 @@ def _chunks(keys: list[Key], size: int) -> Iterable[tuple[str, list[Key]]]:
     while i < len(keys):
         label = keys[i][0]
         j = i
-        while j < len(keys) and keys[j][0] == label and (j - i < size or keys[j][1] == keys[j - 1][1]):
+        while (
+            j < len(keys) and keys[j][0] == label and (j - i < size or keys[j][1] == keys[j - 1][1])
+        ):
             j += 1
         yield label, keys[i:j]
         i = j
@@ -387,14 +420,25 @@ class _Progress:
         if not enabled or total == 0:
             return
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self._p = Progress(
-            TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("success {task.fields[rate]}"), TimeElapsedColumn(),
-            TextColumn("ETA"), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=False,
+            TextColumn("[bold]eval"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("success {task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
         )
         self._p.start()
         self._task = self._p.add_task("eval", total=total, completed=completed, rate=self._rate())
