@@ -8,9 +8,11 @@ turn. Earlier tokens are never re-rendered, so what the trainer sees is what was
 
 Some templates are not prefix-stable: rendering a longer conversation changes the text of
 earlier turns (Qwen3 drops the <think> block of assistant turns before the last user
-message). `ChatRenderer` probes the template once; when it is stable the delta is taken
-from the real conversation, otherwise from a neutral stand-in conversation, which gives
-the same tokens a stable template would and keeps the sampled reasoning in place.
+message). `ChatRenderer` probes the template once (recorded in the episode's info) and
+always takes the delta from a small neutral stand-in conversation: for a stable template
+that equals the real conversation's delta, for an unstable one it gives the tokens a
+stable template would and keeps the sampled reasoning in place; its cost does not grow
+with the conversation.
 """
 
 from __future__ import annotations
@@ -112,16 +114,9 @@ class ChatRenderer:
         content; `sampled_end` is the end-of-turn token text the sampler already emitted
         (e.g. '<|im_end|>'), which is not repeated.
         """
-        text = None
-        if self.prefix_stable:
-            head = self.render(history, gen=True)
-            msgs = [*history, {"role": "assistant", "content": content}]
-            prev = self.render(msgs, gen=False)
-            new = self.render([*msgs, *replies], gen=True)
-            if prev.startswith(head + content) and new.startswith(prev):
-                text = prev[len(head) + len(content) :] + new[len(prev) :]
-        if text is None:
-            text = self._close + self._delta(replies)
+        # The delta is rendered after a small neutral conversation: constant cost per turn,
+        # and equal to the real conversation's delta for prefix-stable templates (tested).
+        text = self._close + self._delta(replies)
         if sampled_end and text.startswith(sampled_end):
             text = text[len(sampled_end) :]
         return text

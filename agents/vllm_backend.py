@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -80,7 +80,9 @@ def import_vllm() -> Any:
     try:
         import vllm
     except ImportError as e:
-        raise TirgymError(f"The vllm backend needs vLLM, which is not importable ({e}); {INSTALL_HINT}.") from None
+        raise TirgymError(
+            f"The vllm backend needs vLLM, which is not importable ({e}); {INSTALL_HINT}."
+        ) from None
     except Exception as e:  # a broken install (e.g. a torchvision built for another torch)
         raise TirgymError(
             f"vLLM is installed but fails to import ({type(e).__name__}: {e}); {INSTALL_HINT}."
@@ -123,9 +125,7 @@ def _engine_error(e: BaseException, path: str, cfg: VLLMConfig) -> TirgymError:
     """Translate an engine start failure into one line that says what to change."""
     msg = f"{type(e).__name__}: {e}"
     low = msg.lower()
-    if "out of memory" in low or "outofmemory" in low or "not enough" in low and "memory" in low or (
-        "kv cache" in low and ("memory" in low or "larger than" in low)
-    ):
+    if _is_oom(low):
         return TirgymError(
             f"vLLM ran out of memory starting {path!r} (max_model_len={cfg.max_model_len}, "
             f"gpu_memory_utilization={cfg.gpu_memory_utilization}, kv_cache_gb={cfg.kv_cache_gb}): "
@@ -137,6 +137,20 @@ def _engine_error(e: BaseException, path: str, cfg: VLLMConfig) -> TirgymError:
             f"{msg.splitlines()[0][:300]}; use the hf backend (hf:{path}) for it."
         )
     return TirgymError(f"vLLM failed to start on {path!r}: {msg.splitlines()[0][:400]}")
+
+
+_OOM_MARKS = (
+    "out of memory",
+    "outofmemory",
+    "no available memory",
+    "insufficient memory",
+    "not enough memory",
+    "cannot allocate memory",
+)
+
+
+def _is_oom(low: str) -> bool:
+    return any(m in low for m in _OOM_MARKS) or ("kv cache" in low and "memory" in low)
 
 
 def row_seeds(seed: int | None, rows: int) -> list[int | None]:
@@ -174,7 +188,9 @@ class VLLMPolicy:
         try:
             cfg = VLLMConfig(**opts)
         except ValidationError as e:
-            raise TirgymError(f"Bad vllm options: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from None
+            raise TirgymError(
+                f"Bad vllm options: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}"
+            ) from None
         path = str(path)
         if not (Path(path) / "config.json").is_file():
             raise TirgymError(f"Cannot load a model from {path!r}: no config.json there.")
@@ -194,7 +210,12 @@ class VLLMPolicy:
             raise
         except Exception as e:
             raise _engine_error(e, path, cfg) from e
-        log.info("vLLM engine on %s started in %.1fs (%s)", path, time.perf_counter() - t, "cpu" if on_cpu else "gpu")
+        log.info(
+            "vLLM engine on %s started in %.1fs (%s)",
+            path,
+            time.perf_counter() - t,
+            "cpu" if on_cpu else "gpu",
+        )
         return cls(llm, tokenizer, cfg, path, on_cpu=on_cpu)
 
     # ---- generation -------------------------------------------------------------------
@@ -238,7 +259,15 @@ class VLLMPolicy:
             for r, s in zip(rows, row_seeds(params.seed, len(rows)), strict=True)
         ]
         prompts = [TokensPrompt(prompt_token_ids=r) for r in rows]
-        outs = self.llm.generate(prompts, sampling_params=sps, use_tqdm=False)
+        try:
+            outs = self.llm.generate(prompts, sampling_params=sps, use_tqdm=False)
+        except Exception as e:
+            if _is_oom(f"{type(e).__name__}: {e}".lower()):
+                raise TirgymError(
+                    f"vLLM ran out of memory generating {len(rows)} sequences: lower the batch "
+                    f"(tasks x group size) or max_model_len; {type(e).__name__}: {e}"
+                ) from e
+            raise
         ids_all = [list(o.outputs[0].token_ids) for o in outs]
         texts = self.tokenizer.batch_decode(ids_all, skip_special_tokens=False)
         result = []
@@ -292,7 +321,9 @@ class VLLMPolicy:
                 "tirgym_reload_weights", kwargs={"weights_path": str(swap), "tied": self.tied}
             )
         except Exception as e:
-            raise TirgymError(f"update_weights: vLLM failed to reload the weights: {type(e).__name__}: {e}") from e
+            raise TirgymError(
+                f"update_weights: vLLM failed to reload the weights: {type(e).__name__}: {e}"
+            ) from e
         self.llm.reset_prefix_cache()
         log.debug("vLLM weights updated in %.3fs (%d tensors)", time.perf_counter() - t, len(new))
 
@@ -319,7 +350,9 @@ class VLLMPolicy:
     def sleep(self, level: int = 1) -> None:
         """Free the engine's GPU memory (weights offloaded, KV cache dropped) for a trainer step."""
         if self.on_cpu or not self.config.enable_sleep_mode:
-            log.info("vLLM sleep skipped (%s)", "CPU" if self.on_cpu else "enable_sleep_mode is off")
+            log.info(
+                "vLLM sleep skipped (%s)", "CPU" if self.on_cpu else "enable_sleep_mode is off"
+            )
             return
         self.llm.sleep(level=level)
         self.asleep = True

@@ -44,6 +44,7 @@ class Backend:
 
     def worker_cfg(self) -> dict:
         return {
+            "keep_stderr": bool(os.environ.get("TIRGYM_SANDBOX_DEBUG")),
             "preload": list(self.preload),
             "nproc": self.nproc,
             "fsize_mb": self.fsize_mb,

@@ -61,7 +61,7 @@ class Slot:
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=None if os.environ.get("TIRGYM_SANDBOX_DEBUG") else subprocess.DEVNULL,
             env=env,
             start_new_session=True,
             bufsize=0,

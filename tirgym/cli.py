@@ -41,7 +41,11 @@ def list_cmd(
 
     if suites:
         for name in tirgym.suite_names():
-            s = tirgym.get_suite(name)
+            try:
+                s = tirgym.get_suite(name)
+            except TirgymError as e:  # e.g. a suite naming envs from an uninstalled plugin
+                typer.echo(f"{name:<16} unavailable: {e}")
+                continue
             typer.echo(f"{name:<16} {len(s.envs):>3} envs  {s.description}")
         return
     metas = tirgym.list_envs(tag)

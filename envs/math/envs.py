@@ -1,0 +1,225 @@
+"""MathAnswer (single turn) and MathTIR (tool-integrated reasoning with a python sandbox).
+
+Tasks come from the procedural generators (a family or "mixed", at a difficulty; no
+download) or from a GSM8K/MATH-format dataset file (task = rows[seed % len(rows)]).
+Answers are checked by tirgym's verifier; Countdown answers are expressions, checked by
+evaluating them. The generators (and sympy behind the verifier) are imported on the first
+reset, so constructing these envs costs nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, ClassVar
+
+import numpy as np
+from tirgym.envs.base import Outcome, TextEnv
+from tirgym.envs.python_tool import PythonTool
+from tirgym.protocol import ParsedTurn, ToolCall
+from tirgym.sandbox.tool import PYTHON_TOOL
+
+from tirgym.errors import TirgymError
+
+DIFFICULTIES = ("easy", "medium", "hard")
+_NO_ACTION = "No action found"
+
+
+@functools.lru_cache(maxsize=8)
+def _dataset(path: str, split: str | None) -> tuple:
+    from tirgym.envs.math.generators import load_math_dataset
+
+    tasks = tuple(load_math_dataset(path, split))
+    if not tasks:
+        raise TirgymError(f"math dataset {path!r} has no usable rows")
+    return tasks
+
+
+def _prediction(answer: str) -> str:
+    """The answer inside `\\boxed{}` when there is one, else the answer text itself."""
+    if "\\boxed" in answer or "\\fbox" in answer:
+        from tirgym.rewards.math import extract_answer
+
+        return extract_answer(answer) or answer.strip()
+    return answer.strip()
+
+
+class _MathEnv(TextEnv):
+    """Task source and answer checking shared by both math envs."""
+
+    task_word: ClassVar[str] = "Solve the problem."
+
+    def __init__(
+        self,
+        family: str = "mixed",
+        difficulty: str = "easy",
+        dataset: str | None = None,
+        split: str | None = None,
+        verifier_policy: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        if difficulty not in DIFFICULTIES:
+            raise TirgymError(f"difficulty {difficulty!r} is not one of {', '.join(DIFFICULTIES)}")
+        self.family, self.difficulty = family, difficulty
+        self.dataset, self.split = (str(dataset) if dataset else None), split
+        self.verifier_policy = dict(verifier_policy or {})
+        self.task: Any = None
+
+    def load_task(self, seed: int):
+        from tirgym.envs.math import generators as g
+
+        if self.dataset:
+            tasks = _dataset(self.dataset, self.split)
+            return tasks[seed % len(tasks)]
+        if self.family == "mixed":
+            return g.generate_mixed(seed, self.difficulty)
+        return g.generate(self.family, seed, self.difficulty)
+
+    def generate_task(self, rng: np.random.Generator, options: dict[str, Any]) -> str:
+        self.task = self.load_task(int(self.task_seed or 0))
+        return self.task.question
+
+    def is_correct(self, prediction: str) -> bool:
+        task = self.task
+        if task.family == "countdown" and "numbers" in task.meta:
+            from tirgym.envs.math.generators import check_countdown
+
+            return check_countdown(prediction, task.meta["numbers"], task.meta["target"])
+        from tirgym.rewards.math import math_equal
+
+        return math_equal(prediction, task.answer, **self.verifier_policy)
+
+    def on_answer(self, answer: str) -> Outcome:
+        prediction = _prediction(answer)
+        ok = self.is_correct(prediction)
+        reply = "Correct." if ok else "Incorrect."
+        return Outcome(
+            reply=reply,
+            terminated=True,
+            success=ok,
+            info={"prediction": prediction, "gold": self.task.answer, "family": self.task.family},
+        )
+
+    def task_id(self) -> str:
+        base = super().task_id()
+        return f"{base}:{self.difficulty}" if not self.dataset else base
+
+
+class MathAnswerEnv(_MathEnv):
+    """One turn: the model reasons and gives its final answer in \\boxed{} or <answer>.
+
+    A turn with a `\\boxed{}` but no `<answer>` tags is accepted as the answer; any other
+    turn without an answer is a format error (penalised by `format_penalty`, default 0).
+    """
+
+    description = "Solve the math problem."
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("max_turns", 1)
+        super().__init__(**kwargs)
+        self._raw = ""
+
+    def instructions(self) -> str:
+        return (
+            "Solve the math problem. Give only the final result as your answer, either as "
+            "<answer>...</answer> or in \\boxed{...}; exact forms (integers, fractions in lowest "
+            "terms) are preferred."
+        )
+
+    def step(self, action: str):
+        self._raw = action if isinstance(action, str) else ""
+        return super().step(action)
+
+    def _invalid(self, parsed: ParsedTurn) -> Outcome:
+        boxed = self._boxed_only(parsed)
+        if boxed is not None:
+            parsed.errors.clear()  # accepted: the answer was given in \boxed{}
+            parsed.answer = boxed
+            self.invalid_streak = 0
+            return self.on_answer(boxed)
+        return super()._invalid(parsed)
+
+    def _boxed_only(self, parsed: ParsedTurn) -> str | None:
+        if len(parsed.errors) != 1 or not parsed.errors[0].startswith(_NO_ACTION):
+            return None
+        text = self._raw
+        close = text.find("</think>")
+        body = text[close + len("</think>") :] if close >= 0 else text
+        if "\\boxed" not in body and "\\fbox" not in body:
+            return None
+        from tirgym.rewards.math import extract_answer
+
+        return extract_answer(body)
+
+    def solve(self) -> str:
+        return f"<think>Known answer.</think><answer>{self.task.answer}</answer>"
+
+
+class MathTIREnv(_MathEnv):
+    """Tool-integrated reasoning: up to `max_tool_calls` python calls, then an answer.
+
+    Each episode gets its own sandbox session (variables persist between its calls), opened
+    on the first call and closed on reset/close. Tool errors (exceptions, timeouts, bad
+    arguments) are flagged in info["tool_error"] and cost `tool_error_penalty` (default 0)
+    as a separate turn reward component "tool_error"; the outcome is 1/0 correctness.
+    """
+
+    tools: ClassVar[list] = [PYTHON_TOOL]
+    description = "Solve the math problem, using the python tool to compute."
+
+    def __init__(
+        self,
+        max_tool_calls: int = 4,
+        sandbox: str = "auto",
+        sandbox_options: dict[str, Any] | None = None,
+        tool_timeout_s: float = 5.0,
+        tool_memory_mb: int | None = None,
+        max_output_chars: int = 1024,
+        tool_error_penalty: float = 0.0,
+        python_blocks: bool = True,
+        **kwargs: Any,
+    ):
+        if max_tool_calls < 0:
+            raise TirgymError(f"max_tool_calls must be >= 0, got {max_tool_calls}")
+        self.allow_python_block = bool(python_blocks)
+        kwargs.setdefault("max_turns", max_tool_calls + 2)
+        super().__init__(**kwargs)
+        self.tool = PythonTool(
+            backend=sandbox,
+            sandbox_options=dict(sandbox_options or {}),
+            timeout_s=tool_timeout_s,
+            max_output_chars=max_output_chars,
+            memory_mb=tool_memory_mb,
+            max_calls=max_tool_calls,
+            error_penalty=tool_error_penalty,
+        )
+
+    def instructions(self) -> str:
+        n = self.tool.max_calls
+        return (
+            f"Solve the math problem. You may run Python with the python tool up to {n} times "
+            "(state persists between calls; print what you want to see), then give only the "
+            "final result as <answer>...</answer>."
+        )
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self.tool.end_episode()
+        return super().reset(seed=seed, options=options)
+
+    def on_tool_call(self, call: ToolCall) -> Outcome:
+        if call.name != "python":
+            return super().on_tool_call(call)
+        return self.tool.call(call)
+
+    def close(self) -> None:
+        self.tool.end_episode()
+        super().close()
+
+    def solve(self) -> str:
+        """Oracle: run the task's reference program once, then answer with the gold."""
+        import json
+
+        if self.tool.calls == 0 and self.tool.max_calls > 0 and self.turn < self.max_turns - 1:
+            body = json.dumps({"name": "python", "arguments": {"code": self.task.solution_code}})
+            return f"<think>Compute it with Python.</think><tool_call>{body}</tool_call>"
+        return f"<think>The program printed the result.</think><answer>{self.task.answer}</answer>"

@@ -1,0 +1,79 @@
+"""The per-episode `python` tool of MathTIR and CodeTask: a lazily opened sandbox session.
+
+Nothing heavy happens at construction: the shared sandbox pool (tirgym.sandbox.get_sandbox)
+and the episode's session are created on the first tool call, so making an env, resetting
+it and stepping it with format errors never starts a worker. `end_episode()` closes the
+session (state never leaks from one episode into the next); the pool itself is shared by
+the process and closed at exit by the sandbox module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tirgym.envs.base import Outcome
+from tirgym.protocol import ToolCall
+
+@dataclass
+class PythonTool:
+    """Runs `python` tool calls of one env in a persistent session, counting the calls."""
+
+    backend: str = "auto"
+    sandbox_options: dict[str, Any] = field(default_factory=dict)
+    timeout_s: float = 5.0
+    max_output_chars: int = 1024
+    memory_mb: int | None = None
+    max_calls: int = 4
+    error_penalty: float = 0.0
+    calls: int = 0
+    _session: Any = None
+
+    def sandbox(self):
+        from tirgym.sandbox import get_sandbox
+
+        return get_sandbox(self.backend, **self.sandbox_options)
+
+    def session(self):
+        if self._session is None or self._session.closed:
+            self._session = self.sandbox().session()
+        return self._session
+
+    def call(self, call: ToolCall) -> Outcome:
+        """One tool call as an Outcome: the formatted result, the error flag and penalty."""
+        from tirgym.sandbox.tool import run_python_tool
+
+        if self.calls >= self.max_calls:
+            return Outcome(
+                reply=f"Tool call limit reached ({self.max_calls} python calls); give your final answer now.",
+                info={"tool_limit_reached": True, "tool_calls_used": self.calls},
+            )
+        self.calls += 1
+        text, result = run_python_tool(
+            self.session(),
+            call.arguments,
+            timeout_s=self.timeout_s,
+            max_chars=self.max_output_chars,
+            memory_mb=self.memory_mb,
+        )
+        error = result is None or result.status != "ok"
+        info: dict[str, Any] = {
+            "tool_calls_used": self.calls,
+            "tool_status": "bad_arguments" if result is None else result.status,
+        }
+        if result is not None:
+            info["tool_duration_s"] = result.duration_s
+        left = self.max_calls - self.calls
+        note = f"\n[{left} python call{'s' if left != 1 else ''} left]"
+        rewards = {"tool_error": -self.error_penalty} if error and self.error_penalty else {}
+        return Outcome(reply=text + note, rewards=rewards, tool_error=error, info=info)
+
+    def run_stateless(self, code: str, timeout_s: float, max_output_bytes: int | None = None):
+        """A fresh process sharing nothing with the session (hidden tests)."""
+        return self.sandbox().run(code, timeout_s=timeout_s, max_output_bytes=max_output_bytes)
+
+    def end_episode(self) -> None:
+        session, self._session = self._session, None
+        self.calls = 0
+        if session is not None:
+            session.close()
