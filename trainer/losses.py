@@ -250,20 +250,38 @@ def model_logprobs(
     attention_mask: torch.Tensor,
     chunk: int = 1024,
     with_entropy: bool = False,
+    only: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Logprob of each token given its prefix, aligned with input_ids ([B, T]; position 0 gets 0).
 
     Runs the decoder body once and the lm head chunk by chunk (see logprobs_from_hidden).
-    Works for any HF causal LM (and peft wrappers) exposing get_decoder/get_output_embeddings.
+    `only` ([B, T] mask, e.g. the loss mask): the lm head runs just on those positions
+    and the rest are 0; RL losses need nothing else, and sampled tokens are usually a
+    small part of a multi-turn episode (prompt and env replies are not). Works for any
+    HF causal LM (and peft wrappers) exposing get_decoder/get_output_embeddings.
     """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     body = base.get_decoder()
     head = base.get_output_embeddings()
     out = body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
     hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
-    lp, ent = logprobs_from_hidden(hidden[:, :-1], head, input_ids[:, 1:], chunk=chunk, with_entropy=with_entropy)
-    pad = torch.zeros(input_ids.shape[0], 1, dtype=lp.dtype, device=lp.device)
-    lp = torch.cat([pad, lp], dim=1)
-    if ent is not None:
-        ent = torch.cat([pad, ent], dim=1)
+    B, T = input_ids.shape
+    if only is None:
+        lp, ent = logprobs_from_hidden(hidden[:, :-1], head, input_ids[:, 1:], chunk=chunk, with_entropy=with_entropy)
+        pad = torch.zeros(B, 1, dtype=lp.dtype, device=lp.device)
+        lp = torch.cat([pad, lp], dim=1)
+        if ent is not None:
+            ent = torch.cat([pad, ent], dim=1)
+        return lp, ent
+    sel = only.bool().clone()
+    sel[:, 0] = False  # position 0 has no prefix
+    b_idx, t_idx = sel.nonzero(as_tuple=True)
+    h = hidden[b_idx, t_idx - 1].unsqueeze(0)  # the state *before* each selected token
+    lp_sel, ent_sel = logprobs_from_hidden(h, head, input_ids[b_idx, t_idx].unsqueeze(0), chunk=chunk,
+                                           with_entropy=with_entropy)
+    dtype = lp_sel.dtype
+    lp = torch.zeros(B, T, dtype=dtype, device=hidden.device).index_put((b_idx, t_idx), lp_sel[0])
+    ent = None
+    if ent_sel is not None:
+        ent = torch.zeros(B, T, dtype=dtype, device=hidden.device).index_put((b_idx, t_idx), ent_sel[0])
     return lp, ent

@@ -170,7 +170,9 @@ def sft_train(
         for idx in micro_batches([len(r) for r in mine], s.micro_batch_tokens):
             b = collate([mine[i] for i in idx], pad_id, device)
             with autocast:
-                lp, _ = model_logprobs(model, b["input_ids"], b["attention_mask"], chunk=logprob_chunk)
+                lp, _ = model_logprobs(
+                    model, b["input_ids"], b["attention_mask"], chunk=logprob_chunk, only=b["mask"]
+                )
             loss = sft_loss(lp.float(), b["mask"], num_tokens=n_tok)
             loss.backward()
             total_loss += float(loss.detach())

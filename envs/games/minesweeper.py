@@ -10,7 +10,6 @@ total mine count), so it wins every generated board.
 from __future__ import annotations
 
 import random
-import re
 from typing import Any
 
 from tirgym.envs.games.grid import GridGameEnv, GridRenderer
@@ -18,9 +17,8 @@ from tirgym.envs.games.grid import GridGameEnv, GridRenderer
 # difficulty -> (side, mines)
 SIZES = {"easy": (6, 5), "medium": (8, 10), "hard": (10, 16)}
 HIDDEN, REVEALED, FLAGGED = 0, 1, 2
-_MOVE = re.compile(r"(reveal|open|click|flag|unflag)?\s*\(?\s*(\d+)\s*[, ]\s*(\d+)\s*\)?")
-_GAP = re.compile(r"[\s,;|]*")
-_VERBS = {None: "reveal", "reveal": "reveal", "open": "reveal", "click": "reveal"}
+_BLANKS = str.maketrans({c: " " for c in "(),;|[]:\n\t"})
+_VERBS = {"reveal": "reveal", "open": "reveal", "click": "reveal", "flag": "flag", "unflag": "unflag"}
 
 
 def neighbours(side: int) -> list[tuple[int, ...]]:
@@ -193,17 +191,26 @@ class MinesweeperEnv(GridGameEnv):
             self.over = self.won = True
 
     def parse_moves(self, text: str) -> tuple[list[Any], str | None]:
-        text = text.lower()
-        moves, pos = [], 0
-        for m in _MOVE.finditer(text):
-            if not _GAP.fullmatch(text, pos, m.start()):
-                break
-            verb = _VERBS.get(m.group(1), m.group(1))
-            moves.append((verb, int(m.group(2)), int(m.group(3))))
-            pos = m.end()
-        if not _GAP.fullmatch(text, pos):
-            bad = text[pos:].strip(" ,;|")[:30]
-            return [], f"Cannot read {bad!r}. {self.move_help}"
+        """`reveal 1 2 || flag(0,3), unflag 0 3; 4 5` (a bare `R C` reveals)."""
+        toks = text.lower().translate(_BLANKS).split()
+        moves: list[tuple[str, int, int]] = []
+        i, n = 0, len(toks)
+        while i < n:
+            tok = toks[i]
+            verb = _VERBS.get(tok)
+            if verb is not None:
+                i += 1
+            elif not (tok.isascii() and tok.isdigit()):
+                return [], f"Cannot read {tok[:30]!r}. {self.move_help}"
+            else:
+                verb = "reveal"
+            if i + 1 >= n + (0 if i < n else 1) or i + 1 >= n:
+                return [], f"{verb!r} needs a row and a column. {self.move_help}"
+            r, c = toks[i], toks[i + 1]
+            if not (r.isascii() and r.isdigit() and c.isascii() and c.isdigit()):
+                return [], f"{verb!r} needs a row and a column, got {r[:10]!r} {c[:10]!r}. {self.move_help}"
+            moves.append((verb, int(r), int(c)))
+            i += 2
         if not moves:
             return [], f"No move found. {self.move_help}"
         return moves, None
