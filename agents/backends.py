@@ -1,9 +1,9 @@
 """`load_policy(spec)`: one string names any policy (CLI flags, configs, eval).
 
-    hf:PATH             transformers model (PATH: a local dir or hub id)
-    vllm:PATH           in-process vLLM engine (needs the `vllm` or `cpu-vllm` extra)
-    openai:URL|MODEL    an OpenAI-compatible server, e.g. openai:http://127.0.0.1:8000|my-model
-    solver | random     scripted policies (an env's oracle, random moves)
+hf:PATH             transformers model (PATH: a local dir or hub id)
+vllm:PATH           in-process vLLM engine (needs the `vllm` or `cpu-vllm` extra)
+openai:URL|MODEL    an OpenAI-compatible server, e.g. openai:http://127.0.0.1:8000|my-model
+solver | random     scripted policies (an env's oracle, random moves)
 """
 
 from __future__ import annotations

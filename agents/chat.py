@@ -28,7 +28,10 @@ _PROBE = [
     {"role": "user", "content": "U1"},
     {"role": "assistant", "content": "<think>r1</think><answer>1</answer>"},
     {"role": "user", "content": "U2"},
-    {"role": "assistant", "content": '<think>r2</think><tool_call>{"name": "f", "arguments": {}}</tool_call>'},
+    {
+        "role": "assistant",
+        "content": '<think>r2</think><tool_call>{"name": "f", "arguments": {}}</tool_call>',
+    },
     {"role": "tool", "content": "T1"},
     {"role": "assistant", "content": "<think>r3</think><answer>2</answer>"},
     {"role": "user", "content": "U3"},

@@ -9,6 +9,7 @@ from typing import Any
 from tirgym.agents.rollout import rollout
 from tirgym.agents.scripted import SolverPolicy
 from tirgym.agents.types import Task
+
 from tirgym.episode import append_jsonl
 from tirgym.errors import TirgymError
 
@@ -29,9 +30,9 @@ def make_demos(
     With a tokenizer, each episode is tokenized through the chat template (mask 1 on the
     assistant tokens); envs without a solver are skipped with a warning.
     """
-    import tirgym
-
     from tirgym.agents.backends import _tokenizer
+
+    import tirgym
 
     s = tirgym.get_suite(suite)
     tok = _tokenizer(tokenizer)

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from tirgym.agents.types import Completion, SamplingParams
+
 from tirgym.errors import TirgymError
 
 _DTYPES = {
@@ -187,7 +187,11 @@ class HFPolicy:
         end_ids = self.end_ids
 
         out = self.model(
-            input_ids=input_ids, attention_mask=attn, position_ids=pos, use_cache=True, logits_to_keep=1
+            input_ids=input_ids,
+            attention_mask=attn,
+            position_ids=pos,
+            use_cache=True,
+            logits_to_keep=1,
         )
         cache = _cache_of(out)
         logits = out.logits[:, -1, :].float()

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tirgym.agents.types import Completion, SamplingParams, TurnRequest
+
 from tirgym.errors import TirgymError
 
 
@@ -63,10 +64,14 @@ class _Base:
         try:
             return fn(**kw)
         except openai.APIConnectionError as e:
-            raise TirgymError(f"Cannot reach the OpenAI-compatible server at {self.base_url}: {e}") from None
+            raise TirgymError(
+                f"Cannot reach the OpenAI-compatible server at {self.base_url}: {e}"
+            ) from None
 
     def update_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
-        raise TirgymError("The openai backend serves fixed weights; train with the hf or vllm backend.")
+        raise TirgymError(
+            "The openai backend serves fixed weights; train with the hf or vllm backend."
+        )
 
 
 class OpenAICompletionsPolicy(_Base):
@@ -74,7 +79,9 @@ class OpenAICompletionsPolicy(_Base):
 
     trainable = True
 
-    def generate(self, prompt_token_ids: list[list[int]], params: SamplingParams) -> list[Completion]:
+    def generate(
+        self, prompt_token_ids: list[list[int]], params: SamplingParams
+    ) -> list[Completion]:
         def one(prompt: list[int]) -> list[Completion]:
             extra: dict[str, Any] = {
                 "return_tokens_as_token_ids": True,

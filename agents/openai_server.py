@@ -5,7 +5,6 @@ Serves /v1/models, /v1/completions (prompt as text or token ids; `logprobs` and 
 is tested against a real HTTP server; production serving is vLLM's `vllm serve`.
 """
 
-
 import threading
 import time
 import uuid
@@ -64,7 +63,10 @@ def make_app(policy: Any, model_name: str = "tiny", *, token_ids: bool = True):
 
     @app.get("/v1/models")
     def models():
-        return {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "tirgym"}]}
+        return {
+            "object": "list",
+            "data": [{"id": model_name, "object": "model", "owned_by": "tirgym"}],
+        }
 
     @app.post("/v1/completions")
     def completions(req: CompletionRequest):
@@ -86,9 +88,20 @@ def make_app(policy: Any, model_name: str = "tiny", *, token_ids: bool = True):
                     toks = [f"token_id:{t}" for t in c.token_ids]
                 else:
                     toks = tok.convert_ids_to_tokens(c.token_ids)
-                lp = {"tokens": toks, "token_logprobs": c.logprobs, "top_logprobs": None, "text_offset": None}
+                lp = {
+                    "tokens": toks,
+                    "token_logprobs": c.logprobs,
+                    "top_logprobs": None,
+                    "text_offset": None,
+                }
             choices.append(
-                {"index": i, "text": c.text, "finish_reason": c.finish_reason, "stop_reason": c.stop_str, "logprobs": lp}
+                {
+                    "index": i,
+                    "text": c.text,
+                    "finish_reason": c.finish_reason,
+                    "stop_reason": c.stop_str,
+                    "logprobs": lp,
+                }
             )
         return {
             "id": f"cmpl-{uuid.uuid4().hex}",
@@ -111,9 +124,19 @@ def make_app(policy: Any, model_name: str = "tiny", *, token_ids: bool = True):
             lp = None
             if req.logprobs:
                 toks = tok.convert_ids_to_tokens(c.token_ids)
-                lp = {"content": [{"token": t, "logprob": v, "top_logprobs": []} for t, v in zip(toks, c.logprobs, strict=True)]}
+                lp = {
+                    "content": [
+                        {"token": t, "logprob": v, "top_logprobs": []}
+                        for t, v in zip(toks, c.logprobs, strict=True)
+                    ]
+                }
             choices.append(
-                {"index": i, "message": {"role": "assistant", "content": content}, "finish_reason": c.finish_reason, "logprobs": lp}
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": c.finish_reason,
+                    "logprobs": lp,
+                }
             )
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from tirgym.agents.chat import ChatRenderer
 from tirgym.agents.types import (
     Completion,
@@ -35,6 +34,7 @@ from tirgym.agents.types import (
     TextPolicy,
     TurnRequest,
 )
+
 from tirgym.episode import Episode, Span, Turn
 
 log = logging.getLogger(__name__)
@@ -78,9 +78,7 @@ def _end_strings(tokenizer: Any) -> tuple[str, ...]:
         return ()
     from tirgym.agents.hf_backend import end_token_ids
 
-    return tuple(
-        t for t in tokenizer.convert_ids_to_tokens(sorted(end_token_ids(tokenizer))) if t
-    )
+    return tuple(t for t in tokenizer.convert_ids_to_tokens(sorted(end_token_ids(tokenizer))) if t)
 
 
 def rollout(
@@ -135,7 +133,9 @@ def rollout(
     renderers: dict[str, ChatRenderer] = {}
     finished: list[int] = []
 
-    def finish(slot: _Slot, stop_reason: str, *, truncated: bool = False, final: dict | None = None) -> None:
+    def finish(
+        slot: _Slot, stop_reason: str, *, truncated: bool = False, final: dict | None = None
+    ) -> None:
         ep = slot.episode
         final = final or {}
         ep.stop_reason = final.get("stop_reason", stop_reason) if final else stop_reason
@@ -214,7 +214,9 @@ def rollout(
             for slot in ready:
                 if now > slot.deadline:
                     finish(slot, "timeout", truncated=True)
-                elif tokenizer is not None and len(slot.episode.token_ids) >= limits.max_total_tokens:
+                elif (
+                    tokenizer is not None and len(slot.episode.token_ids) >= limits.max_total_tokens
+                ):
                     finish(slot, "max_tokens", truncated=True)
                 elif slot.max_turns is not None and len(slot.episode.turns) >= slot.max_turns:
                     finish(slot, "max_turns", truncated=True)
@@ -297,7 +299,11 @@ def _close(env: Any) -> None:
 
 
 def _record_turn(
-    slot: _Slot, comp: Completion, tokenizer: Any, limits: RolloutLimits, end_strings: tuple[str, ...]
+    slot: _Slot,
+    comp: Completion,
+    tokenizer: Any,
+    limits: RolloutLimits,
+    end_strings: tuple[str, ...],
 ) -> None:
     """Append a sampled turn to the episode (cutting it at the token budget)."""
     ep = slot.episode
@@ -333,7 +339,9 @@ def _record_turn(
             break
     slot.sampled_end = sampled_end
     slot.content = content
-    turn = Turn(start=start, end=end, text=text, state_key=slot.state_key, finish_reason=finish_reason)
+    turn = Turn(
+        start=start, end=end, text=text, state_key=slot.state_key, finish_reason=finish_reason
+    )
     ep.turns.append(turn)
     slot.messages.append({"role": "assistant", "content": content})
     slot.turn = None if cut else turn

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 from tirgym.agents.types import Completion, SamplingParams, TurnRequest
+
 from tirgym.errors import TirgymError
 
 
@@ -88,6 +88,8 @@ class ReplayPolicy:
     def act(self, requests: list[TurnRequest], params: SamplingParams) -> list[Completion]:
         out = []
         for r in requests:
-            seq = self.turns.get(r.episode_index, ()) if isinstance(self.turns, dict) else self.turns
+            seq = (
+                self.turns.get(r.episode_index, ()) if isinstance(self.turns, dict) else self.turns
+            )
             out.append(_completion(seq[r.turn] if r.turn < len(seq) else self.default))
         return out

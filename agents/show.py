@@ -57,11 +57,16 @@ def render_episode(ep: Episode, tokenizer: Any = None, *, color: bool, index: in
             else:
                 out.append(f"[{m['role']}]\n{m['content']}\n", style="dim")
     if ep.token_ids and ep.messages and ep.messages[-1]["role"] != "assistant":
-        out.append(f"\n[final {ep.messages[-1]['role']} reply, not in tokens]\n{ep.messages[-1]['content']}\n", style="dim")
+        out.append(
+            f"\n[final {ep.messages[-1]['role']} reply, not in tokens]\n{ep.messages[-1]['content']}\n",
+            style="dim",
+        )
     return out if color else out.plain
 
 
-def print_episodes(episodes: list[Episode], tokenizer: Any = None, *, color: bool | None = None) -> None:
+def print_episodes(
+    episodes: list[Episode], tokenizer: Any = None, *, color: bool | None = None
+) -> None:
     import sys
 
     from rich.console import Console

@@ -20,13 +20,20 @@ def env_prompts(tokenizer, n: int) -> list[list[int]]:
     import tirgym
     from tirgym.agents.chat import ChatRenderer
 
-    ids = [e for e in ("tirgym/GuessNumber-v0", "tirgym/Sokoban-v0", "tirgym/MathTIR-v0") if e in tirgym.env_ids()]
+    ids = [
+        e
+        for e in ("tirgym/GuessNumber-v0", "tirgym/Sokoban-v0", "tirgym/MathTIR-v0")
+        if e in tirgym.env_ids()
+    ]
     renderer = ChatRenderer(tokenizer, None)
     out = []
     for i in range(n):
         env = tirgym.make(ids[i % len(ids)])
         obs, info = env.reset(seed=i)
-        msgs = [{"role": "system", "content": info.get("system_prompt", "")}, {"role": "user", "content": obs}]
+        msgs = [
+            {"role": "system", "content": info.get("system_prompt", "")},
+            {"role": "user", "content": obs},
+        ]
         out.append(list(renderer.prompt(msgs)[0]))
         env.close()
     return out
@@ -64,7 +71,9 @@ def main() -> None:
     hf = HFPolicy.from_pretrained(path, device=args.device, dtype=args.dtype)
     prompts = env_prompts(hf.tokenizer, args.prompts)
     mean_len = sum(map(len, prompts)) / len(prompts)
-    print(f"model {path}: {len(prompts)} prompts (mean {mean_len:.0f} tokens), max_new_tokens {args.max_new_tokens}, {args.dtype}")
+    print(
+        f"model {path}: {len(prompts)} prompts (mean {mean_len:.0f} tokens), max_new_tokens {args.max_new_tokens}, {args.dtype}"
+    )
     rows = [("hf", *timed(hf, prompts, params), 0.0)]
     del hf
 
@@ -74,7 +83,9 @@ def main() -> None:
 
         try:
             t = time.perf_counter()
-            vp = VLLMPolicy.from_pretrained(path, dtype=args.dtype, max_model_len=args.max_model_len)
+            vp = VLLMPolicy.from_pretrained(
+                path, dtype=args.dtype, max_model_len=args.max_model_len
+            )
             start = time.perf_counter() - t
             rows.append(("vllm", *timed(vp, prompts, params), start))
             vp.close()

@@ -16,12 +16,12 @@ import tempfile
 import time
 
 import torch
-
-import tirgym
 from tirgym.agents import RolloutLimits, SamplingParams, Task, rollout
 from tirgym.agents.hf_backend import HFPolicy
 from tirgym.agents.models import build_tiny_model
 from tirgym.envs.base import Outcome, TextEnv
+
+import tirgym
 
 
 class CheapEnv(TextEnv):
@@ -74,9 +74,19 @@ def main() -> None:
     path = build_tiny_model(tempfile.mkdtemp(prefix="tirgym-bench-"), seed=0)
     policy = HFPolicy.from_pretrained(path)
     params = SamplingParams(max_new_tokens=args.tokens, stop=(), seed=0)
-    limits = RolloutLimits(max_turns=args.turns, max_new_tokens=args.tokens, max_total_tokens=100_000)
-    tasks = [Task("bench/Cheap-v0", s, {"max_turns": args.turns, "max_invalid_turns": 0}) for s in range(args.batch)]
-    slow = [Task("bench/Cheap-v0", s, {"max_turns": args.turns, "max_invalid_turns": 0, "sleep_s": 0.05}) for s in range(args.batch)]
+    limits = RolloutLimits(
+        max_turns=args.turns, max_new_tokens=args.tokens, max_total_tokens=100_000
+    )
+    tasks = [
+        Task("bench/Cheap-v0", s, {"max_turns": args.turns, "max_invalid_turns": 0})
+        for s in range(args.batch)
+    ]
+    slow = [
+        Task(
+            "bench/Cheap-v0", s, {"max_turns": args.turns, "max_invalid_turns": 0, "sleep_s": 0.05}
+        )
+        for s in range(args.batch)
+    ]
     first = rollout(policy, tasks[:1], limits=limits, params=params)[0]  # warm-up
     prompts = [first.token_ids[: first.turns[0].start]] * args.batch
 
@@ -89,15 +99,29 @@ def main() -> None:
         return max(out)
 
     raw, n_raw = best(lambda: raw_loop(policy, prompts, args.turns, params))
-    eng, n_eng = best(lambda: sum(e.num_sampled_tokens for e in rollout(policy, tasks, params=params, limits=limits)))
-    slw, n_slw = best(lambda: sum(e.num_sampled_tokens for e in rollout(policy, slow, params=params, limits=limits)))
+    eng, n_eng = best(
+        lambda: sum(
+            e.num_sampled_tokens for e in rollout(policy, tasks, params=params, limits=limits)
+        )
+    )
+    slw, n_slw = best(
+        lambda: sum(
+            e.num_sampled_tokens for e in rollout(policy, slow, params=params, limits=limits)
+        )
+    )
     env_serial = 0.05 * args.turns * args.batch
-    print(f"batch {args.batch} x {args.turns} turns x {args.tokens} tokens, torch threads {args.threads}")
+    print(
+        f"batch {args.batch} x {args.turns} turns x {args.tokens} tokens, torch threads {args.threads}"
+    )
     print(f"(a) raw generate loop      : {raw:9.0f} tok/s  ({n_raw} tokens)")
-    print(f"(b) engine, cheap env      : {eng:9.0f} tok/s  ({n_eng} tokens)  ratio {eng / raw:.3f} "
-          f"(overhead {100 * (1 - eng / raw):.1f}%)")
-    print(f"(c) engine, env sleeps 50ms: {slw:9.0f} tok/s  ({n_slw} tokens)  ratio {slw / raw:.3f}; "
-          f"serial env time would be {env_serial:.1f} s, wall {n_slw / slw:.2f} s")
+    print(
+        f"(b) engine, cheap env      : {eng:9.0f} tok/s  ({n_eng} tokens)  ratio {eng / raw:.3f} "
+        f"(overhead {100 * (1 - eng / raw):.1f}%)"
+    )
+    print(
+        f"(c) engine, env sleeps 50ms: {slw:9.0f} tok/s  ({n_slw} tokens)  ratio {slw / raw:.3f}; "
+        f"serial env time would be {env_serial:.1f} s, wall {n_slw / slw:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import shutil
 import stat
 import sys
 import sysconfig
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,8 +92,19 @@ def _module_paths(name: str) -> list[Path]:
     return paths
 
 
+_LOCK = threading.Lock()
+_BUILT: dict[str, Runtime] = {}
+
+
 def build_runtime(root: str | os.PathLike = DEFAULT_ROOT) -> Runtime:
     """Create (once per interpreter/package set) the mirror and return where everything is."""
+    with _LOCK:
+        if str(root) not in _BUILT:
+            _BUILT[str(root)] = _build_runtime(root)
+        return _BUILT[str(root)]
+
+
+def _build_runtime(root: str | os.PathLike) -> Runtime:
     base = Path(sys.base_prefix)
     exe = Path(os.path.realpath(sys.executable))
     out = Path(root) / _key()

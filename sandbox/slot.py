@@ -16,12 +16,16 @@ import struct
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from tirgym.sandbox.backends import Backend
 from tirgym.sandbox.cgroups import SlotCgroup
 
 _HDR = struct.Struct(">I")
 START_TIMEOUT_S = 60.0
+# bwrap --die-with-parent (PR_SET_PDEATHSIG) fires when the *thread* that forked it exits, so
+# every worker is started from this one long-lived thread, never from a short-lived caller.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tirgym-sandbox-spawn")
 
 
 class WorkerDied(Exception):
@@ -57,7 +61,8 @@ class Slot:
                 files = self.cgroup.procs_files()
                 script = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 97; shift; n=$((n-1)); done; exec "$@"'
                 argv = ["/bin/sh", "-c", script, "sh", str(len(files)), *files, *argv]
-        self.proc = subprocess.Popen(
+        self.proc = _SPAWNER.submit(
+            subprocess.Popen,
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -65,7 +70,7 @@ class Slot:
             env=env,
             start_new_session=True,
             bufsize=0,
-        )
+        ).result()
         self._buf = b""
         self.generation += 1
         self.runs = 0

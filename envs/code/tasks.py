@@ -31,6 +31,8 @@ class TestCase:
     """`expr`: evaluate `src` in the submission's namespace and compare with `expected`
     outside the sandbox; `stmt`: run `src` (e.g. an assert) and pass when it raises nothing."""
 
+    __test__ = False  # not a pytest test class
+
     kind: str
     src: str
     expected: Any = None

@@ -53,6 +53,8 @@ class FrozenLakeEnv(GridGameEnv):
         self.dist: list[int] = []
         self.player = self.goal = 0
         self.policy: dict[int, str] | None = None
+        self.boards: dict[int, str] = {}
+        self.base: list[str] = []
 
     def rules(self) -> str:
         text = "Stepping into a hole ends the game (you lose). You win when you reach the goal. "
@@ -80,6 +82,7 @@ class FrozenLakeEnv(GridGameEnv):
         self.policy = None
         self.base = [HOLE if holes[p] else ICE for p in self.cells]
         self.base[self.cells.index(goal)] = GOAL
+        self.boards: dict[int, str] = {}  # rendered board by player cell
 
     def apply_move(self, move: str) -> str | None:
         q = self.player + self.delta[move]
@@ -106,9 +109,12 @@ class FrozenLakeEnv(GridGameEnv):
         return (r - 1) * self.n + c - 1
 
     def board_text(self) -> str:
-        cells = self.base.copy()
-        cells[self._index(self.player)] = PLAYER
-        return self.renderer.render(cells)
+        text = self.boards.get(self.player)
+        if text is None:
+            cells = self.base.copy()
+            cells[self._index(self.player)] = PLAYER
+            text = self.boards[self.player] = self.renderer.render(cells)
+        return text
 
     def status_text(self) -> str:
         r, c = divmod(self.player, self.w)

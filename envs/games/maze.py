@@ -70,6 +70,7 @@ class MazeEnv(GridGameEnv):
         self.base: list[str] = []
         self.dist: list[int] = []
         self.player = self.exit = 0
+        self.boards: dict[int, str] = {}
 
     def rules(self) -> str:
         return "Walls cannot be crossed. You win when you step onto the exit."
@@ -84,6 +85,7 @@ class MazeEnv(GridGameEnv):
         self.dist = bfs_distances(self.open, size, self.exit)
         self.base = [FLOOR if ok else WALL for ok in self.open]
         self.base[self.exit] = EXIT
+        self.boards: dict[int, str] = {}  # rendered board by player cell
 
     def apply_move(self, move: str) -> str | None:
         q = self.player + self.delta[move]
@@ -98,9 +100,12 @@ class MazeEnv(GridGameEnv):
         return -float(self.dist[self.player])
 
     def board_text(self) -> str:
-        cells = self.base.copy()
-        cells[self.player] = PLAYER
-        return self.renderer.render(cells)
+        text = self.boards.get(self.player)
+        if text is None:
+            cells = self.base.copy()
+            cells[self.player] = PLAYER
+            text = self.boards[self.player] = self.renderer.render(cells)
+        return text
 
     def status_text(self) -> str:
         r, c = divmod(self.player, self.size)

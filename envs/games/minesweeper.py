@@ -18,7 +18,13 @@ from tirgym.envs.games.grid import GridGameEnv, GridRenderer
 SIZES = {"easy": (6, 5), "medium": (8, 10), "hard": (10, 16)}
 HIDDEN, REVEALED, FLAGGED = 0, 1, 2
 _BLANKS = str.maketrans({c: " " for c in "(),;|[]:\n\t"})
-_VERBS = {"reveal": "reveal", "open": "reveal", "click": "reveal", "flag": "flag", "unflag": "unflag"}
+_VERBS = {
+    "reveal": "reveal",
+    "open": "reveal",
+    "click": "reveal",
+    "flag": "flag",
+    "unflag": "unflag",
+}
 
 
 def neighbours(side: int) -> list[tuple[int, ...]]:
@@ -204,11 +210,14 @@ class MinesweeperEnv(GridGameEnv):
                 return [], f"Cannot read {tok[:30]!r}. {self.move_help}"
             else:
                 verb = "reveal"
-            if i + 1 >= n + (0 if i < n else 1) or i + 1 >= n:
+            if i + 1 >= n:
                 return [], f"{verb!r} needs a row and a column. {self.move_help}"
             r, c = toks[i], toks[i + 1]
             if not (r.isascii() and r.isdigit() and c.isascii() and c.isdigit()):
-                return [], f"{verb!r} needs a row and a column, got {r[:10]!r} {c[:10]!r}. {self.move_help}"
+                return (
+                    [],
+                    f"{verb!r} needs a row and a column, got {r[:10]!r} {c[:10]!r}. {self.move_help}",
+                )
             moves.append((verb, int(r), int(c)))
             i += 2
         if not moves:

@@ -20,6 +20,7 @@ from tirgym.envs.games.grid import DIRECTIONS, GridGameEnv, GridRenderer, deltas
 SIZES = {"easy": (6, 1, 100, 3), "medium": (7, 2, 150, 6), "hard": (8, 3, 200, 9)}
 WALL, FLOOR, TARGET, BOX, BOX_ON, PLAYER, PLAYER_ON = "#", "_", ".", "$", "*", "@", "+"
 NODE_BUDGET = 20_000
+BIAS = 0.5
 _MASKS = (
     ((0, 0),),
     ((0, 0), (0, 1)),
@@ -152,13 +153,21 @@ def reverse_play(
     player = rng.choice(free)
     origin = {t: t for t in targets}  # box cell -> the target it came from
     best, best_score = None, 0.0
+    random_ = rng.random
     for _ in range(steps):
-        s = rng.choice(moves)
+        s = moves[int(random_() * 4)]
+        if random_() < BIAS:  # next to a box: prefer stepping away from it, pulling it along
+            k = int(random_() * 4)
+            for i in range(4):
+                d = moves[(k + i) & 3]
+                if player - d in origin and floor[player + d] and player + d not in origin:
+                    s = d
+                    break
         q = player + s
         if not floor[q] or q in origin:
             continue
         behind = player - s
-        if behind in origin and rng.random() < 0.8:
+        if behind in origin and random_() < 0.8:
             origin[player] = origin.pop(behind)  # the reverse of a push from player to behind
         player = q
         if any(b in targets for b in origin):

@@ -109,7 +109,8 @@ class MathAnswerEnv(_MathEnv):
     """One turn: the model reasons and gives its final answer in \\boxed{} or <answer>.
 
     A turn with a `\\boxed{}` but no `<answer>` tags is accepted as the answer; any other
-    turn without an answer is a format error (penalised by `format_penalty`, default 0).
+    turn without an answer is a format error (penalised by `format_penalty`, default 0) that
+    ends the episode with outcome 0 on the last allowed turn.
     """
 
     description = "Solve the math problem."
@@ -137,7 +138,12 @@ class MathAnswerEnv(_MathEnv):
             parsed.answer = boxed
             self.invalid_streak = 0
             return self.on_answer(boxed)
-        return super()._invalid(parsed)
+        outcome = super()._invalid(parsed)
+        if self.turn >= self.max_turns and not outcome.terminated:
+            # the one turn is over: the task ends (terminated, not truncated: no time limit hit)
+            outcome.terminated = True
+            outcome.info.setdefault("stop_reason", "invalid_format")
+        return outcome
 
     def _boxed_only(self, parsed: ParsedTurn) -> str | None:
         if len(parsed.errors) != 1 or not parsed.errors[0].startswith(_NO_ACTION):

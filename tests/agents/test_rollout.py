@@ -1,11 +1,11 @@
 import time
 
+import agents_helpers as helpers
 import pytest
 import torch
-
-import agents_helpers as helpers
 from tirgym.agents import RolloutLimits, SamplingParams, Task, rollout
 from tirgym.agents.scripted import ReplayPolicy, SolverPolicy
+
 from tirgym.episode import Episode, load_jsonl, save_jsonl
 
 GUESS = "tirgym/GuessNumber-v0"
@@ -127,7 +127,10 @@ def test_qwen3_style_template_keeps_sampled_thinking(tiny_path):
 
 def test_tool_replies_render_as_tool_role(hf_policy):
     tok = hf_policy.tokenizer
-    texts = ['<tool_call>{"name": "echo", "arguments": {"x": 1}}</tool_call>', "<answer>done</answer>"]
+    texts = [
+        '<tool_call>{"name": "echo", "arguments": {"x": 1}}</tool_call>',
+        "<answer>done</answer>",
+    ]
     ep = rollout(helpers.TokenScriptPolicy(tok, texts), [Task("test/Tool-v0", 0)])[0]
     check_episode(ep, tok)
     assert ep.success and ep.terminated and ep.stop_reason == "env_done"
@@ -185,7 +188,10 @@ def test_hung_env_times_out_without_blocking_others():
 
 def test_slow_env_does_not_delay_the_batch():
     """One env step sleeping 2 s in a batch of 16: the others finish all turns meanwhile."""
-    tasks = [Task("test/Sleepy-v0", s, kwargs={"sleep_s": 2.0, "slow_seeds": (0,), "sleep_turns": 1}) for s in range(16)]
+    tasks = [
+        Task("test/Sleepy-v0", s, kwargs={"sleep_s": 2.0, "slow_seeds": (0,), "sleep_turns": 1})
+        for s in range(16)
+    ]
     t = time.perf_counter()
     eps = rollout(ReplayPolicy(["<answer>x</answer>"] * 4), tasks)
     wall = time.perf_counter() - t

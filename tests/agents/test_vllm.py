@@ -116,23 +116,27 @@ def test_seeds_are_per_row_and_reproducible(vllm_policy, hf):
 def test_stop_strings_end_the_turn_and_stay_in_output(vllm_policy, hf):
     tok = hf.tokenizer
     prompts = _prompts(tok, 4)
-    # Force a stop: the stop string is a piece of text the model does produce greedily.
-    free = vllm_policy.generate(
-        prompts, SamplingParams(temperature=0.0, max_new_tokens=24, stop=())
-    )
-    text = next(c.text for c in free if len(c.text.strip()) >= 2)
-    stop = text.strip()[:2]
-    got = vllm_policy.generate(
-        prompts, SamplingParams(temperature=0.0, max_new_tokens=24, stop=(stop,))
-    )
-    ref = hf.generate(prompts, SamplingParams(temperature=0.0, max_new_tokens=24, stop=(stop,)))
+    # Sampled: take a stop string from a free sample, then sample the same seeds with it.
+    free = vllm_policy.generate(prompts, SamplingParams(max_new_tokens=24, stop=(), seed=9))
+    text = max((c.text for c in free), key=len)
+    stop = text[len(text) // 2 : len(text) // 2 + 2]
+    got = vllm_policy.generate(prompts, SamplingParams(max_new_tokens=24, stop=(stop,), seed=9))
     assert any(c.stop_str == stop for c in got)
-    for c, r in zip(got, ref, strict=True):
-        assert c.token_ids == r.token_ids and c.stop_str == r.stop_str
-        assert c.text == tok.decode(c.token_ids)
+    for c in got:
+        assert c.text == tok.decode(c.token_ids) and len(c.logprobs) == len(c.token_ids)
         if c.stop_str:
             assert c.finish_reason == "stop" and stop in c.text
             assert stop not in tok.decode(c.token_ids[:-1])  # nothing sampled after the stop
+    # Greedy: the same cut as the hf backend (the random model repeats newlines greedily).
+    params = SamplingParams(temperature=0.0, max_new_tokens=24, stop=("\n\n\n",))
+    ref = hf.generate(prompts, params)
+    got = vllm_policy.generate(prompts, params)
+    for c, r in zip(got, ref, strict=True):
+        assert (c.token_ids, c.stop_str, c.finish_reason) == (
+            r.token_ids,
+            r.stop_str,
+            r.finish_reason,
+        )
 
 
 def test_update_weights_matches_hf_with_the_same_weights(vllm_policy, hf):

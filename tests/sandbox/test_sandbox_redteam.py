@@ -132,7 +132,7 @@ ATTACKS: list[Attack] = [
     ),
     Attack("segfault", "import ctypes; ctypes.string_at(0)", {"crashed"}),
     Attack("deep_recursion", "def f(n):\n    return f(n + 1)\nf(0)", {"error"}),
-    Attack("deep_recursion_c_stack", "import sys\nsys.setrecursionlimit(10**7)\ndef f(n):\n    return f(n + 1)\nf(0)", {"crashed", "error"}),
+    Attack("deep_recursion_c_stack", "import sys\nsys.setrecursionlimit(10**7)\ndef f(n):\n    return f(n + 1)\nf(0)", {"crashed", "error", "timeout"}),
     Attack(
         "kill_worker",
         "import os, signal\nfor pid in (1, os.getppid()):\n    try:\n        os.kill(pid, signal.SIGKILL)\n    except OSError:\n        pass\nprint('tried')",

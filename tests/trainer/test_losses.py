@@ -166,3 +166,27 @@ def test_chunked_logprobs_match_full_log_softmax(chunk):
     g2 = torch.autograd.grad(ref_lp.sum() + ref_ent.sum(), [hidden, head.weight])
     for a, b in zip(g1, g2, strict=True):
         assert torch.allclose(a, b)
+
+
+def test_model_logprobs_only_mask_positions_match_full():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from tirgym.trainer.losses import model_logprobs
+
+    torch.manual_seed(0)
+    cfg = Qwen2Config(vocab_size=50, hidden_size=64, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=1, num_key_value_heads=1, head_dim=64)
+    model = Qwen2ForCausalLM(cfg).double()
+    ids = torch.randint(0, 50, (2, 9))
+    attn = torch.ones_like(ids)
+    attn[1, 7:] = 0  # right padding
+    mask = torch.zeros(2, 9)
+    mask[0, 3:6] = 1
+    mask[1, 4:7] = 1
+    full, ent_full = model_logprobs(model, ids, attn, chunk=4, with_entropy=True)
+    part, ent_part = model_logprobs(model, ids, attn, chunk=4, with_entropy=True, only=mask)
+    ref = torch.log_softmax(model(ids, attention_mask=attn).logits, -1)[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
+    assert torch.allclose(full[:, 1:], ref)
+    m = mask.bool()
+    assert torch.allclose(part[m], full[m]) and torch.allclose(ent_part[m], ent_full[m])
+    assert torch.all(part[~m] == 0)

@@ -1,0 +1,153 @@
+"""CodeTask: write a function, optionally test it with the python tool, submit it.
+
+The model gets a statement with a function signature and examples, may run code in its
+own sandbox session (up to `max_tool_calls` calls), and submits its code in
+<answer>...</answer> (a fenced block inside the answer is taken as the code). The hidden
+tests then run in a fresh stateless sandbox process; the outcome reward is the fraction of
+tests passed (`reward_mode="fraction"`) or 1/0 (`"all"`), and success means all passed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from typing import Any, ClassVar
+
+import numpy as np
+from tirgym.envs.base import Outcome, TextEnv
+from tirgym.envs.python_tool import PythonTool
+from tirgym.protocol import ToolCall
+from tirgym.sandbox.tool import PYTHON_TOOL
+
+from tirgym.errors import TirgymError
+
+DIFFICULTIES = ("easy", "medium", "hard")
+REWARD_MODES = ("fraction", "all")
+_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.S | re.I)
+
+
+@functools.lru_cache(maxsize=8)
+def _dataset(path: str) -> tuple:
+    from tirgym.envs.code.loader import load_code_dataset
+
+    return tuple(load_code_dataset(path))
+
+
+def extract_code(answer: str) -> str:
+    """The code of a submission: the first fenced block if there is one, else the text."""
+    match = _FENCE.search(answer)
+    return (match.group(1) if match else answer).strip("\n")
+
+
+class CodeTaskEnv(TextEnv):
+    tools: ClassVar[list] = [PYTHON_TOOL]
+    description = "Write a Python function that passes hidden tests."
+
+    def __init__(
+        self,
+        difficulty: str = "easy",
+        dataset: str | None = None,
+        reward_mode: str = "fraction",
+        max_tool_calls: int = 4,
+        sandbox: str = "auto",
+        sandbox_options: dict[str, Any] | None = None,
+        tool_timeout_s: float = 5.0,
+        tool_memory_mb: int | None = None,
+        test_timeout_s: float = 10.0,
+        max_output_chars: int = 1024,
+        tool_error_penalty: float = 0.0,
+        **kwargs: Any,
+    ):
+        if difficulty not in DIFFICULTIES:
+            raise TirgymError(f"difficulty {difficulty!r} is not one of {', '.join(DIFFICULTIES)}")
+        if reward_mode not in REWARD_MODES:
+            raise TirgymError(f"reward_mode {reward_mode!r} is not one of {', '.join(REWARD_MODES)}")
+        if max_tool_calls < 0:
+            raise TirgymError(f"max_tool_calls must be >= 0, got {max_tool_calls}")
+        kwargs.setdefault("max_turns", max_tool_calls + 2)
+        super().__init__(**kwargs)
+        self.difficulty, self.dataset, self.reward_mode = difficulty, dataset, reward_mode
+        self.test_timeout_s = test_timeout_s
+        self.tool = PythonTool(
+            backend=sandbox,
+            sandbox_options=dict(sandbox_options or {}),
+            timeout_s=tool_timeout_s,
+            max_output_chars=max_output_chars,
+            memory_mb=tool_memory_mb,
+            max_calls=max_tool_calls,
+            error_penalty=tool_error_penalty,
+        )
+        self.problem: Any = None
+
+    def instructions(self) -> str:
+        return (
+            "Write the requested Python function. You may run Python with the python tool up to "
+            f"{self.tool.max_calls} times to test your code (state persists between calls). "
+            "Submit the complete code inside <answer>...</answer>, e.g. "
+            "<answer>```python\ndef f(x):\n    return x\n```</answer>. "
+            "Hidden tests call your function; the episode ends with the submission."
+        )
+
+    def generate_task(self, rng: np.random.Generator, options: dict[str, Any]) -> str:
+        seed = int(self.task_seed or 0)
+        if self.dataset:
+            problems = _dataset(str(self.dataset))
+            self.problem = problems[seed % len(problems)]
+        else:
+            from tirgym.envs.code.tasks import generate_code_task
+
+            self.problem = generate_code_task(seed, self.difficulty)
+        return self.problem.prompt
+
+    def task_id(self) -> str:
+        base = super().task_id()
+        return base if self.dataset else f"{base}:{self.difficulty}"
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self.tool.end_episode()
+        return super().reset(seed=seed, options=options)
+
+    def on_tool_call(self, call: ToolCall) -> Outcome:
+        if call.name != "python":
+            return super().on_tool_call(call)
+        return self.tool.call(call)
+
+    def on_answer(self, answer: str) -> Outcome:
+        from tirgym.envs.code.harness import run_hidden_tests
+
+        code = extract_code(answer)
+        problem = self.problem
+        report = run_hidden_tests(
+            self.tool.sandbox(), code, problem.tests, problem.setup, timeout_s=self.test_timeout_s
+        )
+        success = report.total > 0 and report.passed == report.total
+        score = report.fraction if self.reward_mode == "fraction" else float(success)
+        reply = f"Passed {report.passed}/{report.total} hidden tests."
+        if report.first_error and not success:
+            reply += f" First problem: {report.first_error}"
+        return Outcome(
+            reply=reply,
+            terminated=True,
+            success=success,
+            outcome_reward=score,
+            info={
+                "tests_passed": report.passed,
+                "tests_total": report.total,
+                "test_status": report.status,
+            },
+        )
+
+    def close(self) -> None:
+        self.tool.end_episode()
+        super().close()
+
+    def solve(self) -> str:
+        """Oracle: submit the reference solution."""
+        return f"<think>Reference solution.</think><answer>```python\n{self.problem.reference.rstrip()}\n```</answer>"
+
+    def example_tool_call(self) -> str:
+        """A turn that runs the reference on the first hidden test (for demos and tests)."""
+        test = self.problem.tests[0]
+        code = self.problem.reference + (f"\nprint(repr({test.src}))\n" if test.kind == "expr" else "")
+        return f"<tool_call>{json.dumps({'name': 'python', 'arguments': {'code': code}})}</tool_call>"
