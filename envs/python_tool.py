@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tirgym.envs.base import Outcome
+
 from tirgym.protocol import ToolCall
+
 
 @dataclass
 class PythonTool:

@@ -33,6 +33,11 @@ def _shared_libs(paths: list[Path]) -> set[str]:
     return libs
 
 
+def _canonical(path: str) -> str:
+    """The path with its directories resolved (/lib -> /usr/lib), the file name kept."""
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+
+
 def _add(tar: tarfile.TarFile, src: str, arcname: str, seen: set[str]) -> None:
     """Add src at arcname, with its parent directories; symlinks are kept and followed."""
     arcname = arcname.lstrip("/")
@@ -43,17 +48,10 @@ def _add(tar: tarfile.TarFile, src: str, arcname: str, seen: set[str]) -> None:
         d = "/".join(parts[:i])
         if d not in seen:
             seen.add(d)
-            host = "/" + d
-            if os.path.islink(host):
-                info = tarfile.TarInfo(d)
-                info.type = tarfile.SYMTYPE
-                info.linkname = os.readlink(host)
-                tar.addfile(info)
-            else:
-                info = tarfile.TarInfo(d)
-                info.type = tarfile.DIRTYPE
-                info.mode = 0o755
-                tar.addfile(info)
+            info = tarfile.TarInfo(d)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            tar.addfile(info)
     seen.add(arcname)
     if os.path.islink(src):
         info = tarfile.TarInfo(arcname)
@@ -62,9 +60,12 @@ def _add(tar: tarfile.TarFile, src: str, arcname: str, seen: set[str]) -> None:
         info.linkname = target
         tar.addfile(info)
         real = os.path.join(os.path.dirname(src), target) if not target.startswith("/") else target
-        real_arc = os.path.join(os.path.dirname(arcname), target) if not target.startswith("/") else target
-        if os.path.exists(real):
-            _add(tar, os.path.normpath(real), os.path.normpath(real_arc), seen)
+        if os.path.exists(real) and not target.startswith("/") and "/" not in target:
+            # a sibling (libfoo.so.1 -> libfoo.so.1.2): keep it next to the link
+            _add(tar, os.path.normpath(real), os.path.join(os.path.dirname(arcname), target), seen)
+        elif os.path.exists(real):
+            canon = _canonical(real)
+            _add(tar, canon, canon, seen)
         return
     tar.add(src, arcname=arcname, recursive=False)
 
@@ -79,6 +80,14 @@ def build_tarball(out: io.BufferedIOBase) -> None:
                 files.append((src, os.path.join(image_dir, os.path.relpath(src, host_dir))))
     so_files = [Path(s) for s, _ in files if ".so" in Path(s).name or s.endswith(Path(rt.python).name)]
     libs = _shared_libs(so_files)
+    import ctypes.util
+
+    for dlopened in ("seccomp",):  # loaded with ctypes at run time, so ldd cannot see it
+        name = ctypes.util.find_library(dlopened)
+        for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu"):
+            if name and os.path.exists(os.path.join(d, name)):
+                libs.add(os.path.join(d, name))
+                break
     seen: set[str] = set()
     with tarfile.open(fileobj=out, mode="w|") as tar:
         for top in ("bin", "sbin", "lib", "lib64"):
@@ -86,7 +95,7 @@ def build_tarball(out: io.BufferedIOBase) -> None:
                 _add(tar, "/" + top, top, seen)
         for src, arc in files:
             _add(tar, src, arc, seen)
-        for lib in sorted(libs):
+        for lib in sorted({_canonical(p) for p in libs}):
             _add(tar, lib, lib, seen)
         for extra in ("/etc/ld.so.cache", "/etc/ld.so.conf"):
             if os.path.exists(extra):
@@ -124,7 +133,10 @@ def build_image(image: str = "tirgym-sandbox:latest", docker_host: str | None = 
         build_tarball(proc.stdin)
     finally:
         proc.stdin.close()
-    out, err = proc.communicate(timeout=600)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read()
+    err = proc.stderr.read()
+    proc.wait(timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"docker import failed: {err.decode(errors='replace').strip()}")
     return image

@@ -78,7 +78,12 @@ def _sock_recv(sock: socket.socket) -> tuple[dict | None, list[int]]:
     data, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, 8)
     if not data:
         return None, list(fds)
-    return json.loads(data), list(fds)
+    try:
+        return json.loads(data), list(fds)
+    except ValueError:
+        for fd in fds:
+            os.close(fd)
+        raise
 
 
 # ----------------------------------------------------------------------------- hardening
@@ -158,6 +163,28 @@ class _SockFprog(ctypes.Structure):
 _BPF: dict[bool, tuple] = {}  # allow_fork -> (buffer, sock_fprog), built once in the worker
 
 
+def _patch_find_library() -> None:
+    """ctypes.util.find_library needs ldconfig or gcc, which a minimal image lacks."""
+    import ctypes.util as cu
+
+    original = cu.find_library
+
+    def find_library(name: str):
+        found = original(name)
+        if found:
+            return found
+        for version in ("2", "6", "1", "0"):
+            candidate = f"lib{name}.so.{version}"
+            try:
+                ctypes.CDLL(candidate)
+            except OSError:
+                continue
+            return candidate
+        return None
+
+    cu.find_library = find_library
+
+
 def prepare_seccomp() -> None:
     """Compile both filters once, in the worker; a cell then only makes one prctl call.
 
@@ -166,6 +193,7 @@ def prepare_seccomp() -> None:
     """
     import tempfile
 
+    _patch_find_library()
     for allow_fork in (False, True):
         f = _build_seccomp(allow_fork)
         with tempfile.TemporaryFile() as fh:
@@ -738,9 +766,23 @@ class Worker:
                 got, fds = _sock_recv(sock)
             except OSError:
                 got, fds = None, []
+            except ValueError:  # garbage written by the cell itself: ignore it
+                return finished()
             for fd in fds:
                 os.close(fd)
+            if not isinstance(got, dict) and got is not None:
+                return finished()
             if got is None:
+                try:  # EOF, or an empty packet forged by the cell? The holder tells.
+                    os.kill(sess["holder"], 0)
+                    r, _, _ = select.select([sock], [], [], 0)
+                    if not r:
+                        return finished()
+                    peek = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                    if peek:
+                        return finished()
+                except OSError:
+                    pass
                 state["gone"] = True
                 return True
             if got.get("cell") == cell and "started" in got and state["started"] is None:

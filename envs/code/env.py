@@ -17,10 +17,10 @@ from typing import Any, ClassVar
 import numpy as np
 from tirgym.envs.base import Outcome, TextEnv
 from tirgym.envs.python_tool import PythonTool
-from tirgym.protocol import ToolCall
 from tirgym.sandbox.tool import PYTHON_TOOL
 
 from tirgym.errors import TirgymError
+from tirgym.protocol import ToolCall
 
 DIFFICULTIES = ("easy", "medium", "hard")
 REWARD_MODES = ("fraction", "all")
@@ -62,7 +62,9 @@ class CodeTaskEnv(TextEnv):
         if difficulty not in DIFFICULTIES:
             raise TirgymError(f"difficulty {difficulty!r} is not one of {', '.join(DIFFICULTIES)}")
         if reward_mode not in REWARD_MODES:
-            raise TirgymError(f"reward_mode {reward_mode!r} is not one of {', '.join(REWARD_MODES)}")
+            raise TirgymError(
+                f"reward_mode {reward_mode!r} is not one of {', '.join(REWARD_MODES)}"
+            )
         if max_tool_calls < 0:
             raise TirgymError(f"max_tool_calls must be >= 0, got {max_tool_calls}")
         kwargs.setdefault("max_turns", max_tool_calls + 2)
@@ -149,5 +151,9 @@ class CodeTaskEnv(TextEnv):
     def example_tool_call(self) -> str:
         """A turn that runs the reference on the first hidden test (for demos and tests)."""
         test = self.problem.tests[0]
-        code = self.problem.reference + (f"\nprint(repr({test.src}))\n" if test.kind == "expr" else "")
-        return f"<tool_call>{json.dumps({'name': 'python', 'arguments': {'code': code}})}</tool_call>"
+        code = self.problem.reference + (
+            f"\nprint(repr({test.src}))\n" if test.kind == "expr" else ""
+        )
+        return (
+            f"<tool_call>{json.dumps({'name': 'python', 'arguments': {'code': code}})}</tool_call>"
+        )

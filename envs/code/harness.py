@@ -24,7 +24,7 @@ from tirgym.envs.code.tasks import TestCase
 MAX_REPR_CHARS = 100_000
 _PLACEHOLDER = re.compile(r"\b(MARK|TESTS|SUBMISSION|SETUP|LIMIT)\b")
 
-_HARNESS = r'''
+_HARNESS = r"""
 def _tirgym_main():
     import sys, json
     write, flush, dumps, mark = sys.stdout.write, sys.stdout.flush, json.dumps, MARK
@@ -59,7 +59,7 @@ def _tirgym_main():
 
 
 _tirgym_main()
-'''
+"""
 
 
 @dataclass
@@ -75,7 +75,9 @@ class TestReport:
         return self.passed / self.total if self.total else 0.0
 
 
-def harness_program(submission: str, tests: tuple[TestCase, ...], setup: str = "") -> tuple[str, str]:
+def harness_program(
+    submission: str, tests: tuple[TestCase, ...], setup: str = ""
+) -> tuple[str, str]:
     """(program, marker) for one evaluation; the marker is fresh each time."""
     mark = f"@@tirgym-{secrets.token_hex(8)}@@"
     payload = json.dumps([[t.kind, t.src] for t in tests])
@@ -168,5 +170,7 @@ def run_hidden_tests(
     result = sandbox.run(program, timeout_s=timeout_s, max_output_bytes=max_bytes)
     report = grade(result.stdout, mark, tests, result.status)
     if report.first_error is None and result.status == "error" and not all(report.results):
-        report.first_error = result.stderr.strip().splitlines()[-1:][0] if result.stderr.strip() else None
+        report.first_error = (
+            result.stderr.strip().splitlines()[-1:][0] if result.stderr.strip() else None
+        )
     return report

@@ -50,13 +50,13 @@ def _entry_point(code: str, first_test: str) -> str:
 
 
 def _mbpp(row: dict, index: int) -> CodeProblem:
-    asserts = [str(t) for t in row["test_list"]] + [str(t) for t in row.get("challenge_test_list") or []]
+    asserts = [str(t) for t in row["test_list"]] + [
+        str(t) for t in row.get("challenge_test_list") or []
+    ]
     if not asserts:
         raise TirgymError(f"MBPP row {index} has an empty test_list")
     entry = _entry_point(str(row["code"]), asserts[0])
-    prompt = (
-        f"{row['text'].strip()}\nYour code should pass tests like this one:\n    {asserts[0].strip()}\n{_SUBMIT}"
-    )
+    prompt = f"{row['text'].strip()}\nYour code should pass tests like this one:\n    {asserts[0].strip()}\n{_SUBMIT}"
     return CodeProblem(
         task_id=str(row.get("task_id", index)),
         prompt=prompt,
@@ -71,10 +71,14 @@ def _mbpp(row: dict, index: int) -> CodeProblem:
 def _humaneval(row: dict, index: int) -> CodeProblem:
     entry, test_src, prompt_code = row["entry_point"], str(row["test"]), str(row["prompt"])
     module = ast.parse(test_src)
-    check = next((n for n in module.body if isinstance(n, ast.FunctionDef) and n.name == "check"), None)
+    check = next(
+        (n for n in module.body if isinstance(n, ast.FunctionDef) and n.name == "check"), None
+    )
     if check is None:
         raise TirgymError(f"HumanEval row {index}: its test defines no check(candidate)")
-    body = [n for n in check.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    body = [
+        n for n in check.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))
+    ]
     arg = check.args.args[0].arg if check.args.args else "candidate"
     others = [n for n in module.body if n is not check]
     if body and all(isinstance(n, ast.Assert) for n in body):
@@ -98,7 +102,9 @@ def load_code_dataset(path: str | Path) -> list[CodeProblem]:
     """Every row of an MBPP- or HumanEval-style JSONL file as a CodeProblem."""
     path = Path(path)
     if not path.is_file():
-        raise TirgymError(f"code dataset {str(path)!r} is not a file (expected MBPP/HumanEval JSONL)")
+        raise TirgymError(
+            f"code dataset {str(path)!r} is not a file (expected MBPP/HumanEval JSONL)"
+        )
     problems = []
     with open(path, encoding="utf-8") as f:
         for index, line in enumerate(f):

@@ -83,7 +83,9 @@ EASY = [
     _Template(
         "reverse_words",
         "reverse_words(s: str) -> str",
-        lambda p: "Return the words of `s` (separated by single spaces) in reverse order, joined by single spaces.",
+        lambda p: (
+            "Return the words of `s` (separated by single spaces) in reverse order, joined by single spaces."
+        ),
         lambda p: _src("""
             def reverse_words(s):
                 return " ".join(reversed(s.split(" "))) if s else ""
@@ -94,10 +96,12 @@ EASY = [
     _Template(
         "count_letters",
         "count_letters(s: str) -> int",
-        lambda p: f"Return how many characters of `s` are one of the letters {', '.join(repr(c) for c in p['letters'])} (case-insensitive).",
+        lambda p: (
+            f"Return how many characters of `s` are one of the letters {', '.join(repr(c) for c in p['letters'])} (case-insensitive)."
+        ),
         lambda p: _src(f"""
             def count_letters(s):
-                return sum(1 for c in s.lower() if c in {p['letters']!r})
+                return sum(1 for c in s.lower() if c in {p["letters"]!r})
             """),
         lambda r: {"letters": "".join(sorted(r.sample(string.ascii_lowercase, 3)))},
         lambda r, p: (_word(r, 0, 20, string.ascii_letters + "  "),),
@@ -105,10 +109,12 @@ EASY = [
     _Template(
         "sum_multiples",
         "sum_multiples(n: int) -> int",
-        lambda p: f"Return the sum of all positive integers below `n` that are divisible by {p['a']} or by {p['b']} (0 when there are none).",
+        lambda p: (
+            f"Return the sum of all positive integers below `n` that are divisible by {p['a']} or by {p['b']} (0 when there are none)."
+        ),
         lambda p: _src(f"""
             def sum_multiples(n):
-                return sum(k for k in range(1, n) if k % {p['a']} == 0 or k % {p['b']} == 0)
+                return sum(k for k in range(1, n) if k % {p["a"]} == 0 or k % {p["b"]} == 0)
             """),
         lambda r: dict(zip("ab", r.sample(range(2, 12), 2), strict=True)),
         lambda r, p: (r.randint(0, 300),),
@@ -127,10 +133,12 @@ EASY = [
     _Template(
         "keep_greater",
         "keep_greater(xs: list[int]) -> list[int]",
-        lambda p: f"Return a list of the elements of `xs` that are strictly greater than {p['k']}, in their original order.",
+        lambda p: (
+            f"Return a list of the elements of `xs` that are strictly greater than {p['k']}, in their original order."
+        ),
         lambda p: _src(f"""
             def keep_greater(xs):
-                return [x for x in xs if x > {p['k']}]
+                return [x for x in xs if x > {p["k"]}]
             """),
         lambda r: {"k": r.randint(-5, 20)},
         lambda r, p: (_ints(r, -20, 40),),
@@ -138,10 +146,12 @@ EASY = [
     _Template(
         "caesar",
         "caesar(s: str) -> str",
-        lambda p: f"Shift every lowercase letter of `s` forward by {p['k']} places in the alphabet, wrapping from 'z' to 'a'; leave every other character unchanged.",
+        lambda p: (
+            f"Shift every lowercase letter of `s` forward by {p['k']} places in the alphabet, wrapping from 'z' to 'a'; leave every other character unchanged."
+        ),
         lambda p: _src(f"""
             def caesar(s):
-                return "".join(chr((ord(c) - 97 + {p['k']}) % 26 + 97) if "a" <= c <= "z" else c for c in s)
+                return "".join(chr((ord(c) - 97 + {p["k"]}) % 26 + 97) if "a" <= c <= "z" else c for c in s)
             """),
         lambda r: {"k": r.randint(1, 25)},
         lambda r, p: (_word(r, 0, 16, string.ascii_lowercase + "XYZ !,"),),
@@ -153,7 +163,9 @@ MEDIUM = [
     _Template(
         "run_length",
         "run_length(s: str) -> str",
-        lambda p: "Run-length encode `s`: each maximal run of a repeated character becomes the character followed by the run length, e.g. 'aaabcc' -> 'a3b1c2'. The empty string encodes to ''.",
+        lambda p: (
+            "Run-length encode `s`: each maximal run of a repeated character becomes the character followed by the run length, e.g. 'aaabcc' -> 'a3b1c2'. The empty string encodes to ''."
+        ),
         lambda p: _src("""
             def run_length(s):
                 out, i = [], 0
@@ -171,7 +183,9 @@ MEDIUM = [
     _Template(
         "second_largest",
         "second_largest(xs: list[int]) -> int | None",
-        lambda p: "Return the second largest distinct value in `xs`, or None when `xs` has fewer than two distinct values.",
+        lambda p: (
+            "Return the second largest distinct value in `xs`, or None when `xs` has fewer than two distinct values."
+        ),
         lambda p: _src("""
             def second_largest(xs):
                 values = sorted(set(xs))
@@ -183,7 +197,9 @@ MEDIUM = [
     _Template(
         "rotate",
         "rotate(xs: list[int], k: int) -> list[int]",
-        lambda p: "Return `xs` rotated to the right by `k` positions (k may be negative, meaning to the left, or larger than the length). Do not modify `xs`.",
+        lambda p: (
+            "Return `xs` rotated to the right by `k` positions (k may be negative, meaning to the left, or larger than the length). Do not modify `xs`."
+        ),
         lambda p: _src("""
             def rotate(xs, k):
                 if not xs:
@@ -197,7 +213,9 @@ MEDIUM = [
     _Template(
         "is_palindrome",
         "is_palindrome(s: str) -> bool",
-        lambda p: "Return True when `s` reads the same forwards and backwards after removing every character that is not a letter or digit and ignoring case, else False.",
+        lambda p: (
+            "Return True when `s` reads the same forwards and backwards after removing every character that is not a letter or digit and ignoring case, else False."
+        ),
         lambda p: _src("""
             def is_palindrome(s):
                 t = [c.lower() for c in s if c.isalnum()]
@@ -205,7 +223,9 @@ MEDIUM = [
             """),
         _none,
         lambda r, p: (
-            (lambda w: w + r.choice(["", " ", ",", "x"]) + w[::-1].upper())(_word(r, 0, 5, "abAB1 "))
+            (lambda w: w + r.choice(["", " ", ",", "x"]) + w[::-1].upper())(
+                _word(r, 0, 5, "abAB1 ")
+            )
             if r.random() < 0.5
             else _word(r, 0, 9, "abAB1 ,"),
         ),
@@ -213,7 +233,9 @@ MEDIUM = [
     _Template(
         "word_counts",
         "word_counts(s: str) -> list[tuple[str, int]]",
-        lambda p: "Split `s` on whitespace and return a list of (word, count) tuples, sorted by decreasing count and then alphabetically.",
+        lambda p: (
+            "Split `s` on whitespace and return a list of (word, count) tuples, sorted by decreasing count and then alphabetically."
+        ),
         lambda p: _src("""
             def word_counts(s):
                 counts = {}
@@ -222,18 +244,22 @@ MEDIUM = [
                 return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
             """),
         _none,
-        lambda r, p: (" ".join(r.choice(["a", "b", "cat", "dog", "ox"]) for _ in range(r.randint(0, 10))),),
+        lambda r, p: (
+            " ".join(r.choice(["a", "b", "cat", "dog", "ox"]) for _ in range(r.randint(0, 10))),
+        ),
     ),
     _Template(
         "prefix_sums_mod",
         "prefix_sums_mod(xs: list[int]) -> list[int]",
-        lambda p: f"Return the list of prefix sums of `xs` taken modulo {p['m']} (Python's % semantics), so element i is (xs[0] + ... + xs[i]) % {p['m']}.",
+        lambda p: (
+            f"Return the list of prefix sums of `xs` taken modulo {p['m']} (Python's % semantics), so element i is (xs[0] + ... + xs[i]) % {p['m']}."
+        ),
         lambda p: _src(f"""
             def prefix_sums_mod(xs):
                 out, total = [], 0
                 for x in xs:
                     total += x
-                    out.append(total % {p['m']})
+                    out.append(total % {p["m"]})
                 return out
             """),
         lambda r: {"m": r.randint(5, 97)},
@@ -246,7 +272,9 @@ HARD = [
     _Template(
         "lis_length",
         "lis_length(xs: list[int]) -> int",
-        lambda p: "Return the length of the longest strictly increasing subsequence of `xs` (not necessarily contiguous).",
+        lambda p: (
+            "Return the length of the longest strictly increasing subsequence of `xs` (not necessarily contiguous)."
+        ),
         lambda p: _src("""
             import bisect
 
@@ -263,7 +291,9 @@ HARD = [
     _Template(
         "longest_unique_substring",
         "longest_unique_substring(s: str) -> int",
-        lambda p: "Return the length of the longest contiguous substring of `s` with no repeated character.",
+        lambda p: (
+            "Return the length of the longest contiguous substring of `s` with no repeated character."
+        ),
         lambda p: _src("""
             def longest_unique_substring(s):
                 last, start, best = {}, 0, 0
@@ -280,7 +310,9 @@ HARD = [
     _Template(
         "merge_intervals",
         "merge_intervals(intervals: list[list[int]]) -> list[list[int]]",
-        lambda p: "Given closed intervals [start, end] (start <= end), merge every group of overlapping or touching intervals (sharing an endpoint) and return the merged intervals as [start, end] lists sorted by start.",
+        lambda p: (
+            "Given closed intervals [start, end] (start <= end), merge every group of overlapping or touching intervals (sharing an endpoint) and return the merged intervals as [start, end] lists sorted by start."
+        ),
         lambda p: _src("""
             def merge_intervals(intervals):
                 out = []
@@ -292,17 +324,21 @@ HARD = [
                 return out
             """),
         _none,
-        lambda r, p: ([sorted([r.randint(0, 40), r.randint(0, 40)]) for _ in range(r.randint(0, 8))],),
+        lambda r, p: (
+            [sorted([r.randint(0, 40), r.randint(0, 40)]) for _ in range(r.randint(0, 8))],
+        ),
     ),
     _Template(
         "count_climbs",
         "count_climbs(n: int) -> int",
-        lambda p: f"A staircase has `n` steps; each move climbs one of {p['steps']} steps. Return the number of distinct move sequences that reach exactly step `n`, modulo 1000000007 (1 for n = 0).",
+        lambda p: (
+            f"A staircase has `n` steps; each move climbs one of {p['steps']} steps. Return the number of distinct move sequences that reach exactly step `n`, modulo 1000000007 (1 for n = 0)."
+        ),
         lambda p: _src(f"""
             def count_climbs(n):
                 ways = [1] + [0] * n
                 for i in range(1, n + 1):
-                    ways[i] = sum(ways[i - s] for s in {p['steps']!r} if s <= i) % 1000000007
+                    ways[i] = sum(ways[i - s] for s in {p["steps"]!r} if s <= i) % 1000000007
                 return ways[n]
             """),
         lambda r: {"steps": sorted(r.sample(range(1, 7), r.randint(2, 3)))},
@@ -311,7 +347,9 @@ HARD = [
     _Template(
         "edit_distance",
         "edit_distance(a: str, b: str) -> int",
-        lambda p: "Return the minimum number of single-character insertions, deletions and substitutions that turn `a` into `b`.",
+        lambda p: (
+            "Return the minimum number of single-character insertions, deletions and substitutions that turn `a` into `b`."
+        ),
         lambda p: _src("""
             def edit_distance(a, b):
                 prev = list(range(len(b) + 1))
@@ -328,7 +366,9 @@ HARD = [
     _Template(
         "min_bracket_removals",
         "min_bracket_removals(s: str) -> int",
-        lambda p: "`s` consists of the characters ()[]{}. Return the minimum number of characters to delete so that the rest is a correctly nested bracket sequence (the empty string is correct).",
+        lambda p: (
+            "`s` consists of the characters ()[]{}. Return the minimum number of characters to delete so that the rest is a correctly nested bracket sequence (the empty string is correct)."
+        ),
         lambda p: _src("""
             from functools import lru_cache
 

@@ -17,10 +17,10 @@ from typing import Any
 from tirgym.envs.games.grid import DIRECTIONS, GridGameEnv, GridRenderer, deltas, path_moves
 
 # difficulty -> (side, boxes, reverse-play steps, minimum pushes of the solution)
-SIZES = {"easy": (6, 1, 100, 3), "medium": (7, 2, 150, 6), "hard": (8, 3, 200, 9)}
+SIZES = {"easy": (6, 1, 100, 3), "medium": (7, 2, 150, 5), "hard": (8, 3, 200, 8)}
 WALL, FLOOR, TARGET, BOX, BOX_ON, PLAYER, PLAYER_ON = "#", "_", ".", "$", "*", "@", "+"
 NODE_BUDGET = 20_000
-BIAS = 0.5
+MAX_ROOMS = 20
 _MASKS = (
     ((0, 0),),
     ((0, 0), (0, 1)),
@@ -156,7 +156,7 @@ def reverse_play(
     random_ = rng.random
     for _ in range(steps):
         s = moves[int(random_() * 4)]
-        if random_() < BIAS:  # next to a box: prefer stepping away from it, pulling it along
+        if random_() < 0.5:  # next to a box: prefer stepping away from it, pulling it along
             k = int(random_() * 4)
             for i in range(4):
                 d = moves[(k + i) & 3]
@@ -183,9 +183,12 @@ def reverse_play(
 def generate_level(
     rng: random.Random, side: int, n_boxes: int, reverse_steps: int, min_pushes: int
 ) -> tuple[list[bool], frozenset[int], frozenset[int], int, list[str]]:
-    """(floor, targets, boxes, player, solution moves) of a level the solver solved."""
-    fallback = None
-    for attempt in range(200):
+    """(floor, targets, boxes, player, solution moves) of a level the solver solved.
+
+    Tries rooms until the solver needs at least `min_pushes` pushes; after MAX_ROOMS
+    solved rooms it keeps the one needing the most pushes (bounded reset time)."""
+    best, best_rank, solved = None, (-1, -1), 0
+    while best is None or solved < MAX_ROOMS:
         floor = carve_room(rng, side)
         cells = [p for p, f in enumerate(floor) if f]
         if len(cells) < n_boxes + 4:
@@ -200,15 +203,13 @@ def generate_level(
         pushes = solver.solve(player, boxes)
         if pushes is None:
             continue
-        level = (floor, targets, boxes, player, solver.moves(player, boxes, pushes))
+        solved += 1
+        moves = solver.moves(player, boxes, pushes)
         if len(pushes) >= min_pushes:
-            return level
-        if fallback is None or len(level[4]) > len(fallback[4]):
-            fallback = level
-        if attempt >= 50 and fallback is not None:
-            break
-    assert fallback is not None, "no Sokoban level found"
-    return fallback
+            return floor, targets, boxes, player, moves
+        if (len(pushes), len(moves)) > best_rank:
+            best, best_rank = (floor, targets, boxes, player, moves), (len(pushes), len(moves))
+    return best
 
 
 class SokobanEnv(GridGameEnv):

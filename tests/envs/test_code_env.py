@@ -6,11 +6,11 @@ import json
 
 import pytest
 from gymnasium.utils.env_checker import check_env
-
-import tirgym
 from tirgym.envs.code.harness import TestCase, grade, values_equal
 from tirgym.envs.code.loader import load_code_dataset
 from tirgym.envs.code.tasks import DIFFICULTIES, TEMPLATES, generate_code_task
+
+import tirgym
 
 
 def _make(sandbox_kwargs, **kwargs):
@@ -55,9 +55,11 @@ def test_oracle_scores_one_on_20_seeds(sandbox_kwargs, difficulty):
 
 def _half_wrong(reference: str, name: str) -> str:
     """The reference, but every second call returns a wrong value."""
-    return (f"{reference}\n_orig = {name}\n_calls = [0]\n\n"
-            f"def {name}(*args):\n    _calls[0] += 1\n"
-            f"    return _orig(*args) if _calls[0] % 2 else ('wrong', _calls[0])\n")
+    return (
+        f"{reference}\n_orig = {name}\n_calls = [0]\n\n"
+        f"def {name}(*args):\n    _calls[0] += 1\n"
+        f"    return _orig(*args) if _calls[0] % 2 else ('wrong', _calls[0])\n"
+    )
 
 
 @pytest.mark.parametrize("mode,expected", [("fraction", 0.5), ("all", 0.0)])
@@ -69,16 +71,16 @@ def test_wrong_submissions_score_below_one(sandbox_kwargs, mode, expected):
     assert terminated and reward == expected and not info["success"]
     assert info["tests_passed"] == 5 and "wrong result" in env.last_observation
     env.reset(seed=3)
-    _, reward, *_ , info = _submit(env, "def nope(:\n    pass")
+    _, reward, *_, info = _submit(env, "def nope(:\n    pass")
     assert reward == 0.0 and "SyntaxError" in env.last_observation
 
 
 HACKS = {
     "always-equal object": "class E:\n    def __eq__(self, o): return True\n    def __repr__(self): return '0'\n"
-                           "def {name}(*a):\n    return E()",
+    "def {name}(*a):\n    return E()",
     "exit before the tests": "import sys\ndef {name}(*a): return 0\nsys.exit(0)",
-    "fake records": "import sys\nfor i in range(10):\n    print('@@tirgym-0@@' + '{{\"i\": %d, \"ok\": true, \"repr\": \"0\"}}' % i)\n"
-                    "def {name}(*a): raise ValueError",
+    "fake records": 'import sys\nfor i in range(10):\n    print(\'@@tirgym-0@@\' + \'{{"i": %d, "ok": true, "repr": "0"}}\' % i)\n'
+    "def {name}(*a): raise ValueError",
     "wrong type": "def {name}(*a):\n    return str(a)",
 }
 
@@ -87,7 +89,7 @@ HACKS = {
 def test_hacks_do_not_pass(sandbox_kwargs, hack):
     env = _make(sandbox_kwargs, difficulty="easy")
     env.reset(seed=2)
-    _, reward, *_ , info = _submit(env, HACKS[hack].format(name=env.problem.entry_point))
+    _, reward, *_, info = _submit(env, HACKS[hack].format(name=env.problem.entry_point))
     assert reward == 0.0 and not info["success"], hack
 
 
@@ -101,7 +103,7 @@ def test_placeholder_words_in_the_submission_are_kept(sandbox_kwargs):
 def test_tool_call_runs_in_the_episode_session(sandbox_kwargs):
     env = _make(sandbox_kwargs, difficulty="hard", max_tool_calls=1)
     obs, info = env.reset(seed=1)
-    assert info["tools"][0]["name"] == "python" and "`edit_distance(" in obs
+    assert info["tools"][0]["name"] == "python" and f"`{env.problem.entry_point}(" in obs
     reply, reward, terminated, _, info = env.step(env.example_tool_call())
     assert reply.splitlines()[0] == repr(env.problem.tests[0].expected)
     assert not terminated and not info["tool_error"] and info["role"] == "tool"
@@ -111,40 +113,66 @@ def test_tool_call_runs_in_the_episode_session(sandbox_kwargs):
 
 
 def test_grade_reads_only_marked_unique_records():
-    tests = (TestCase("expr", "f(1)", [1, 2.0]), TestCase("expr", "f(2)", 3), TestCase("stmt", "assert f(3)"))
+    tests = (
+        TestCase("expr", "f(1)", [1, 2.0]),
+        TestCase("expr", "f(2)", 3),
+        TestCase("stmt", "assert f(3)"),
+    )
     mark = "@@m@@"
-    out = "\n".join([
-        "noise", mark + json.dumps({"i": 0, "ok": True, "repr": "[1, 2.0000000001]"}),
-        mark + json.dumps({"i": 1, "ok": True, "repr": "3"}), mark + json.dumps({"i": 1, "ok": True, "repr": "3"}),
-        mark + json.dumps({"i": 2, "ok": True}),
-    ])
+    out = "\n".join(
+        [
+            "noise",
+            mark + json.dumps({"i": 0, "ok": True, "repr": "[1, 2.0000000001]"}),
+            mark + json.dumps({"i": 1, "ok": True, "repr": "3"}),
+            mark + json.dumps({"i": 1, "ok": True, "repr": "3"}),
+            mark + json.dumps({"i": 2, "ok": True}),
+        ]
+    )
     report = grade(out, mark, tests)
     assert report.results == [True, False, True] and report.fraction == pytest.approx(2 / 3)
     assert values_equal(True, 1) and not values_equal([1], (1,)) and not values_equal("1", 1)
 
 
 MBPP_ROWS = [
-    {"task_id": 11, "text": "Write a function to remove the first and last occurrence of a given character.",
-     "code": "def remove_Occ(s, ch):\n    i = s.find(ch)\n    if i >= 0:\n        s = s[:i] + s[i + 1:]\n"
-             "    j = s.rfind(ch)\n    if j >= 0:\n        s = s[:j] + s[j + 1:]\n    return s",
-     "test_list": ['assert remove_Occ("hello","l") == "heo"', 'assert remove_Occ("abcda","a") == "bcd"',
-                   'assert remove_Occ("PHP","P") == "H"'],
-     "test_setup_code": "", "challenge_test_list": []},
-    {"task_id": 2, "text": "Write a function to find the shared elements from the given two lists.",
-     "code": "def similar_elements(a, b):\n    return tuple(set(a) & set(b))",
-     "test_list": ["assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))",
-                   "assert set(similar_elements((1, 2, 3, 4),(5, 4, 3, 7))) == set((3, 4))"]},
+    {
+        "task_id": 11,
+        "text": "Write a function to remove the first and last occurrence of a given character.",
+        "code": "def remove_Occ(s, ch):\n    i = s.find(ch)\n    if i >= 0:\n        s = s[:i] + s[i + 1:]\n"
+        "    j = s.rfind(ch)\n    if j >= 0:\n        s = s[:j] + s[j + 1:]\n    return s",
+        "test_list": [
+            'assert remove_Occ("hello","l") == "heo"',
+            'assert remove_Occ("abcda","a") == "bcd"',
+            'assert remove_Occ("PHP","P") == "H"',
+        ],
+        "test_setup_code": "",
+        "challenge_test_list": [],
+    },
+    {
+        "task_id": 2,
+        "text": "Write a function to find the shared elements from the given two lists.",
+        "code": "def similar_elements(a, b):\n    return tuple(set(a) & set(b))",
+        "test_list": [
+            "assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))",
+            "assert set(similar_elements((1, 2, 3, 4),(5, 4, 3, 7))) == set((3, 4))",
+        ],
+    },
 ]
 HUMANEVAL_ROWS = [
-    {"task_id": "HumanEval/0", "entry_point": "add",
-     "prompt": "def add(x: int, y: int) -> int:\n    \"\"\"Add two numbers.\"\"\"\n",
-     "canonical_solution": "    return x + y\n",
-     "test": "METADATA = {}\n\n\ndef check(candidate):\n    assert candidate(2, 3) == 5\n"
-             "    assert candidate(0, 0) == 0\n    assert abs(candidate(1, 1) - 2) < 1e-9\n"},
-    {"task_id": "HumanEval/1", "entry_point": "double",
-     "prompt": "def double(xs):\n    \"\"\"Double each element.\"\"\"\n",
-     "canonical_solution": "    return [2 * x for x in xs]\n",
-     "test": "def check(candidate):\n    for n in range(5):\n        assert candidate([n]) == [2 * n]\n"},
+    {
+        "task_id": "HumanEval/0",
+        "entry_point": "add",
+        "prompt": 'def add(x: int, y: int) -> int:\n    """Add two numbers."""\n',
+        "canonical_solution": "    return x + y\n",
+        "test": "METADATA = {}\n\n\ndef check(candidate):\n    assert candidate(2, 3) == 5\n"
+        "    assert candidate(0, 0) == 0\n    assert abs(candidate(1, 1) - 2) < 1e-9\n",
+    },
+    {
+        "task_id": "HumanEval/1",
+        "entry_point": "double",
+        "prompt": 'def double(xs):\n    """Double each element."""\n',
+        "canonical_solution": "    return [2 * x for x in xs]\n",
+        "test": "def check(candidate):\n    for n in range(5):\n        assert candidate([n]) == [2 * n]\n",
+    },
 ]
 
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 from gymnasium.utils.env_checker import check_env
+from tirgym.envs.math.generators import GENERATORS, generate
 
 import tirgym
-from tirgym.envs.math.generators import GENERATORS, generate
 
 
 def _tool(code: str) -> str:
@@ -76,8 +76,11 @@ def test_math_answer_rewards():
     assert "/" in gold
     num, den = gold.split("/")
     # the answer tag, an equivalent LaTeX form, and a bare \boxed{} after thinking all count
-    for turn in (f"<answer>{gold}</answer>", f"<answer>\\frac{{{num}}}{{{den}}}</answer>",
-                 f"<think>work</think>So it is \\boxed{{\\frac{{{num}}}{{{den}}}}}."):
+    for turn in (
+        f"<answer>{gold}</answer>",
+        f"<answer>\\frac{{{num}}}{{{den}}}</answer>",
+        f"<think>work</think>So it is \\boxed{{\\frac{{{num}}}{{{den}}}}}.",
+    ):
         env.reset(seed=2)
         _, reward, terminated, truncated, info = env.step(turn)
         assert (reward, terminated, info["success"]) == (1.0, True, True), turn
@@ -103,8 +106,10 @@ def test_math_answer_countdown_accepts_any_correct_expression():
 
 
 def test_math_answer_from_dataset_file(tmp_path):
-    rows = [{"question": "What is 6 times 7?", "answer": "6*7=42\n#### 42"},
-            {"problem": "Simplify $2/4$.", "solution": "It is $\\boxed{\\frac{1}{2}}$."}]
+    rows = [
+        {"question": "What is 6 times 7?", "answer": "6*7=42\n#### 42"},
+        {"problem": "Simplify $2/4$.", "solution": "It is $\\boxed{\\frac{1}{2}}$."},
+    ]
     path = tmp_path / "mini.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     env = tirgym.make("tirgym/MathAnswer-v0", dataset=str(path)).unwrapped
@@ -118,7 +123,7 @@ def test_tir_oracle_calls_python_and_answers_correctly(sandbox_kwargs):
     env = tirgym.make("tirgym/MathTIR-v0", **sandbox_kwargs).unwrapped
     for seed in range(len(GENERATORS)):  # one task of every family
         _, steps = _episode(env, seed)
-        (tool_reply, r1, *_ , info1), last = steps[0], steps[-1]
+        (tool_reply, r1, *_, info1), last = steps[0], steps[-1]
         assert len(steps) == 2 and info1["role"] == "tool" and not info1["tool_error"]
         assert info1["tool_calls_used"] == 1 and r1 == 0.0
         if env.task.family != "countdown":  # the program prints the gold
@@ -133,28 +138,33 @@ def test_tir_session_persists_within_and_resets_between_episodes(sandbox_kwargs)
     env.reset(seed=0)
     assert env.tool._session is None  # created lazily, on the first call
     env.step(_tool("secret = 41"))
-    reply, *_ , info = env.step(_tool("print(secret + 1)"))
+    reply, *_, info = env.step(_tool("print(secret + 1)"))
     assert reply.startswith("42") and not info["tool_error"]
     env.reset(seed=0)
     assert env.tool._session is None and env.tool.calls == 0
-    reply, *_ , info = env.step(_tool("print(secret)"))
+    reply, *_, info = env.step(_tool("print(secret)"))
     assert "NameError" in reply and info["tool_error"]
     env.close()
     assert env.tool._session is None
 
 
 def test_tir_tool_errors_penalty_truncation_and_limit(sandbox_kwargs):
-    env = tirgym.make("tirgym/MathTIR-v0", max_tool_calls=2, tool_error_penalty=0.25,
-                      max_output_chars=300, **sandbox_kwargs).unwrapped
+    env = tirgym.make(
+        "tirgym/MathTIR-v0",
+        max_tool_calls=2,
+        tool_error_penalty=0.25,
+        max_output_chars=300,
+        **sandbox_kwargs,
+    ).unwrapped
     obs, info = env.reset(seed=1)
     assert info["max_turns"] == 4 and info["tools"][0]["name"] == "python"
-    reply, reward, *_ , info = env.step(_tool("def f():\n    return 1 / 0\nf()"))
+    reply, reward, *_, info = env.step(_tool("def f():\n    return 1 / 0\nf()"))
     assert info["tool_error"] and info["tool_status"] == "error"
     assert "ZeroDivisionError" in reply.splitlines()[-2]  # traceback tail, then the calls-left note
     assert reward == -0.25 and info["reward_components"] == {"tool_error": -0.25}
-    reply, reward, *_ , info = env.step("```python\nprint('x' * 5000)\n```")  # fenced block = a call
+    reply, reward, *_, info = env.step("```python\nprint('x' * 5000)\n```")  # fenced block = a call
     assert "truncated" in reply and len(reply) < 400 and not info["tool_error"] and reward == 0.0
-    reply, reward, *_ , info = env.step(_tool("print('never runs')"))
+    reply, reward, *_, info = env.step(_tool("print('never runs')"))
     assert "limit" in reply and "never runs" not in reply and info["tool_limit_reached"]
     _, reward, terminated, _, info = env.step(f"<answer>{env.task.answer}</answer>")
     assert terminated and info["reward_components"] == {"outcome": 1.0}

@@ -90,3 +90,12 @@ def test_solver_200(difficulty):
 @given(seed=st.integers(0, 10_000), warmup=st.integers(0, 3), answer=move_strings(WORDS))
 def test_invalid_moves_never_change_state(seed, warmup, answer):
     check_move_property(ENV, seed, warmup, answer, difficulty="medium")
+
+
+def test_bad_settings_are_user_errors():
+    from tirgym.errors import TirgymError
+
+    with pytest.raises(TirgymError, match="difficulty"):
+        make(ENV, difficulty="extreme")
+    with pytest.raises(TirgymError, match="moves_per_turn"):
+        make(ENV, moves_per_turn=0)

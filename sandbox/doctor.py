@@ -1,0 +1,102 @@
+"""`tirgym sandbox doctor`: which backends work on this machine, why not, and a self-test."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+
+from tirgym.sandbox.backends import JailBackend, LocalBackend
+from tirgym.sandbox.cgroups import describe as describe_cgroups
+
+SELF_TEST = [
+    ("print", "print(6 * 7)", "ok", "42"),
+    ("numpy+sympy", "import numpy, sympy; print(int(numpy.arange(4).sum()), sympy.isprime(97))", "ok", "6 True"),
+    ("network blocked", "import socket; socket.create_connection(('1.1.1.1', 80), timeout=1)", "error", None),
+    ("exec blocked", "import subprocess; subprocess.run(['true'])", "error", None),
+    ("timeout", "while True: pass", "timeout", None),
+    ("segfault", "import ctypes; ctypes.string_at(0)", "crashed", None),
+]
+
+
+def _self_test(backend_name: str) -> list[str]:
+    from tirgym.sandbox.core import Sandbox, make_backend
+
+    lines: list[str] = []
+    backend = LocalBackend() if backend_name == "local" else make_backend(backend_name)
+    t0 = time.perf_counter()
+    with Sandbox(backend, workers=1) as sb:
+        sb.run("pass")
+        lines.append(f"    warm start: {time.perf_counter() - t0:.2f} s")
+        isolated = backend_name != "local"
+        for name, code, want, out in SELF_TEST:
+            if not isolated and name in ("network blocked", "exec blocked"):
+                continue
+            r = sb.run(code, timeout_s=1.0)
+            good = r.status == want and (out is None or r.stdout.strip() == out)
+            lines.append(f"    [{'ok' if good else 'FAIL'}] {name}: {r.status} ({r.duration_s * 1000:.1f} ms)")
+        with sb.session() as s:
+            s.run("x = 1")
+            s.run("while True: pass", timeout_s=0.5)
+            r = s.run("x + 1")
+            good = r.stdout.strip() == "2"
+            lines.append(f"    [{'ok' if good else 'FAIL'}] session survives a timeout: {r.stdout.strip()!r}")
+            with sb.session() as other:
+                s.run("open('mine.txt', 'w').write('x')")
+                seen = other.run("import os; print(os.path.exists('mine.txt'))").stdout.strip()
+            lines.append(f"    [{'ok' if seen == 'False' else 'FAIL'}] sessions isolated (files): {seen}")
+        times = []
+        for _ in range(20):
+            t = time.perf_counter()
+            sb.run("print(1)")
+            times.append(time.perf_counter() - t)
+        times.sort()
+        lines.append(f"    latency print(1): median {times[len(times) // 2] * 1000:.1f} ms")
+    return lines
+
+
+def doctor_report(self_test: bool = True) -> str:
+    """A human-readable report; never raises for a missing backend (that is what it reports)."""
+    from tirgym.sandbox.docker_backend import DockerBackend
+
+    lines = ["tirgym sandbox doctor", ""]
+    lines.append(f"  machine: {os.cpu_count()} cores, uid {os.getuid()}, {describe_cgroups()}")
+    lines.append(f"  bwrap: {shutil.which('bwrap') or 'missing'}   docker CLI: {shutil.which('docker') or 'missing'}")
+    try:
+        import pyseccomp  # noqa: F401
+
+        lines.append("  pyseccomp: installed")
+    except ImportError:
+        lines.append("  pyseccomp: missing (pip install pyseccomp)")
+    lines.append("")
+    verdict: dict[str, str | None] = {}
+    verdict["jail"] = JailBackend().unavailable_reason()
+    verdict["docker"] = DockerBackend(docker_build=False).unavailable_reason()
+    verdict["local"] = None
+    for name in ("jail", "docker", "local"):
+        reason = verdict[name]
+        note = " (NO isolation: trusted code only; never chosen by auto)" if name == "local" else ""
+        lines.append(f"  {name:7s} {'available' if reason is None else 'unavailable: ' + reason}{note}")
+    auto = "docker" if verdict["docker"] is None else "jail" if verdict["jail"] is None else None
+    lines.append(f"  auto -> {auto or 'ERROR: no sandbox available (install bubblewrap or start Docker)'}")
+    if self_test:
+        for name in ("jail", "docker"):
+            if verdict[name] is not None:
+                continue
+            lines.append("")
+            lines.append(f"  self-test [{name}]")
+            try:
+                lines.extend(_self_test(name))
+            except Exception as e:  # report, keep going with the other backends
+                lines.append(f"    FAILED: {type(e).__name__}: {e}")
+        if auto is None:
+            lines.append("")
+            lines.append("  self-test [local] (no isolation)")
+            with contextlib.suppress(Exception):
+                lines.extend(_self_test("local"))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(doctor_report())
