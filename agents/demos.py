@@ -9,7 +9,6 @@ from typing import Any
 from tirgym.agents.rollout import rollout
 from tirgym.agents.scripted import SolverPolicy
 from tirgym.agents.types import Task
-
 from tirgym.episode import append_jsonl
 from tirgym.errors import TirgymError
 
@@ -30,9 +29,8 @@ def make_demos(
     With a tokenizer, each episode is tokenized through the chat template (mask 1 on the
     assistant tokens); envs without a solver are skipped with a warning.
     """
-    from tirgym.agents.backends import _tokenizer
-
     import tirgym
+    from tirgym.agents.backends import _tokenizer
 
     s = tirgym.get_suite(suite)
     tok = _tokenizer(tokenizer)

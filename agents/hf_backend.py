@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tirgym.agents.types import Completion, SamplingParams
 
+from tirgym.agents.types import Completion, SamplingParams
 from tirgym.errors import TirgymError
 
 _DTYPES = {

@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tirgym.agents.types import Completion, SamplingParams, TurnRequest
-
 from tirgym.errors import TirgymError
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from tirgym.agents.chat import ChatRenderer
 from tirgym.agents.types import (
     Completion,
@@ -34,7 +35,6 @@ from tirgym.agents.types import (
     TextPolicy,
     TurnRequest,
 )
-
 from tirgym.episode import Episode, Span, Turn
 
 log = logging.getLogger(__name__)

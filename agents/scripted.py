@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from tirgym.agents.types import Completion, SamplingParams, TurnRequest
 
+from tirgym.agents.types import Completion, SamplingParams, TurnRequest
 from tirgym.errors import TirgymError
 
 

@@ -418,5 +418,5 @@ class _GenCfg:
 
         try:
             self.generation_config = GenerationConfig.from_pretrained(path)
-        except OSError:
+        except Exception:  # no generation_config.json: the tokenizer's end tokens suffice
             self.generation_config = None

@@ -38,13 +38,25 @@ METHODS: dict[str, dict[str, Any]] = {
 TASKS: dict[str, dict[str, Any]] = {
     "maze": {
         "id": "tirgym/Maze-v0",
-        "kwargs": {"difficulty": "easy", "moves_per_turn": 5, "max_turns": 6,
-                   "progress_reward": 0.1, "step_cost": 0.01, "invalid_penalty": 0.1},
+        "kwargs": {
+            "difficulty": "easy",
+            "moves_per_turn": 5,
+            "max_turns": 6,
+            "progress_reward": 0.1,
+            "step_cost": 0.01,
+            "invalid_penalty": 0.1,
+        },
     },
     "sokoban": {
         "id": "tirgym/Sokoban-v0",
-        "kwargs": {"difficulty": "easy", "moves_per_turn": 1, "max_turns": 10,
-                   "progress_reward": 1.0, "step_cost": 0.02, "invalid_penalty": 0.1},
+        "kwargs": {
+            "difficulty": "easy",
+            "moves_per_turn": 1,
+            "max_turns": 10,
+            "progress_reward": 1.0,
+            "step_cost": 0.02,
+            "invalid_penalty": 0.1,
+        },
     },
     "mathtir": {"id": "tirgym/MathTIR-v0", "kwargs": {"difficulty": "easy", "max_turns": 3}},
 }
@@ -54,22 +66,37 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     """The knobs shared by every run of the ablation (equal budgets)."""
     if args.smallest:
         return {
-            "seeds": 1, "steps": 2, "group_size": 2, "tasks_per_step": 2, "max_new_tokens": 12,
-            "max_turns": 2, "eval_seeds": 2, "sft_episodes": 2, "sft_epochs": 1.0,
+            "seeds": 1,
+            "steps": 2,
+            "group_size": 2,
+            "tasks_per_step": 2,
+            "max_new_tokens": 12,
+            "max_turns": 2,
+            "eval_seeds": 2,
+            "sft_episodes": 2,
+            "sft_epochs": 1.0,
             "tiny": {"hidden_size": 64, "num_heads": 1, "num_layers": 1, "vocab_size": 512},
         }
     tiny = {"hidden_size": 128, "num_heads": 2, "num_layers": 2, "vocab_size": 2048}
     if args.gpu:
-        tiny = {"hidden_size": 1024, "num_heads": 16, "num_layers": 12, "vocab_size": 2048}
+        tiny = {"hidden_size": 512, "num_heads": 8, "num_layers": 8, "vocab_size": 2048}
     return {
-        "seeds": args.seeds, "steps": args.steps, "group_size": args.group_size,
-        "tasks_per_step": args.tasks_per_step, "max_new_tokens": args.max_new_tokens,
-        "max_turns": args.max_turns, "eval_seeds": args.eval_seeds, "sft_episodes": args.sft_episodes,
-        "sft_epochs": args.sft_epochs, "tiny": tiny,
+        "seeds": args.seeds,
+        "steps": args.steps,
+        "group_size": args.group_size,
+        "tasks_per_step": args.tasks_per_step,
+        "max_new_tokens": args.max_new_tokens,
+        "max_turns": args.max_turns,
+        "eval_seeds": args.eval_seeds,
+        "sft_episodes": args.sft_episodes,
+        "sft_epochs": args.sft_epochs,
+        "tiny": tiny,
     }
 
 
-def base_config(args: argparse.Namespace, s: dict[str, Any], seed: int, out: Path) -> dict[str, Any]:
+def base_config(
+    args: argparse.Namespace, s: dict[str, Any], seed: int, out: Path
+) -> dict[str, Any]:
     task = TASKS[args.task]
     kwargs = dict(task["kwargs"])
     if s["max_turns"]:
@@ -81,14 +108,22 @@ def base_config(args: argparse.Namespace, s: dict[str, Any], seed: int, out: Pat
         "output_dir": str(out),
         "envs": [{"id": task["id"], "kwargs": kwargs, "seeds": [0, 100_000]}],
         "rollout": {
-            "group_size": s["group_size"], "tasks_per_step": s["tasks_per_step"],
-            "max_new_tokens": s["max_new_tokens"], "max_total_tokens": 2048, "temperature": 1.0,
+            "group_size": s["group_size"],
+            "tasks_per_step": s["tasks_per_step"],
+            "max_new_tokens": s["max_new_tokens"],
+            "max_total_tokens": 2048,
+            "temperature": 1.0,
         },
         "loss": {"agg": "token-mean", "clip_low": 0.2, "clip_high": 0.28},
         "optim": {"lr": args.lr, "warmup_steps": 0, "grad_clip": 1.0},
         "eval": {"every": 0, "num_seeds": s["eval_seeds"], "temperature": 0.0},
         "checkpoint": {"every": 0, "final": False},
-        "log": {"progress": not args.quiet, "plot": False, "tensorboard": False, "save_episodes": False},
+        "log": {
+            "progress": not args.quiet,
+            "plot": False,
+            "tensorboard": False,
+            "save_episodes": False,
+        },
     }
     if args.gpu:
         cfg["backend"] = {"device": "cuda"}
@@ -106,7 +141,9 @@ def start_model(args, s, seed: int, root: Path) -> tuple[Path, float | None]:
     if s["sft_episodes"]:
         cfg["sft"] = {
             "demos": {"policy": "solver", "episodes": s["sft_episodes"], "only_success": False},
-            "epochs": s["sft_epochs"], "batch_size": 4, "lr": args.sft_lr,
+            "epochs": s["sft_epochs"],
+            "batch_size": 4,
+            "lr": args.sft_lr,
         }
     run_dir = Path(train(cfg, quiet=args.quiet))
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -125,7 +162,9 @@ def run_method(args, s, seed: int, method: str, model: Path, root: Path) -> dict
     run_dir = Path(train(cfg, quiet=args.quiet))
     wall = time.perf_counter() - t0
     summary = json.loads((run_dir / "summary.json").read_text())
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    rows = [
+        json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()
+    ]
     steps = [r for r in rows if "reward_mean" in r]
     return {
         "heldout_success": summary.get("heldout_success_after"),
@@ -160,8 +199,10 @@ def summarize(results: dict[str, Any], methods: list[str]) -> dict[str, dict[str
                 tail.append(sum(rw[-k:]) / k)
         rew = mean_std(tail)
         out[m] = {
-            "heldout_success_mean": succ[0], "heldout_success_std": succ[1],
-            "train_reward_last_third_mean": rew[0], "train_reward_last_third_std": rew[1],
+            "heldout_success_mean": succ[0],
+            "heldout_success_std": succ[1],
+            "train_reward_last_third_mean": rew[0],
+            "train_reward_last_third_std": rew[1],
             "wall_s_mean": mean_std([r["wall_s"] for r in runs])[0],
         }
     before = mean_std([results["seeds"][k]["heldout_success_start"] for k in results["seeds"]])
@@ -181,7 +222,13 @@ def plot(results: dict[str, Any], methods: list[str], path: Path) -> Path:
     xs = range(len(methods))
     means = [summ[m]["heldout_success_mean"] for m in methods]
     stds = [summ[m]["heldout_success_std"] for m in methods]
-    ax1.bar(xs, means, yerr=stds, capsize=5, color=["#4c72b0", "#dd8452", "#55a868", "#c44e52"][: len(methods)])
+    ax1.bar(
+        xs,
+        means,
+        yerr=stds,
+        capsize=5,
+        color=["#4c72b0", "#dd8452", "#55a868", "#c44e52"][: len(methods)],
+    )
     for i, m in enumerate(methods):
         pts = [results["seeds"][k]["methods"][m]["heldout_success"] for k in seeds]
         ax1.scatter([i] * len(pts), pts, color="black", s=12, zorder=3)
@@ -213,7 +260,9 @@ def plot(results: dict[str, Any], methods: list[str], path: Path) -> Path:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--task", choices=sorted(TASKS), default="maze")
-    p.add_argument("--methods", default=",".join(METHODS), help=f"comma list of {', '.join(METHODS)}")
+    p.add_argument(
+        "--methods", default=",".join(METHODS), help=f"comma list of {', '.join(METHODS)}"
+    )
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--group-size", type=int, default=4)
@@ -221,13 +270,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--max-new-tokens", type=int, default=24)
     p.add_argument("--max-turns", type=int, default=0, help="0: the task preset's")
     p.add_argument("--eval-seeds", type=int, default=16)
-    p.add_argument("--sft-episodes", type=int, default=32, help="solver demos for the warm start; 0: no SFT")
+    p.add_argument(
+        "--sft-episodes", type=int, default=32, help="solver demos for the warm start; 0: no SFT"
+    )
     p.add_argument("--sft-epochs", type=float, default=10.0)
     p.add_argument("--sft-lr", type=float, default=3e-3)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--reward-source", choices=["total", "outcome"], default="total")
     p.add_argument("--gpu", action="store_true", help="larger random-init model on CUDA (bf16)")
-    p.add_argument("--smallest", action="store_true", help="1 seed, 2 steps, tiny everything (smoke test)")
+    p.add_argument(
+        "--smallest", action="store_true", help="1 seed, 2 steps, tiny everything (smoke test)"
+    )
     p.add_argument("--out", default="runs/ablate_credit")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
@@ -241,8 +294,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    results: dict[str, Any] = {"task": args.task, "env": TASKS[args.task], "settings": s,
-                               "reward_source": args.reward_source, "lr": args.lr, "seeds": {}}
+    results: dict[str, Any] = {
+        "task": args.task,
+        "env": TASKS[args.task],
+        "settings": s,
+        "reward_source": args.reward_source,
+        "lr": args.lr,
+        "seeds": {},
+    }
     t0 = time.perf_counter()
     for seed in range(s["seeds"]):
         root = out / f"seed{seed}"
@@ -251,25 +310,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for m in methods:
             entry["methods"][m] = run_method(args, s, seed, m, model, root)
             r = entry["methods"][m]
-            print(f"[seed {seed}] {m:<11} held-out success {r['heldout_success']:.3f}  "
-                  f"train reward first/last {r['train_reward'][0]:+.3f}/{r['train_reward'][-1]:+.3f}  "
-                  f"({r['wall_s']:.0f}s)", flush=True)
-        results["seeds"][str(seed)] = entry
+            print(
+                f"[seed {seed}] {m:<11} held-out success {r['heldout_success']:.3f}  "
+                f"train reward first/last {r['train_reward'][0]:+.3f}/{r['train_reward'][-1]:+.3f}  "
+                f"({r['wall_s']:.0f}s)",
+                flush=True,
+            )
+            results["seeds"][str(seed)] = entry
+            (out / "ablation.json").write_text(json.dumps(results, indent=2))  # partial, per run
     results["summary"] = summarize(results, methods)
     results["wall_s"] = time.perf_counter() - t0
     (out / "ablation.json").write_text(json.dumps(results, indent=2))
     png = plot(results, methods, out / "ablation.png")
 
     summ = results["summary"]
-    print(f"\n{args.task} ({TASKS[args.task]['id']}), {s['seeds']} seed(s), {s['steps']} steps, "
-          f"{s['tasks_per_step']}x{s['group_size']} episodes/step, reward source {args.reward_source}")
-    print(f"start (after SFT)  held-out success {summ['start']['heldout_success_mean']:.3f} "
-          f"± {summ['start']['heldout_success_std']:.3f}")
+    print(
+        f"\n{args.task} ({TASKS[args.task]['id']}), {s['seeds']} seed(s), {s['steps']} steps, "
+        f"{s['tasks_per_step']}x{s['group_size']} episodes/step, reward source {args.reward_source}"
+    )
+    print(
+        f"start (after SFT)  held-out success {summ['start']['heldout_success_mean']:.3f} "
+        f"± {summ['start']['heldout_success_std']:.3f}"
+    )
     print(f"{'method':<12} {'held-out success':>20} {'train reward (last 1/3)':>26}")
     for m in methods:
         r = summ[m]
-        print(f"{m:<12} {r['heldout_success_mean']:>10.3f} ± {r['heldout_success_std']:<7.3f} "
-              f"{r['train_reward_last_third_mean']:>+14.3f} ± {r['train_reward_last_third_std']:<7.3f}")
+        print(
+            f"{m:<12} {r['heldout_success_mean']:>10.3f} ± {r['heldout_success_std']:<7.3f} "
+            f"{r['train_reward_last_third_mean']:>+14.3f} ± {r['train_reward_last_third_std']:<7.3f}"
+        )
     print(f"wrote {out / 'ablation.json'} and {png} ({results['wall_s']:.0f}s)")
     return results
 

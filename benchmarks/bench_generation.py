@@ -6,7 +6,9 @@
 Prompts are real env prompts (chat-templated first turns of registered envs). Each backend
 gets one untimed warm-up call, then the timed batch; tokens/s counts the tokens actually
 sampled (a row can end early at an end-of-turn token). Stop strings are off so rows run
-to max_new_tokens as far as the model lets them. Engine start is reported apart.
+to max_new_tokens as far as the model lets them. Engine start is reported apart. On CPU the
+hf backend runs single-threaded by default (--threads): on a loaded 2-core machine two torch
+threads were 15x slower than one for the tiny model.
 """
 
 from __future__ import annotations
@@ -56,7 +58,18 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="hf backend device (cpu|cuda)")
     ap.add_argument("--max-model-len", type=int, default=2048)
     ap.add_argument("--skip-vllm", action="store_true")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads for the hf backend (1: fastest for small models on shared cores)",
+    )
     args = ap.parse_args()
+
+    import torch
+
+    if args.device == "cpu" and args.threads > 0:
+        torch.set_num_threads(args.threads)
 
     from tirgym.agents import SamplingParams
     from tirgym.agents.hf_backend import HFPolicy

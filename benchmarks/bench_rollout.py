@@ -16,12 +16,12 @@ import tempfile
 import time
 
 import torch
+
+import tirgym
 from tirgym.agents import RolloutLimits, SamplingParams, Task, rollout
 from tirgym.agents.hf_backend import HFPolicy
 from tirgym.agents.models import build_tiny_model
 from tirgym.envs.base import Outcome, TextEnv
-
-import tirgym
 
 
 class CheapEnv(TextEnv):

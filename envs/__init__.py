@@ -5,7 +5,6 @@ module is only imported when that game is made.
 """
 
 from tirgym.envs.base import Outcome, TextEnv
-
 from tirgym.registry import register
 
 register(

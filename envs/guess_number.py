@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import numpy as np
+
 from tirgym.envs.base import Outcome, TextEnv
 
 _INT = re.compile(r"^[+-]?\d+$")

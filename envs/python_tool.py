@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tirgym.envs.base import Outcome
-
 from tirgym.protocol import ToolCall
 
 

@@ -26,7 +26,9 @@ BACKENDS = ("auto", "jail", "docker", "local")
 
 
 def _lost(msg: str) -> ExecResult:
-    return ExecResult(stdout="", stderr=msg + "\n", exit_code=None, status="crashed", duration_s=0.0)
+    return ExecResult(
+        stdout="", stderr=msg + "\n", exit_code=None, status="crashed", duration_s=0.0
+    )
 
 
 class Sandbox:
@@ -91,8 +93,14 @@ class Sandbox:
         memory_mb = m if memory_mb is None else int(memory_mb)
         max_output_bytes = o if max_output_bytes is None else int(max_output_bytes)
         if timeout_s <= 0 or memory_mb <= 0 or max_output_bytes <= 0:
-            raise TirgymError("sandbox limits must be positive: timeout_s, memory_mb, max_output_bytes")
-        return {"timeout_s": timeout_s, "memory_mb": memory_mb, "max_output_bytes": max_output_bytes}
+            raise TirgymError(
+                "sandbox limits must be positive: timeout_s, memory_mb, max_output_bytes"
+            )
+        return {
+            "timeout_s": timeout_s,
+            "memory_mb": memory_mb,
+            "max_output_bytes": max_output_bytes,
+        }
 
     def _call(self, slot: Slot, msg: dict, timeout_s: float) -> dict:
         return slot.request(msg, timeout_s + WATCHDOG_GRACE_S)
@@ -181,7 +189,9 @@ class Session:
         max_output_bytes: int | None = None,
     ) -> ExecResult:
         if self.closed:
-            raise TirgymError("this sandbox session is closed; open a new one with sandbox.session()")
+            raise TirgymError(
+                "this sandbox session is closed; open a new one with sandbox.session()"
+            )
         if not isinstance(code, str):
             raise TirgymError(f"code must be a str, got {type(code).__name__}")
         limits = self.sandbox._limits(timeout_s, memory_mb, max_output_bytes)
@@ -204,11 +214,16 @@ class Session:
                     self.slot = None
                     return _lost("sandbox worker was restarted; session state was lost")
                 try:
-                    reply = self.sandbox._call(
-                        slot, {"op": "run", "session": self.id, "code": code, **limits}, limits["timeout_s"]
+                    reply = slot.request(
+                        {"op": "run", "session": self.id, "code": code, **limits},
+                        limits["timeout_s"] + WATCHDOG_GRACE_S,
+                        restart=False,
                     )
                 except WorkerDied as e:
-                    return _lost(f"sandbox worker died; session state was lost: {e}")
+                    self.slot = None
+                    return _lost(
+                        f"sandbox worker died; session state was lost ({e}); the next run starts a fresh session"
+                    )
                 slot.runs += 1
             return ExecResult.from_dict(reply)
 
@@ -267,7 +282,9 @@ def make_backend(name: str, **options: Any) -> Backend:
         if reason:
             raise TirgymError(f"sandbox backend 'docker' is not available: {reason}")
         return backend
-    docker_opts = {k: v for k, v in options.items() if k in BACKEND_OPTIONS or k.startswith("docker")}
+    docker_opts = {
+        k: v for k, v in options.items() if k in BACKEND_OPTIONS or k.startswith("docker")
+    }
     docker = DockerBackend(**docker_opts)
     docker_reason = docker.unavailable_reason()
     if docker_reason is None:
@@ -297,8 +314,14 @@ def get_sandbox(backend: str = "auto", **options: Any) -> Sandbox:
         sb = _CACHE.get(key)
         if sb is not None and not sb._closed:
             return sb
-        pool_keys = {"workers", "max_runs_per_slot", "default_timeout_s", "default_memory_mb",
-                     "default_max_output_bytes", "warm"}
+        pool_keys = {
+            "workers",
+            "max_runs_per_slot",
+            "default_timeout_s",
+            "default_memory_mb",
+            "default_max_output_bytes",
+            "warm",
+        }
         pool_opts = {k: v for k, v in options.items() if k in pool_keys}
         backend_opts = {k: v for k, v in options.items() if k not in pool_keys}
         if "preload" in backend_opts:

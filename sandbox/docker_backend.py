@@ -52,7 +52,9 @@ def _engine_info(docker_host: str | None) -> tuple[str | None, tuple[str, ...]]:
 def image_exists(image: str, docker_host: str | None = None) -> bool:
     env = {**os.environ, **({"DOCKER_HOST": docker_host} if docker_host else {})}
     try:
-        proc = subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=10, env=env)
+        proc = subprocess.run(
+            ["docker", "image", "inspect", image], capture_output=True, timeout=10, env=env
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return proc.returncode == 0
@@ -91,7 +93,9 @@ class DockerBackend(Backend):
             except Exception as e:  # reported, not raised: auto then tries the jail
                 return f"could not build image {self.docker_image}: {e}"
             return None
-        return f"image {self.docker_image} is missing (build it with scripts/build_sandbox_image.sh)"
+        return (
+            f"image {self.docker_image} is missing (build it with scripts/build_sandbox_image.sh)"
+        )
 
     def runtime_name(self) -> str | None:
         if self.docker_runtime:
@@ -115,7 +119,14 @@ class DockerBackend(Backend):
         argv += ["--memory", f"{self.slot_memory_mb}m", "--memory-swap", f"{self.slot_memory_mb}m"]
         argv += ["--pids-limit", str(self.nproc * 2), "--cpus", str(self.docker_cpus)]
         argv += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
-        argv += ["--user", f"{SANDBOX_UID}:{SANDBOX_UID}", "--ulimit", "core=0", "--log-driver", "none"]
+        argv += [
+            "--user",
+            f"{SANDBOX_UID}:{SANDBOX_UID}",
+            "--ulimit",
+            "core=0",
+            "--log-driver",
+            "none",
+        ]
         argv += ["--hostname", "sandbox", "--workdir", "/tmp"]
         for k, v in {**THREAD_ENV, "HOME": "/tmp", "PATH": "/usr/bin:/bin"}.items():
             argv += ["-e", f"{k}={v}"]
@@ -123,7 +134,14 @@ class DockerBackend(Backend):
         runtime = self.runtime_name()
         if runtime:
             argv += ["--runtime", runtime]
-        argv += [self.docker_image, IMAGE_PYTHON, "-I", "-B", "/opt/tirgym/worker.py", json.dumps(cfg)]
+        argv += [
+            self.docker_image,
+            IMAGE_PYTHON,
+            "-I",
+            "-B",
+            "/opt/tirgym/worker.py",
+            json.dumps(cfg),
+        ]
         return argv, self._env()
 
     def cleanup_slot(self, slot: int) -> None:
@@ -131,4 +149,6 @@ class DockerBackend(Backend):
         name = self._names.pop(slot, None)
         if name:
             with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-                subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=20, env=self._env())
+                subprocess.run(
+                    ["docker", "rm", "-f", name], capture_output=True, timeout=20, env=self._env()
+                )

@@ -23,7 +23,9 @@ def _shared_libs(paths: list[Path]) -> set[str]:
     libs: set[str] = set()
     for path in paths:
         try:
-            out = subprocess.run(["ldd", str(path)], capture_output=True, text=True, timeout=20).stdout
+            out = subprocess.run(
+                ["ldd", str(path)], capture_output=True, text=True, timeout=20
+            ).stdout
         except (OSError, subprocess.TimeoutExpired):
             continue
         for line in out.splitlines():
@@ -78,7 +80,9 @@ def build_tarball(out: io.BufferedIOBase) -> None:
             for n in names:
                 src = os.path.join(dirpath, n)
                 files.append((src, os.path.join(image_dir, os.path.relpath(src, host_dir))))
-    so_files = [Path(s) for s, _ in files if ".so" in Path(s).name or s.endswith(Path(rt.python).name)]
+    so_files = [
+        Path(s) for s, _ in files if ".so" in Path(s).name or s.endswith(Path(rt.python).name)
+    ]
     libs = _shared_libs(so_files)
     import ctypes.util
 

@@ -12,8 +12,18 @@ from tirgym.sandbox.cgroups import describe as describe_cgroups
 
 SELF_TEST = [
     ("print", "print(6 * 7)", "ok", "42"),
-    ("numpy+sympy", "import numpy, sympy; print(int(numpy.arange(4).sum()), sympy.isprime(97))", "ok", "6 True"),
-    ("network blocked", "import socket; socket.create_connection(('1.1.1.1', 80), timeout=1)", "error", None),
+    (
+        "numpy+sympy",
+        "import numpy, sympy; print(int(numpy.arange(4).sum()), sympy.isprime(97))",
+        "ok",
+        "6 True",
+    ),
+    (
+        "network blocked",
+        "import socket; socket.create_connection(('1.1.1.1', 80), timeout=1)",
+        "error",
+        None,
+    ),
     ("exec blocked", "import subprocess; subprocess.run(['true'])", "error", None),
     ("timeout", "while True: pass", "timeout", None),
     ("segfault", "import ctypes; ctypes.string_at(0)", "crashed", None),
@@ -35,17 +45,23 @@ def _self_test(backend_name: str) -> list[str]:
                 continue
             r = sb.run(code, timeout_s=1.0)
             good = r.status == want and (out is None or r.stdout.strip() == out)
-            lines.append(f"    [{'ok' if good else 'FAIL'}] {name}: {r.status} ({r.duration_s * 1000:.1f} ms)")
+            lines.append(
+                f"    [{'ok' if good else 'FAIL'}] {name}: {r.status} ({r.duration_s * 1000:.1f} ms)"
+            )
         with sb.session() as s:
             s.run("x = 1")
             s.run("while True: pass", timeout_s=0.5)
             r = s.run("x + 1")
             good = r.stdout.strip() == "2"
-            lines.append(f"    [{'ok' if good else 'FAIL'}] session survives a timeout: {r.stdout.strip()!r}")
+            lines.append(
+                f"    [{'ok' if good else 'FAIL'}] session survives a timeout: {r.stdout.strip()!r}"
+            )
             with sb.session() as other:
                 s.run("open('mine.txt', 'w').write('x')")
                 seen = other.run("import os; print(os.path.exists('mine.txt'))").stdout.strip()
-            lines.append(f"    [{'ok' if seen == 'False' else 'FAIL'}] sessions isolated (files): {seen}")
+            lines.append(
+                f"    [{'ok' if seen == 'False' else 'FAIL'}] sessions isolated (files): {seen}"
+            )
         times = []
         for _ in range(20):
             t = time.perf_counter()
@@ -62,7 +78,9 @@ def doctor_report(self_test: bool = True) -> str:
 
     lines = ["tirgym sandbox doctor", ""]
     lines.append(f"  machine: {os.cpu_count()} cores, uid {os.getuid()}, {describe_cgroups()}")
-    lines.append(f"  bwrap: {shutil.which('bwrap') or 'missing'}   docker CLI: {shutil.which('docker') or 'missing'}")
+    lines.append(
+        f"  bwrap: {shutil.which('bwrap') or 'missing'}   docker CLI: {shutil.which('docker') or 'missing'}"
+    )
     try:
         import pyseccomp  # noqa: F401
 
@@ -77,9 +95,13 @@ def doctor_report(self_test: bool = True) -> str:
     for name in ("jail", "docker", "local"):
         reason = verdict[name]
         note = " (NO isolation: trusted code only; never chosen by auto)" if name == "local" else ""
-        lines.append(f"  {name:7s} {'available' if reason is None else 'unavailable: ' + reason}{note}")
+        lines.append(
+            f"  {name:7s} {'available' if reason is None else 'unavailable: ' + reason}{note}"
+        )
     auto = "docker" if verdict["docker"] is None else "jail" if verdict["jail"] is None else None
-    lines.append(f"  auto -> {auto or 'ERROR: no sandbox available (install bubblewrap or start Docker)'}")
+    lines.append(
+        f"  auto -> {auto or 'ERROR: no sandbox available (install bubblewrap or start Docker)'}"
+    )
     if self_test:
         for name in ("jail", "docker"):
             if verdict[name] is not None:

@@ -21,7 +21,15 @@ from pathlib import Path
 
 WORKER_SRC = Path(__file__).with_name("worker.py")
 SITE_MODULES = ("numpy", "sympy", "mpmath", "pyseccomp")
-SKIP_STDLIB = {"site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "__pycache__"}
+SKIP_STDLIB = {
+    "site-packages",
+    "test",
+    "idlelib",
+    "tkinter",
+    "turtledemo",
+    "ensurepip",
+    "__pycache__",
+}
 DEFAULT_ROOT = os.environ.get("TIRGYM_SANDBOX_RUNTIME", "/var/lib/tirgym/sandbox-runtime")
 
 

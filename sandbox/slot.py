@@ -129,8 +129,15 @@ class Slot:
                 raise WorkerDied("worker exited")
             self._buf += chunk
 
-    def request(self, msg: dict, reply_within_s: float) -> dict:
-        """Send one request and wait for its reply; kill the slot if it misses the deadline."""
+    def request(self, msg: dict, reply_within_s: float, restart: bool = True) -> dict:
+        """Send one request and wait for its reply; kill the slot if it misses the deadline.
+
+        restart=False (session requests): a dead worker is an error, not silently replaced,
+        because the session's state died with it.
+        """
+        if not restart and not self.alive:
+            self.kill()
+            raise WorkerDied("worker is gone")
         self.ensure()
         assert self.proc is not None and self.proc.stdin is not None
         data = json.dumps(msg).encode()

@@ -63,7 +63,11 @@ def format_result(result: ExecResult, max_chars: int = 1024) -> str:
     else:
         text = stdout
         if stderr:
-            text = (text + ("\n" if text and not text.endswith("\n") else "") + stderr) if text else stderr
+            text = (
+                (text + ("\n" if text and not text.endswith("\n") else "") + stderr)
+                if text
+                else stderr
+            )
         if text:
             parts.append(truncate(text, max_chars).rstrip("\n"))
         note = _STATUS_NOTE.get(result.status)
@@ -81,7 +85,10 @@ def validate_arguments(arguments: Any) -> tuple[str | None, str | None]:
         try:
             arguments = json.loads(arguments)
         except ValueError:
-            return None, 'Error: python tool arguments must be a JSON object like {"code": "print(1)"}.'
+            return (
+                None,
+                'Error: python tool arguments must be a JSON object like {"code": "print(1)"}.',
+            )
     if not isinstance(arguments, dict):
         return None, 'Error: python tool arguments must be an object like {"code": "print(1)"}.'
     unknown = sorted(set(arguments) - {"code"})
@@ -95,7 +102,10 @@ def validate_arguments(arguments: Any) -> tuple[str | None, str | None]:
     if len(code) > MAX_CODE_CHARS:
         return None, f'Error: "code" is {len(code)} characters; the limit is {MAX_CODE_CHARS}.'
     if unknown:
-        return None, f"Error: unknown argument(s) {', '.join(unknown)}; the python tool takes only \"code\"."
+        return (
+            None,
+            f'Error: unknown argument(s) {", ".join(unknown)}; the python tool takes only "code".',
+        )
     return code, None
 
 

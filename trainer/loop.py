@@ -27,8 +27,20 @@ from tirgym.episode import Episode, append_jsonl
 from tirgym.errors import TirgymError
 from tirgym.trainer import distributed as D
 from tirgym.trainer.batch import Row, collate, make_rows, micro_batches
-from tirgym.trainer.checkpoint import latest_checkpoint, load_training_state, save_checkpoint, save_model
-from tirgym.trainer.config import TrainConfig, advantage_config, build_config, check_envs, dump_config, load_config
+from tirgym.trainer.checkpoint import (
+    latest_checkpoint,
+    load_training_state,
+    save_checkpoint,
+    save_model,
+)
+from tirgym.trainer.config import (
+    TrainConfig,
+    advantage_config,
+    build_config,
+    check_envs,
+    dump_config,
+    load_config,
+)
 from tirgym.trainer.heldout import held_out_success
 from tirgym.trainer.losses import LossParams, model_logprobs, policy_loss
 from tirgym.trainer.metrics import MetricsLogger, episode_metrics, plot_learning_curves
@@ -209,7 +221,10 @@ class Trainer:
             return
         model = self.model
         if self.dist.enabled and self.cfg.distributed.strategy == "fsdp2":
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_model_state_dict,
+            )
 
             sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
             self.policy.update_weights(sd.items())
@@ -305,6 +320,7 @@ class Trainer:
             "rollout_s": t_roll,
             "update_s": t_upd,
             "rollout_tokens_per_s": gen_tokens / max(t_roll, 1e-9),
+            "update_tokens_per_s": upd["update_tokens"] / max(t_upd, 1e-9),
             "sampler_draws": float(self.sampler.draws),
         }
         return m
@@ -454,7 +470,10 @@ class Trainer:
         self.state.update({"sampler": self.sampler.state_dict()})
         model_state = None
         if self.dist.enabled and self.cfg.distributed.strategy == "fsdp2":
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_model_state_dict,
+            )
 
             model_state = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         return save_checkpoint(

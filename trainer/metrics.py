@@ -39,7 +39,10 @@ def episode_metrics(episodes: list[Episode]) -> dict[str, float]:
         "truncated_rate": float(np.mean([e.truncated for e in episodes])),
     }
     try:  # the credit worker's reasoning metrics (reflections, semantic entropy, ...)
-        from tirgym.trainer.reasoning_metrics import reflections_per_response, batch_semantic_entropy
+        from tirgym.trainer.reasoning_metrics import (
+            batch_semantic_entropy,
+            reflections_per_response,
+        )
 
         out["reflections_per_response"] = float(reflections_per_response(episodes))
         out["semantic_entropy"] = float(batch_semantic_entropy(episodes))

@@ -11,6 +11,8 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+
+from tirgym.episode import Episode
 from tirgym.trainer.planning import (
     StrategicGrams,
     as_grams,
@@ -19,8 +21,6 @@ from tirgym.trainer.planning import (
     strategic_gram_counts,
     think_texts,
 )
-
-from tirgym.episode import Episode
 
 REFLECTION_WORDS = (
     "recheck",

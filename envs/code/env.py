@@ -15,12 +15,12 @@ import re
 from typing import Any, ClassVar
 
 import numpy as np
+
 from tirgym.envs.base import Outcome, TextEnv
 from tirgym.envs.python_tool import PythonTool
-from tirgym.sandbox.tool import PYTHON_TOOL
-
 from tirgym.errors import TirgymError
 from tirgym.protocol import ToolCall
+from tirgym.sandbox.tool import PYTHON_TOOL
 
 DIFFICULTIES = ("easy", "medium", "hard")
 REWARD_MODES = ("fraction", "all")

@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 
 from tirgym.envs.code.tasks import CodeProblem, TestCase
-
 from tirgym.errors import TirgymError
 
 _SUBMIT = "Submit the complete code (imports included) inside <answer>...</answer>."

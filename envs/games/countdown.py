@@ -17,6 +17,7 @@ import re
 from typing import Any, ClassVar
 
 import numpy as np
+
 from tirgym.envs.games.puzzle import PuzzleEnv
 
 _MOVE = re.compile(r"^(\d{1,7})\s*([-+*/x×÷−])\s*(\d{1,7})(?:\s*=\s*-?\d+)?$", re.I)

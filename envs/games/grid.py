@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
-from tirgym.envs.base import Outcome, TextEnv
 
+from tirgym.envs.base import Outcome, TextEnv
 from tirgym.errors import TirgymError
 
 DIFFICULTIES = ("easy", "medium", "hard")

@@ -12,6 +12,7 @@ import re
 from typing import Any, ClassVar
 
 import numpy as np
+
 from tirgym.envs.games.puzzle import PuzzleEnv, check_choice
 
 PEGS = "ABC"

@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any, ClassVar
 
 import numpy as np
+
 from tirgym.envs.games.puzzle import PuzzleEnv
 
 LEVELS = {"easy": (3, 3), "medium": (4, 5), "hard": (5, 8)}

@@ -18,8 +18,8 @@ import re
 from typing import Any, ClassVar
 
 import numpy as np
-from tirgym.envs.base import Outcome, TextEnv
 
+from tirgym.envs.base import Outcome, TextEnv
 from tirgym.errors import TirgymError
 
 DIFFICULTIES = ("easy", "medium", "hard")

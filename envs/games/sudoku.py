@@ -17,6 +17,7 @@ import re
 from typing import Any, ClassVar
 
 import numpy as np
+
 from tirgym.envs.games.puzzle import PuzzleEnv, check_choice
 
 LEVELS = {"easy": (4, 6), "medium": (9, 36), "hard": (9, 26)}

@@ -16,6 +16,7 @@ from functools import cache
 from typing import Any, ClassVar
 
 import numpy as np
+
 from tirgym.envs.games.puzzle import PuzzleEnv
 
 GUESSES = {"easy": 8, "medium": 6, "hard": 6}

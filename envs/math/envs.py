@@ -13,12 +13,12 @@ import functools
 from typing import Any, ClassVar
 
 import numpy as np
+
 from tirgym.envs.base import Outcome, TextEnv
 from tirgym.envs.python_tool import PythonTool
-from tirgym.sandbox.tool import PYTHON_TOOL
-
 from tirgym.errors import TirgymError
 from tirgym.protocol import ParsedTurn, ToolCall
+from tirgym.sandbox.tool import PYTHON_TOOL
 
 DIFFICULTIES = ("easy", "medium", "hard")
 _NO_ACTION = "No action found"

@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from tirgym.rewards.math import extract_answer
-
 from tirgym.errors import TirgymError
+from tirgym.rewards.math import extract_answer
 
 DIFFICULTIES = ("easy", "medium", "hard")
 

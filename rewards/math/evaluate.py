@@ -15,6 +15,7 @@ import zlib
 from fractions import Fraction
 
 from mpmath.ctx_mp import MPContext
+
 from tirgym.rewards.math.limits import (
     MAX_EXACT_BITS,
     MAX_EXACT_FACTORIAL,

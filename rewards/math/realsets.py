@@ -10,6 +10,7 @@ from fractions import Fraction
 
 import sympy
 from sympy import S
+
 from tirgym.rewards.math.evaluate import Evaluator
 from tirgym.rewards.math.limits import Deadline, Huge, Undefined
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
+import tirgym
 from tirgym.agents.types import Completion
 from tirgym.envs.base import Outcome, TextEnv
-
-import tirgym
 
 
 class SleepyEnv(TextEnv):

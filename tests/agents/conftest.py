@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from tirgym.agents.models import build_tiny_model
 
 torch.set_num_threads(1)  # the tiny model is faster single-threaded, and CI cores are shared

@@ -1,12 +1,12 @@
 import hashlib
 import json
 
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from tirgym.agents import Task, rollout
 from tirgym.agents.models import PROTOCOL_TOKENS, SPECIAL_TOKENS, build_tiny_model
 from tirgym.agents.scripted import SolverPolicy
 from tirgym.agents.show import CLOSE, OPEN, render_episode
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
 from tirgym.cli import main
 from tirgym.episode import load_jsonl
 
@@ -60,9 +60,8 @@ def test_cli_rollout_show_and_demos(tiny_path, tmp_path, capsys):
     assert "success 3/3" in capsys.readouterr().out
     main(["show", str(out), "-i", "0", "--no-color", "--tokenizer", str(tiny_path)])
     assert OPEN in capsys.readouterr().out
-    from tirgym.agents.demos import make_demos
-
     import tirgym
+    from tirgym.agents.demos import make_demos
 
     tirgym.register_suite("agents-test", ["tirgym/GuessNumber-v0"], override=True)
     stats = make_demos("agents-test", tmp_path / "d.jsonl", n=2, tokenizer=str(tiny_path))

@@ -6,10 +6,10 @@ import time
 
 import pytest
 import torch
+
 from tirgym.agents import RolloutLimits, SamplingParams, Task, rollout
 from tirgym.agents.backends import load_policy
 from tirgym.agents.openai_backend import OpenAIChatPolicy, OpenAICompletionsPolicy
-
 from tirgym.errors import TirgymError
 
 uvicorn = pytest.importorskip("uvicorn")

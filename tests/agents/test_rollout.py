@@ -3,9 +3,9 @@ import time
 import agents_helpers as helpers
 import pytest
 import torch
+
 from tirgym.agents import RolloutLimits, SamplingParams, Task, rollout
 from tirgym.agents.scripted import ReplayPolicy, SolverPolicy
-
 from tirgym.episode import Episode, load_jsonl, save_jsonl
 
 GUESS = "tirgym/GuessNumber-v0"

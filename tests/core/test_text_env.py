@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-from tirgym.envs.base import Outcome, TextEnv
 
 import tirgym
+from tirgym.envs.base import Outcome, TextEnv
 from tirgym.protocol import ToolCall
 
 

@@ -6,11 +6,11 @@ import json
 
 import pytest
 from gymnasium.utils.env_checker import check_env
+
+import tirgym
 from tirgym.envs.code.harness import TestCase, grade, values_equal
 from tirgym.envs.code.loader import load_code_dataset
 from tirgym.envs.code.tasks import DIFFICULTIES, TEMPLATES, generate_code_task
-
-import tirgym
 
 
 def _make(sandbox_kwargs, **kwargs):

@@ -6,9 +6,9 @@ import json
 
 import pytest
 from gymnasium.utils.env_checker import check_env
-from tirgym.envs.math.generators import GENERATORS, generate
 
 import tirgym
+from tirgym.envs.math.generators import GENERATORS, generate
 
 
 def _tool(code: str) -> str:

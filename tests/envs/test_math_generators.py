@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+
 from tirgym.envs.math.generators import (
     DIFFICULTIES,
     GENERATORS,
@@ -12,9 +13,8 @@ from tirgym.envs.math.generators import (
     generate_mixed,
     load_math_dataset,
 )
-from tirgym.rewards.math import math_equal
-
 from tirgym.errors import TirgymError
+from tirgym.rewards.math import math_equal
 
 
 @pytest.mark.parametrize("family", list(GENERATORS))

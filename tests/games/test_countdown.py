@@ -6,9 +6,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tirgym.envs.games.countdown import CountdownEnv, combine, solve_pool
 
 import tirgym
+from tirgym.envs.games.countdown import CountdownEnv, combine, solve_pool
 
 DIFFS = ("easy", "medium", "hard")
 

@@ -9,6 +9,7 @@ from _grid_checks import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from tirgym.envs.games.game2048 import TARGETS, slide, slide_line
 
 ENV = "tirgym/Game2048-v0"

@@ -7,9 +7,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tirgym.envs.games.hanoi import DISKS, HanoiEnv, optimal_length, plan
 
 import tirgym
+from tirgym.envs.games.hanoi import DISKS, HanoiEnv, optimal_length, plan
 
 LEVELS = ("easy", "medium", "hard")
 

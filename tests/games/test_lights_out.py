@@ -7,9 +7,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tirgym.envs.games.lights_out import LEVELS, LightsOutEnv, press_masks, solve_presses
 
 import tirgym
+from tirgym.envs.games.lights_out import LEVELS, LightsOutEnv, press_masks, solve_presses
 
 DIFFS = ("easy", "medium", "hard")
 

@@ -9,6 +9,7 @@ from _grid_checks import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from tirgym.envs.games.grid import bfs_distances
 
 ENV = "tirgym/Maze-v0"

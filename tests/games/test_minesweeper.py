@@ -9,6 +9,7 @@ from _grid_checks import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from tirgym.envs.games.minesweeper import REVEALED, SIZES, no_guess_clearable
 
 ENV = "tirgym/Minesweeper-v0"

@@ -9,8 +9,9 @@ from _grid_checks import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tirgym.envs.games.sokoban import SIZES, Solver
 from typer.testing import CliRunner
+
+from tirgym.envs.games.sokoban import SIZES, Solver
 
 ENV = "tirgym/Sokoban-v0"
 WORDS = ["up", "down", "left", "right", "u", "d", "l", "r", "push", "UP"]

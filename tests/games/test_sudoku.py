@@ -5,10 +5,10 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tirgym.envs.games.sudoku import LEVELS, SudokuEnv, make_puzzle, random_full_grid, solve_grid
 from typer.testing import CliRunner
 
 import tirgym
+from tirgym.envs.games.sudoku import LEVELS, SudokuEnv, make_puzzle, random_full_grid, solve_grid
 
 DIFFS = ("easy", "medium", "hard")
 

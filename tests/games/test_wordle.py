@@ -7,6 +7,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import tirgym
 from tirgym.envs.games.wordle import (
     GREEN,
     GREY,
@@ -17,8 +19,6 @@ from tirgym.envs.games.wordle import (
     pattern_matrix,
     word_list,
 )
-
-import tirgym
 
 DIFFS = ("easy", "medium", "hard")
 

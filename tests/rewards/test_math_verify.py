@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from tirgym.rewards.math import MathVerifier, Verdict, math_equal
 
 DATA = Path(__file__).resolve().parents[1] / "data"

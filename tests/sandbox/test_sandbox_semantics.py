@@ -19,7 +19,9 @@ def test_ok_captures_stdout_and_stderr(sb):
 
 
 def test_preloaded_modules_work(sb):
-    r = sb.run("import numpy as np, sympy as sp, math\nprint(int(np.arange(5).sum()), sp.factorint(12), math.isqrt(17))")
+    r = sb.run(
+        "import numpy as np, sympy as sp, math\nprint(int(np.arange(5).sum()), sp.factorint(12), math.isqrt(17))"
+    )
     assert r.ok, r.stderr
     assert r.stdout == "10 {2: 2, 3: 1} 4\n"
 

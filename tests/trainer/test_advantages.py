@@ -7,6 +7,10 @@ import math
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+from tirgym.episode import Episode, Turn
+from tirgym.errors import TirgymError
 from tirgym.trainer.advantages import (
     AdvantageConfig,
     compute_advantages,
@@ -24,10 +28,6 @@ from tirgym.trainer.advantages import (
     turn_return_advantages,
     wreinforce,
 )
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-
-from tirgym.episode import Episode, Turn
-from tirgym.errors import TirgymError
 
 S = 1 / math.sqrt(2)  # GRPO advantage of a two-member group with rewards (1, 0), ddof=1
 

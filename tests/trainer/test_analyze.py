@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from tirgym.trainer.analyze import analyze_run
 
 from tirgym.errors import TirgymError
+from tirgym.trainer.analyze import analyze_run
 
 
 def test_analyze_run_writes_plots_and_summary(tmp_path):

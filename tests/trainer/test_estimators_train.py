@@ -13,15 +13,15 @@ import math
 
 import numpy as np
 import pytest
+
+from tirgym.episode import load_jsonl
+from tirgym.trainer.loop import Callback, train
 from tirgym.trainer.reasoning_metrics import (
     reflections_per_response,
     response_length_stats,
     tool_stats,
     void_turn_ratio,
 )
-
-from tirgym.episode import load_jsonl
-from tirgym.trainer.loop import Callback, train
 
 ESTIMATORS = {
     "grpo": {"estimator": "grpo"},
@@ -69,8 +69,16 @@ class HashedRewards(Callback):
 def tiny_path(tmp_path_factory):
     from tirgym.agents.models import build_tiny_model
 
-    return str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "m", seed=0, hidden_size=64, num_heads=1,
-                                num_layers=1, vocab_size=VOCAB))
+    return str(
+        build_tiny_model(
+            tmp_path_factory.mktemp("tiny") / "m",
+            seed=0,
+            hidden_size=64,
+            num_heads=1,
+            num_layers=1,
+            vocab_size=VOCAB,
+        )
+    )
 
 
 def config(tiny_path, out, advantage):
@@ -79,13 +87,25 @@ def config(tiny_path, out, advantage):
         "seed": 1,
         "steps": STEPS,
         "output_dir": str(out),
-        "envs": [{
-            "id": "tirgym/Maze-v0",
-            "kwargs": {"difficulty": "easy", "max_turns": 2, "moves_per_turn": 2, "progress_reward": 0.1,
-                       "step_cost": 0.01},
-            "seeds": [0, 1000],
-        }],
-        "rollout": {"group_size": GROUP, "tasks_per_step": TASKS, "max_new_tokens": 8, "max_total_tokens": 1024},
+        "envs": [
+            {
+                "id": "tirgym/Maze-v0",
+                "kwargs": {
+                    "difficulty": "easy",
+                    "max_turns": 2,
+                    "moves_per_turn": 2,
+                    "progress_reward": 0.1,
+                    "step_cost": 0.01,
+                },
+                "seeds": [0, 1000],
+            }
+        ],
+        "rollout": {
+            "group_size": GROUP,
+            "tasks_per_step": TASKS,
+            "max_new_tokens": 8,
+            "max_total_tokens": 1024,
+        },
         "advantage": advantage,
         "optim": {"lr": 1e-2},
         "eval": {"before": False, "after": False},
@@ -97,11 +117,19 @@ def config(tiny_path, out, advantage):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(ESTIMATORS))
 def test_training_run_logs_reasoning_metrics(tiny_path, tmp_path, name):
-    run_dir = train(config(tiny_path, tmp_path / name, ESTIMATORS[name]), callbacks=[HashedRewards()], quiet=True)
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    run_dir = train(
+        config(tiny_path, tmp_path / name, ESTIMATORS[name]),
+        callbacks=[HashedRewards()],
+        quiet=True,
+    )
+    rows = [
+        json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()
+    ]
     steps = [r for r in rows if "reward_mean" in r]
     assert [r["step"] for r in steps] == list(range(1, STEPS + 1))
-    assert (run_dir / "config.yaml").read_text().count(f"estimator: {ESTIMATORS[name]['estimator']}") == 1
+    assert (run_dir / "config.yaml").read_text().count(
+        f"estimator: {ESTIMATORS[name]['estimator']}"
+    ) == 1
 
     missing = {what: key for what, key in REQUIRED.items() if any(key not in r for r in steps)}
     assert not missing, f"metrics.jsonl lacks {missing}"

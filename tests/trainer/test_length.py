@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+
+from tirgym.episode import Episode
 from tirgym.rewards.length import (
     InBandConfig,
     LengthRewardConfig,
@@ -15,8 +17,6 @@ from tirgym.rewards.length import (
     in_band_bonuses,
     overlong_penalty,
 )
-
-from tirgym.episode import Episode
 
 
 def ep(n: int, success: bool = True, group: str = "g", outcome: float = 1.0) -> Episode:

@@ -12,6 +12,10 @@ import random
 
 import numpy as np
 import pytest
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+from tirgym.episode import Episode, Turn
 from tirgym.trainer.planning import (
     SPAN_ANSWER,
     SPAN_OTHER,
@@ -29,10 +33,6 @@ from tirgym.trainer.planning import (
     token_char_spans,
     word_ngrams,
 )
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
-
-from tirgym.episode import Episode, Turn
 
 # ----------------------------------------------------------------------------- tokenizers
 

@@ -8,6 +8,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+from tirgym.episode import Episode, Turn
 from tirgym.trainer.reasoning_metrics import (
     entropy_from_logits,
     pass_at_k,
@@ -19,9 +22,6 @@ from tirgym.trainer.reasoning_metrics import (
     tool_stats,
     void_turn_ratio,
 )
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-
-from tirgym.episode import Episode, Turn
 
 
 def test_token_entropy_from_logits_and_given_entropies():

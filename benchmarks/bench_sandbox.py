@@ -1,0 +1,148 @@
+"""Sandbox speed: latency and throughput of the jail (and docker/local) vs a cold `python -c`.
+
+Prints median/p99 latency of a stateless `print(1)` and of a stateful session turn, runs/s
+with 1 and 2 workers, and the same for a cold unsandboxed `python -c` subprocess measured in
+the same run, then checks the issue's bars (jail: <= 5 ms median per stateless cell and per
+session turn, >= 250 runs/s on 2 workers, >= 4x a cold subprocess).
+
+    .venv/bin/python benchmarks/bench_sandbox.py [--backend jail|docker|local|all] [--n 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+from tirgym.sandbox import get_sandbox
+from tirgym.sandbox.core import make_backend
+
+CODE = "print(1)"
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def latency(fn, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def throughput(fn, clients: int, seconds: float) -> float:
+    count = [0] * clients
+    stop = time.perf_counter() + seconds
+
+    def loop(i: int) -> None:
+        while time.perf_counter() < stop:
+            fn()
+            count[i] += 1
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(count) / (time.perf_counter() - t0)
+
+
+def cold_subprocess() -> None:
+    r = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True)
+    assert r.stdout == "1\n"
+
+
+def fmt(xs: list[float]) -> str:
+    return f"median {statistics.median(xs) * 1000:7.2f} ms   p99 {pct(xs, 0.99) * 1000:7.2f} ms"
+
+
+def bench_backend(name: str, n: int, seconds: float) -> dict:
+    sb1 = get_sandbox(name, workers=1, warm=True)
+    sb2 = get_sandbox(name, workers=2, warm=True)
+
+    def stateless() -> None:
+        r = sb1.run(CODE)
+        assert r.stdout == "1\n", r
+
+    for _ in range(20):
+        stateless()
+    lat = latency(stateless, n)
+    with sb1.session() as s:
+        s.run("x = 1")
+
+        def turn() -> None:
+            r = s.run("x += 1\nprint(x)")
+            assert r.ok, r
+
+        for _ in range(20):
+            turn()
+        lat_s = latency(turn, n)
+    rps1 = throughput(lambda: sb1.run(CODE), clients=2, seconds=seconds)
+    rps2 = throughput(lambda: sb2.run(CODE), clients=4, seconds=seconds)
+    sb1.close()
+    sb2.close()
+    return {"lat": lat, "lat_s": lat_s, "rps1": rps1, "rps2": rps2}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--backend", default="jail", help="jail, docker, local, or all (the available ones)"
+    )
+    ap.add_argument("--n", type=int, default=300, help="runs per latency figure")
+    ap.add_argument("--seconds", type=float, default=3.0, help="duration of each throughput figure")
+    args = ap.parse_args()
+
+    names = [args.backend]
+    if args.backend == "all":
+        names = []
+        for name in ("jail", "docker", "local"):
+            try:
+                make_backend(name)
+                names.append(name)
+            except Exception as e:
+                print(f"[skip] {name}: {e}")
+
+    print("baseline: cold unsandboxed subprocess `python -c 'print(1)'`")
+    cold_subprocess()
+    base_lat = latency(cold_subprocess, max(20, args.n // 10))
+    base1 = throughput(cold_subprocess, clients=1, seconds=args.seconds)
+    base2 = throughput(cold_subprocess, clients=2, seconds=args.seconds)
+    print(f"  latency       {fmt(base_lat)}")
+    print(f"  runs/s        1 worker {base1:7.1f}   2 workers {base2:7.1f}")
+
+    ok = True
+    for name in names:
+        r = bench_backend(name, args.n, args.seconds)
+        ratio_lat = statistics.median(base_lat) / statistics.median(r["lat"])
+        ratio_rps = r["rps2"] / base2
+        print(f"\n{name}:")
+        print(f"  stateless     {fmt(r['lat'])}")
+        print(f"  session turn  {fmt(r['lat_s'])}")
+        print(f"  runs/s        1 worker {r['rps1']:7.1f}   2 workers {r['rps2']:7.1f}")
+        print(
+            f"  vs cold subprocess: latency {ratio_lat:.1f}x faster, 2-worker throughput {ratio_rps:.1f}x"
+        )
+        if name == "jail":
+            bars = {
+                "stateless median <= 5 ms": statistics.median(r["lat"]) <= 0.005,
+                "session turn median <= 5 ms": statistics.median(r["lat_s"]) <= 0.005,
+                ">= 250 runs/s on 2 workers": r["rps2"] >= 250,
+                ">= 4x a cold subprocess (throughput)": ratio_rps >= 4,
+            }
+            for bar, passed in bars.items():
+                print(f"  [{'PASS' if passed else 'MISS'}] {bar}")
+                ok &= passed
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
