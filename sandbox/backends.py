@@ -63,7 +63,6 @@ class LocalBackend(Backend):
     """No isolation at all: the worker runs as this user on this host. Trusted code only."""
 
     name: str = "local"
-    use_cgroup: bool = False
     _scratch: str = field(default="", repr=False)
 
     def command(self, slot: int) -> tuple[list[str], dict[str, str] | None]:

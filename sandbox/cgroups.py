@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import time
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
@@ -71,11 +73,30 @@ class SlotCgroup:
     def procs_files(self) -> list[str]:
         return [str(d / "cgroup.procs") for d in self.dirs]
 
-    def remove(self) -> None:
+    def kill_all(self) -> None:
+        """SIGKILL every task in the slot's cgroup (whatever process group it moved to)."""
         for d in self.dirs:
-            with contextlib.suppress(OSError):
-                d.rmdir()
-        self.dirs = []
+            with contextlib.suppress(OSError, ValueError):
+                for pid in (d / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(OSError):
+                        os.kill(int(pid), signal.SIGKILL)
+
+    def remove(self) -> None:
+        """Kill what is left and remove the directories (a cgroup with tasks cannot go)."""
+        for _ in range(100):
+            self.kill_all()
+            left = []
+            for d in self.dirs:
+                try:
+                    d.rmdir()
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    left.append(d)
+            self.dirs = left
+            if not left:
+                return
+            time.sleep(0.02)
 
 
 def describe() -> str:

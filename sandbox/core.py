@@ -21,7 +21,7 @@ from tirgym.sandbox.backends import Backend, JailBackend, LocalBackend
 from tirgym.sandbox.result import ExecResult
 from tirgym.sandbox.slot import Slot, WorkerDied
 
-WATCHDOG_GRACE_S = 5.0
+WATCHDOG_GRACE_S = 10.0
 BACKENDS = ("auto", "jail", "docker", "local")
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import uuid
 from dataclasses import dataclass, field
 
 from tirgym.sandbox.backends import SANDBOX_UID, THREAD_ENV, Backend
@@ -105,7 +106,7 @@ class DockerBackend(Backend):
 
     def command(self, slot: int) -> tuple[list[str], dict[str, str] | None]:
         self._starts += 1
-        name = f"tirgym-sb-{os.getpid()}-{slot}-{self._starts}"
+        name = f"tirgym-sb-{os.getpid()}-{slot}-{uuid.uuid4().hex[:12]}"
         self._names[slot] = name
         cfg = {
             **self.worker_cfg(),

@@ -60,7 +60,9 @@ def _key() -> str:
     parts = [sys.version, os.path.realpath(sys.executable)]
     for name in SITE_MODULES:
         spec = importlib.util.find_spec(name)
-        parts.append(f"{name}:{spec.origin if spec else None}")
+        origin = spec.origin if spec else None
+        mtime = os.stat(origin).st_mtime_ns if origin and os.path.exists(origin) else 0
+        parts.append(f"{name}:{origin}:{mtime}")  # a reinstall changes the mtime
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -108,7 +110,14 @@ def build_runtime(root: str | os.PathLike = DEFAULT_ROOT) -> Runtime:
     """Create (once per interpreter/package set) the mirror and return where everything is."""
     with _LOCK:
         if str(root) not in _BUILT:
-            _BUILT[str(root)] = _build_runtime(root)
+            try:
+                _BUILT[str(root)] = _build_runtime(root)
+            except PermissionError:
+                if str(root) != DEFAULT_ROOT or os.getuid() == 0:
+                    raise
+                # Not root: bwrap runs as this user, who can read a mirror in their own cache.
+                cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                _BUILT[str(root)] = _build_runtime(cache / "tirgym" / "sandbox-runtime")
         return _BUILT[str(root)]
 
 

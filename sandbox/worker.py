@@ -540,6 +540,7 @@ class Worker:
         self.sweep = bool(cfg.get("harden")) and os.getpid() == 1
         self.spare: dict | None = None
         self.dying: set[int] = set()  # killed by us, not yet reaped: nothing left to do
+        self.trash: list[str] = []  # scratch dirs of finished runs, removed off the request path
 
     # -- helpers
     def _mkdir(self, prefix: str) -> str:
@@ -762,7 +763,7 @@ class Worker:
             exit_code, kind = int(info.get("exit", 1)), str(info.get("kind", "error"))
         for fd in (out_r, err_r, ctl_r):
             os.close(fd)
-        self._rmtree(sp["cwd"])
+        self.trash.append(sp["cwd"])  # removed after the reply is sent
         if reason:
             exit_code, kind = None, reason
         return self._result(out, err, exit_code, kind, t0)
@@ -967,6 +968,8 @@ class Worker:
                     "duration_s": 0.0,
                 }
             write_frame(self.proto_out, resp)
+            while self.trash:
+                self._rmtree(self.trash.pop())
             self._reap()
             if op == "run" and not req.get("session"):
                 with contextlib.suppress(OSError):
@@ -993,7 +996,9 @@ def main() -> None:
 
     gc.collect()
     gc.freeze()
-    _BASE_VM[0] = _vm_bytes()  # keep the collector from touching (and so copying) preloaded objects in cells
+    _BASE_VM[0] = (
+        _vm_bytes()
+    )  # keep the collector from touching (and so copying) preloaded objects in cells
     proto_in = os.dup(0)
     proto_out = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)

@@ -44,7 +44,7 @@ def retokenize(ep: Episode, tokenizer: Any) -> Episode:
         j = i + 1
         while j < len(msgs) and msgs[j]["role"] != "assistant":
             j += 1
-        if j > i + 1:
+        if i + 1 < j < len(msgs):  # replies after the last turn are not part of the tokens
             piece = r.reply_ids(msgs[:i], content, "", msgs[i + 1 : j])
             ids += piece
             mask += [0] * len(piece)

@@ -14,6 +14,10 @@ SCRIPT = textwrap.dedent(
     from tirgym.trainer.loop import Callback, train
 
     class Dump(Callback):
+        def on_episodes(self, trainer, step, episodes):
+            for e in episodes:  # a random model never wins: a reward that varies within groups
+                e.outcome_reward = float(sum(e.token_ids) % 2)
+            return episodes
         def on_step_end(self, trainer, step, metrics):
             trainer.state.setdefault("eps", []).append(metrics["episodes"])
         def on_train_end(self, trainer):
