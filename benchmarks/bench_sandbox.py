@@ -11,6 +11,8 @@ session turn, >= 250 runs/s on 2 workers, >= 4x a cold subprocess).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
 import subprocess
 import sys
@@ -55,6 +57,38 @@ def throughput(fn, clients: int, seconds: float) -> float:
     return sum(count) / (time.perf_counter() - t0)
 
 
+def _proc_cpu(pid: int) -> float:
+    """utime+stime+cutime+cstime of pid in seconds (children count once reaped)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def sandbox_cpu(sb) -> float | None:
+    """CPU seconds used so far by this process plus every slot's process tree."""
+    total = sum(os.times()[:2])
+    for slot in sb.slots:
+        if slot.proc is None or slot.backend.name == "docker":
+            return None
+        for pid in _descendants(slot.proc.pid):
+            with contextlib.suppress(OSError):
+                total += _proc_cpu(pid)
+    return total
+
+
 def cold_subprocess() -> None:
     r = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True)
     assert r.stdout == "1\n"
@@ -86,10 +120,21 @@ def bench_backend(name: str, n: int, seconds: float) -> dict:
             turn()
         lat_s = latency(turn, n)
     rps1 = throughput(lambda: sb1.run(CODE), clients=2, seconds=seconds)
-    rps2 = throughput(lambda: sb2.run(CODE), clients=4, seconds=seconds)
+    counter = [0]
+
+    def counted() -> None:
+        sb2.run(CODE)
+        counter[0] += 1
+
+    c0 = sandbox_cpu(sb2)
+    rps2 = throughput(counted, clients=4, seconds=seconds)
+    c1 = sandbox_cpu(sb2)
+    cpu_per_run = (
+        (c1 - c0) / counter[0] if c0 is not None and c1 is not None and counter[0] else None
+    )
     sb1.close()
     sb2.close()
-    return {"lat": lat, "lat_s": lat_s, "rps1": rps1, "rps2": rps2}
+    return {"lat": lat, "lat_s": lat_s, "rps1": rps1, "rps2": rps2, "cpu": cpu_per_run}
 
 
 def main() -> int:
@@ -118,6 +163,7 @@ def main() -> int:
     base2 = throughput(cold_subprocess, clients=2, seconds=args.seconds)
     print(f"  latency       {fmt(base_lat)}")
     print(f"  runs/s        1 worker {base1:7.1f}   2 workers {base2:7.1f}")
+    print(f"  machine load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
     ok = True
     for name in names:
@@ -131,6 +177,11 @@ def main() -> int:
         print(
             f"  vs cold subprocess: latency {ratio_lat:.1f}x faster, 2-worker throughput {ratio_rps:.1f}x"
         )
+        if r["cpu"]:
+            print(
+                f"  CPU per run (host + whole slot tree) {r['cpu'] * 1000:.2f} ms"
+                f" -> 2 idle cores could serve ~{2 / r['cpu']:.0f} runs/s"
+            )
         if name == "jail":
             bars = {
                 "stateless median <= 5 ms": statistics.median(r["lat"]) <= 0.005,

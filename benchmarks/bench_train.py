@@ -29,9 +29,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "L4": 121e12}
+PEAK_BF16 = {
+    "H200": 989e12,
+    "H100": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10G": 125e12,
+    "L4": 121e12,
+}
 
-QWEN2_05B = dict(hidden_size=896, num_layers=24, num_heads=14, num_kv_heads=2, intermediate_size=4864)
+QWEN2_05B = dict(
+    hidden_size=896, num_layers=24, num_heads=14, num_kv_heads=2, intermediate_size=4864
+)
 TINY = dict(hidden_size=128, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=256)
 
 
@@ -67,7 +76,9 @@ def build(out: Path, shape: dict, vocab: int | None) -> Path:
     return path
 
 
-def flops_per_update(n_layers: int, hidden: int, body_params: int, vocab: int, lengths, masked: int) -> float:
+def flops_per_update(
+    n_layers: int, hidden: int, body_params: int, vocab: int, lengths, masked: int
+) -> float:
     """Training FLOPs (forward + backward = 3x forward) of one pass over the batch."""
     tokens = sum(lengths)
     dense = 6.0 * body_params * tokens
@@ -76,7 +87,9 @@ def flops_per_update(n_layers: int, hidden: int, body_params: int, vocab: int, l
     return dense + attn + head
 
 
-def synthetic_rows(n_groups: int, group: int, prompt: int, response: int, vocab: int, seed: int = 0):
+def synthetic_rows(
+    n_groups: int, group: int, prompt: int, response: int, vocab: int, seed: int = 0
+):
     from tirgym.episode import Episode, Turn
     from tirgym.trainer.advantages import AdvantageConfig, compute_advantages
     from tirgym.trainer.batch import make_rows
@@ -88,9 +101,16 @@ def synthetic_rows(n_groups: int, group: int, prompt: int, response: int, vocab:
         for _ in range(group):
             r = int(rng.integers(response // 2, response + 1))
             ids = p + rng.integers(0, vocab, r).tolist()
-            ep = Episode(env_id="bench", seed=g, group_id=f"bench#{g}", token_ids=ids,
-                         loss_mask=[0] * prompt + [1] * r, logprobs=[0.0] * prompt + [-5.0] * r,
-                         turns=[Turn(start=prompt, end=prompt + r)], outcome_reward=float(rng.random() < 0.5))
+            ep = Episode(
+                env_id="bench",
+                seed=g,
+                group_id=f"bench#{g}",
+                token_ids=ids,
+                loss_mask=[0] * prompt + [1] * r,
+                logprobs=[0.0] * prompt + [-5.0] * r,
+                turns=[Turn(start=prompt, end=prompt + r)],
+                outcome_reward=float(rng.random() < 0.5),
+            )
             eps.append(ep)
     advs = compute_advantages(eps, AdvantageConfig(estimator="grpo"))
     return make_rows(eps, advs)
@@ -106,7 +126,9 @@ def naive_update(model, rows, pad_id, device, budget, params, autocast) -> None:
         b = collate([rows[i] for i in idx], pad_id, device)
         with autocast():
             logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
-        logp = torch.log_softmax(logits.float(), -1)[:, :-1].gather(-1, b["input_ids"][:, 1:, None])[..., 0]
+        logp = torch.log_softmax(logits.float(), -1)[:, :-1].gather(
+            -1, b["input_ids"][:, 1:, None]
+        )[..., 0]
         lp = torch.cat([torch.zeros_like(logp[:, :1]), logp], 1)
         loss, _ = policy_loss(lp, lp.detach(), b["adv"], b["mask"], params, num_tokens=n_tok)
         loss.backward()
@@ -116,7 +138,9 @@ def naive_update(model, rows, pad_id, device, budget, params, autocast) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiny", action="store_true", help="CPU-sized model (smoke run)")
-    ap.add_argument("--steps", type=int, default=3, help="timed optimizer steps in the update phase")
+    ap.add_argument(
+        "--steps", type=int, default=3, help="timed optimizer steps in the update phase"
+    )
     ap.add_argument("--groups", type=int, default=None)
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--micro-batch-tokens", type=int, default=None)
@@ -134,8 +158,10 @@ def main() -> int:
     groups = args.groups or (2 if args.tiny else 8)
     budget = args.micro_batch_tokens or (2048 if args.tiny else 16384)
     peak, dev_name = peak_flops(device)
-    log(f"== bench_train: device {dev_name}, {'tiny' if args.tiny else 'Qwen2-0.5B'} shape {shape}, "
-        f"bf16 autocast {'on' if cuda else 'off'} ==")
+    log(
+        f"== bench_train: device {dev_name}, {'tiny' if args.tiny else 'Qwen2-0.5B'} shape {shape}, "
+        f"bf16 autocast {'on' if cuda else 'off'} =="
+    )
     results: dict = {"device": dev_name, "shape": shape}
     t_all = time.perf_counter()
 
@@ -155,18 +181,46 @@ def main() -> int:
         if not args.skip_e2e:
             t = time.perf_counter()
             path = build(tmp / "e2e", shape, None)
-            log(f"[e2e] built model + tokenizer in {time.perf_counter() - t:.1f}s; 2 GRPO steps on GuessNumber")
-            cfg = {**base_cfg, "model": str(path), "steps": 2, "output_dir": str(tmp / "run_e2e"),
-                   "rollout": {"group_size": args.group_size, "tasks_per_step": groups, "max_new_tokens": 64,
-                               "max_total_tokens": 2048}}
+            log(
+                f"[e2e] built model + tokenizer in {time.perf_counter() - t:.1f}s; 2 GRPO steps on GuessNumber"
+            )
+            cfg = {
+                **base_cfg,
+                "model": str(path),
+                "steps": 2,
+                "output_dir": str(tmp / "run_e2e"),
+                "rollout": {
+                    "group_size": args.group_size,
+                    "tasks_per_step": groups,
+                    "max_new_tokens": 64,
+                    "max_total_tokens": 2048,
+                },
+            }
             tr = Trainer(cfg, quiet=True)
             tr.run()
-            rows = [json.loads(x) for x in (tmp / "run_e2e" / "metrics.jsonl").read_text().splitlines()]
+            rows = [
+                json.loads(x) for x in (tmp / "run_e2e" / "metrics.jsonl").read_text().splitlines()
+            ]
             last = rows[-1]
-            for k in ("rollout_tokens_per_s", "update_tokens_per_s", "rollout_s", "update_s", "logprob_gap_mean"):
+            for k in (
+                "rollout_tokens_per_s",
+                "update_tokens_per_s",
+                "rollout_s",
+                "update_s",
+                "logprob_gap_mean",
+            ):
                 log(f"[e2e] {k:<22} {last[k]:>12.3f}")
-            results["e2e"] = {k: last[k] for k in ("rollout_tokens_per_s", "update_tokens_per_s", "rollout_s",
-                                                  "update_s", "logprob_gap_mean", "response_tokens_mean")}
+            results["e2e"] = {
+                k: last[k]
+                for k in (
+                    "rollout_tokens_per_s",
+                    "update_tokens_per_s",
+                    "rollout_s",
+                    "update_s",
+                    "logprob_gap_mean",
+                    "response_tokens_mean",
+                )
+            }
             del tr
             gc.collect()
             if cuda:
@@ -176,18 +230,31 @@ def main() -> int:
         t = time.perf_counter()
         path = build(tmp / "upd", shape, vocab)
         log(f"[update] built {vocab}-vocab model in {time.perf_counter() - t:.1f}s")
-        cfg = {**base_cfg, "model": str(path), "steps": args.steps + 1, "output_dir": str(tmp / "run_upd")}
+        cfg = {
+            **base_cfg,
+            "model": str(path),
+            "steps": args.steps + 1,
+            "output_dir": str(tmp / "run_upd"),
+        }
         tr = Trainer(cfg, quiet=True)
         tr.setup()
         model = tr.model
-        body = sum(p.numel() for n, p in model.named_parameters() if "embed_tokens" not in n and "lm_head" not in n)
+        body = sum(
+            p.numel()
+            for n, p in model.named_parameters()
+            if "embed_tokens" not in n and "lm_head" not in n
+        )
         total = sum(p.numel() for p in model.parameters())
         rows = synthetic_rows(groups, args.group_size, prompt, response, vocab)
         lengths = [len(r) for r in rows]
         masked = int(sum(r.mask.sum() for r in rows))
-        fl = flops_per_update(model.config.num_hidden_layers, model.config.hidden_size, body, vocab, lengths, masked)
-        log(f"[update] {total / 1e6:.0f}M params ({body / 1e6:.0f}M non-embedding); batch {len(rows)} seqs, "
-            f"{sum(lengths)} tokens ({masked} trained), micro-batch budget {budget} tokens")
+        fl = flops_per_update(
+            model.config.num_hidden_layers, model.config.hidden_size, body, vocab, lengths, masked
+        )
+        log(
+            f"[update] {total / 1e6:.0f}M params ({body / 1e6:.0f}M non-embedding); batch {len(rows)} seqs, "
+            f"{sum(lengths)} tokens ({masked} trained), micro-batch budget {budget} tokens"
+        )
 
         def sync():
             if cuda:
@@ -205,19 +272,34 @@ def main() -> int:
         tps = sum(lengths) / dt
         mfu = fl / dt / peak if peak else None
         mem = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
-        log(f"[update] trainer : {dt:.3f} s/step  {tps:>10.0f} tokens/s  "
+        log(
+            f"[update] trainer : {dt:.3f} s/step  {tps:>10.0f} tokens/s  "
             f"{fl / dt / 1e12:.2f} TFLOP/s  MFU {'%.1f%%' % (100 * mfu) if mfu else 'n/a'}"
-            + (f"  peak mem {mem:.1f} GiB" if mem else ""))
-        results["update"] = {"s_per_step": dt, "tokens_per_s": tps, "tflops": fl / dt / 1e12, "mfu": mfu,
-                             "peak_mem_gib": mem, "tokens": sum(lengths), "trained_tokens": masked}
+            + (f"  peak mem {mem:.1f} GiB" if mem else "")
+        )
+        results["update"] = {
+            "s_per_step": dt,
+            "tokens_per_s": tps,
+            "tflops": fl / dt / 1e12,
+            "mfu": mfu,
+            "peak_mem_gib": mem,
+            "tokens": sum(lengths),
+            "trained_tokens": masked,
+        }
 
         # ---- 3. baseline: full-logits update on the same batch --------------------------
-        autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
+        autocast = (
+            (lambda: torch.autocast("cuda", dtype=torch.bfloat16))
+            if cuda
+            else contextlib.nullcontext
+        )
         tr.model.train()
         try:
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
-            naive_update(model, rows, tr.pad_id, device, budget, tr.loss_params, autocast)  # warm-up
+            naive_update(
+                model, rows, tr.pad_id, device, budget, tr.loss_params, autocast
+            )  # warm-up
             tr.optimizer.zero_grad(set_to_none=True)
             sync()
             t = time.perf_counter()
@@ -228,13 +310,21 @@ def main() -> int:
             sync()
             bdt = (time.perf_counter() - t) / args.steps
             bmem = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
-            log(f"[update] baseline: {bdt:.3f} s/step  {sum(lengths) / bdt:>10.0f} tokens/s (full logits)"
-                + (f"  peak mem {bmem:.1f} GiB" if bmem else ""))
+            log(
+                f"[update] baseline: {bdt:.3f} s/step  {sum(lengths) / bdt:>10.0f} tokens/s (full logits)"
+                + (f"  peak mem {bmem:.1f} GiB" if bmem else "")
+            )
             log(f"[update] ratio trainer/baseline tokens/s: {bdt / dt:.2f}x")
-            results["baseline"] = {"s_per_step": bdt, "tokens_per_s": sum(lengths) / bdt, "peak_mem_gib": bmem,
-                                   "speedup": bdt / dt}
+            results["baseline"] = {
+                "s_per_step": bdt,
+                "tokens_per_s": sum(lengths) / bdt,
+                "peak_mem_gib": bmem,
+                "speedup": bdt / dt,
+            }
         except torch.OutOfMemoryError:
-            log("[update] baseline: out of memory with full logits (the trainer's chunked path fits)")
+            log(
+                "[update] baseline: out of memory with full logits (the trainer's chunked path fits)"
+            )
             results["baseline"] = {"oom": True}
     results["wall_s"] = time.perf_counter() - t_all
     log(f"== done in {results['wall_s']:.0f}s ==")

@@ -43,7 +43,9 @@ class EchoColourEnv(TextEnv):
         return f"<answer>{self.colour}</answer>"
 
 
-tirgym.register("example/EchoColour-v0", f"{__name__}:EchoColourEnv", description="Echo a colour word.")
+tirgym.register(
+    "example/EchoColour-v0", f"{__name__}:EchoColourEnv", description="Echo a colour word."
+)
 
 
 class ShortAnswerBonus(Callback):
@@ -64,8 +66,18 @@ if __name__ == "__main__":
         "model": "tiny",
         "steps": 8,
         "envs": [{"id": "example/EchoColour-v0", "seeds": [0, 10_000]}],
-        "rollout": {"group_size": 4, "tasks_per_step": 4, "max_new_tokens": 12, "max_total_tokens": 512},
-        "sft": {"demos": {"policy": "solver", "episodes": 8}, "epochs": 4, "batch_size": 4, "lr": 1e-3},
+        "rollout": {
+            "group_size": 4,
+            "tasks_per_step": 4,
+            "max_new_tokens": 12,
+            "max_total_tokens": 512,
+        },
+        "sft": {
+            "demos": {"policy": "solver", "episodes": 8},
+            "epochs": 4,
+            "batch_size": 4,
+            "lr": 1e-3,
+        },
         "optim": {"lr": 5e-4},
         "eval": {"num_seeds": 16},
     }

@@ -225,6 +225,9 @@ class Session:
                         f"sandbox worker died; session state was lost ({e}); the next run starts a fresh session"
                     )
                 slot.runs += 1
+                if reply.get("session_lost"):
+                    slot.sessions.discard(self.id)
+                    self.slot = None  # the next run opens a fresh session
             return ExecResult.from_dict(reply)
 
     async def arun(self, code: str, **limits: Any) -> ExecResult:
@@ -251,9 +254,23 @@ class Session:
         self.close()
 
     def __del__(self) -> None:
+        # A forgotten session would keep a holder process alive in its slot: close it, but
+        # never block here (the garbage collector may run while a lock is held).
         with contextlib.suppress(Exception):
-            if not self.closed and self.slot is not None and not self.slot.lock.locked():
-                self.close()
+            slot = self.slot
+            if self.closed or slot is None or not self._lock.acquire(blocking=False):
+                return
+            try:
+                if slot.lock.acquire(blocking=False):
+                    try:
+                        slot.sessions.discard(self.id)
+                        if slot.generation == self.generation and slot.alive:
+                            slot.request({"op": "close", "session": self.id}, 10.0, restart=False)
+                    finally:
+                        slot.lock.release()
+            finally:
+                self.closed = True
+                self._lock.release()
 
 
 # ---------------------------------------------------------------------- factory

@@ -108,7 +108,11 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     folder = Path(run_dir) / CKPT_DIR
     if not folder.is_dir():
         return None
-    done = sorted(p for p in folder.glob("step_*") if not p.name.endswith(".tmp") and (p / "trainer_state.json").exists())
+    done = sorted(
+        p
+        for p in folder.glob("step_*")
+        if not p.name.endswith(".tmp") and (p / "trainer_state.json").exists()
+    )
     return done[-1] if done else None
 
 

@@ -72,7 +72,9 @@ class EnvEntry(Section):
             raise ValueError("give exactly one of 'id' (an env id) or 'suite' (a suite name)")
         lo, hi = self.seeds
         if not 0 <= lo < hi:
-            raise ValueError(f"seeds must be [start, stop) with 0 <= start < stop, got {list(self.seeds)}")
+            raise ValueError(
+                f"seeds must be [start, stop) with 0 <= start < stop, got {list(self.seeds)}"
+            )
         if hi > HELDOUT_SEED_BASE:
             raise ValueError(
                 f"training seeds must stay below HELDOUT_SEED_BASE={HELDOUT_SEED_BASE} "
@@ -201,7 +203,9 @@ class SFTConfig(Section):
     @model_validator(mode="after")
     def _check(self) -> SFTConfig:
         if not self.data and self.demos is None:
-            raise ValueError("give sft.data (Episode JSONL paths) or sft.demos (generate demonstrations)")
+            raise ValueError(
+                "give sft.data (Episode JSONL paths) or sft.demos (generate demonstrations)"
+            )
         return self
 
 
@@ -329,7 +333,9 @@ def parse_overrides(overrides: list[str] | None) -> list[tuple[list[str], Any]]:
     out = []
     for item in overrides or []:
         if "=" not in item:
-            raise TirgymError(f"Override {item!r} must look like key.sub=value (e.g. optim.lr=1e-5).")
+            raise TirgymError(
+                f"Override {item!r} must look like key.sub=value (e.g. optim.lr=1e-5)."
+            )
         key, raw = item.split("=", 1)
         path = [p for p in key.strip().split(".")]
         if not key.strip() or any(not p for p in path):
@@ -360,9 +366,13 @@ def _index(node: list, part: str, path: list[str]) -> int:
     try:
         idx = int(part)
     except ValueError:
-        raise TirgymError(f"Override key {'.'.join(path)!r}: {part!r} must be a list index.") from None
+        raise TirgymError(
+            f"Override key {'.'.join(path)!r}: {part!r} must be a list index."
+        ) from None
     if not -len(node) <= idx < len(node):
-        raise TirgymError(f"Override key {'.'.join(path)!r}: index {idx} out of range (list has {len(node)}).")
+        raise TirgymError(
+            f"Override key {'.'.join(path)!r}: index {idx} out of range (list has {len(node)})."
+        )
     return idx
 
 
@@ -370,7 +380,9 @@ def _child(node: Any, part: str, path: list[str], create: bool) -> Any:
     if isinstance(node, list):
         return node[_index(node, part, path)]
     if not isinstance(node, dict):
-        raise TirgymError(f"Override key {'.'.join(path)!r}: {path[-2] if len(path) > 1 else 'root'} is not a section.")
+        raise TirgymError(
+            f"Override key {'.'.join(path)!r}: {path[-2] if len(path) > 1 else 'root'} is not a section."
+        )
     if node.get(part) is None and create:
         node[part] = {}
     return node[part]
@@ -384,11 +396,16 @@ def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     for part in loc:
         if isinstance(part, int):
             continue
-        if not (isinstance(cur, type) and issubclass(cur, BaseModel)) or part not in cur.model_fields:
+        if (
+            not (isinstance(cur, type) and issubclass(cur, BaseModel))
+            or part not in cur.model_fields
+        ):
             return cur if isinstance(cur, type) and issubclass(cur, BaseModel) else None
         ann = cur.model_fields[part].annotation
         found = None
-        for t in [ann, *typing.get_args(ann)] + [a for x in typing.get_args(ann) for a in typing.get_args(x)]:
+        for t in [ann, *typing.get_args(ann)] + [
+            a for x in typing.get_args(ann) for a in typing.get_args(x)
+        ]:
             if isinstance(t, type) and issubclass(t, BaseModel):
                 found = t
                 break
@@ -418,7 +435,9 @@ def _first_error(e: ValidationError, model: type[BaseModel], prefix: str = "") -
 def build_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
     """Validate a dict (from YAML or code) into a TrainConfig, or raise TirgymError."""
     if not isinstance(data, dict):
-        raise TirgymError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}.")
+        raise TirgymError(
+            f"{source}: the top level must be a mapping of sections, got {type(data).__name__}."
+        )
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as e:

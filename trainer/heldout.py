@@ -47,10 +47,14 @@ def _run_entry(policy, entry, seeds: list[int], eval_cfg, rollout_cfg, seed: int
         return res.episodes
     from tirgym.agents import RolloutLimits, SamplingParams, Task, rollout
 
-    tasks = [Task(env_id=entry.env_id, seed=s, kwargs=dict(entry.kwargs), name=entry.name) for s in seeds]
+    tasks = [
+        Task(env_id=entry.env_id, seed=s, kwargs=dict(entry.kwargs), name=entry.name) for s in seeds
+    ]
     params = SamplingParams(temperature=eval_cfg.temperature, max_new_tokens=max_new, seed=seed)
     limits = RolloutLimits(
-        max_turns=rollout_cfg.max_turns, max_new_tokens=max_new, max_total_tokens=rollout_cfg.max_total_tokens,
+        max_turns=rollout_cfg.max_turns,
+        max_new_tokens=max_new,
+        max_total_tokens=rollout_cfg.max_total_tokens,
         episode_timeout_s=rollout_cfg.episode_timeout_s,
     )
     return rollout(policy, tasks, group_size=eval_cfg.samples, params=params, limits=limits)
@@ -76,7 +80,9 @@ def held_out_success(
         eps = _run_entry(policy, entry, seeds, eval_cfg, rollout_cfg, seed)
         succ = float(sum(bool(e.success) for e in eps))
         rew = float(sum(e.outcome_reward for e in eps))
-        n, succ, rew = D.all_reduce_sum([float(len(eps)), succ, rew], info, device or torch.device("cpu"))
+        n, succ, rew = D.all_reduce_sum(
+            [float(len(eps)), succ, rew], info, device or torch.device("cpu")
+        )
         out[f"eval/{entry.label}/success"] = succ / max(n, 1.0)
         totals = [totals[0] + n, totals[1] + succ, totals[2] + rew]
     out["eval/success"] = totals[1] / max(totals[0], 1.0)

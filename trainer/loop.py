@@ -66,7 +66,9 @@ class Callback:
     """
 
     def on_train_start(self, trainer: Trainer) -> None: ...
-    def on_episodes(self, trainer: Trainer, step: int, episodes: list[Episode]) -> list[Episode] | None: ...
+    def on_episodes(
+        self, trainer: Trainer, step: int, episodes: list[Episode]
+    ) -> list[Episode] | None: ...
     def on_step_end(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None: ...
     def on_eval(self, trainer: Trainer, step: int, results: dict[str, float]) -> None: ...
     def on_train_end(self, trainer: Trainer) -> None: ...
@@ -130,7 +132,9 @@ class Trainer:
         D.barrier(self.dist)
         ckpt = latest_checkpoint(run_dir) if self.resume else None
         if self.resume and ckpt is None:
-            raise TirgymError(f"--resume: no checkpoint under {run_dir}/checkpoints to resume from.")
+            raise TirgymError(
+                f"--resume: no checkpoint under {run_dir}/checkpoints to resume from."
+            )
         if self.dist.main:
             dump_config(cfg, run_dir / "config.yaml")
             base_path = resolve_model_path(cfg, run_dir)
@@ -145,6 +149,8 @@ class Trainer:
         gc = cfg.update.gradient_checkpointing
         if ckpt is not None and cfg.lora is None:
             self.model = load_model(str(ckpt / "model"), self.device, gc)
+        elif ckpt is not None and cfg.sft is not None:  # LoRA resumes on top of the SFT weights
+            self.model = load_model(str(run_dir / "sft_model"), self.device, gc)
         else:
             self.model = load_model(base_path, self.device, gc)
         self.state = json.loads((ckpt / "trainer_state.json").read_text()) if ckpt else {}
@@ -154,7 +160,9 @@ class Trainer:
             from tirgym.trainer.sft import run_sft
 
             self.say("== SFT warm start ==")
-            sft_metrics = run_sft(self.model, self.tokenizer, cfg, self.device, self.dist, say=self.say)
+            sft_metrics = run_sft(
+                self.model, self.tokenizer, cfg, self.device, self.dist, say=self.say
+            )
             self.state["sft"] = sft_metrics
             if self.dist.main:
                 save_model(self.model, self.tokenizer, run_dir / "sft_model")
@@ -184,7 +192,9 @@ class Trainer:
             params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
         )
         total = max(1, cfg.steps * cfg.update.ppo_epochs * cfg.update.minibatches)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda=lr_lambda(o, total))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda=lr_lambda(o, total)
+        )
         self.sampler = TaskSampler(cfg.envs, cfg.seed)
         self.policy = self._make_policy()
         if ckpt is not None:
@@ -194,10 +204,16 @@ class Trainer:
             self._push_weights()
             self.say(f"resumed from {ckpt} at step {self.step_idx}")
         self.logger = MetricsLogger(
-            run_dir, cfg.log, cfg.model_dump(mode="json"), enabled=self.dist.main, resume_step=self.step_idx if ckpt else 0
+            run_dir,
+            cfg.log,
+            cfg.model_dump(mode="json"),
+            enabled=self.dist.main,
+            resume_step=self.step_idx if ckpt else 0,
         )
         total_p, train_p = count_params(self.model)
-        self.say(f"model {cfg.model} ({total_p / 1e6:.2f}M params, {train_p / 1e6:.2f}M trainable) on {self.device}, run dir {run_dir}")
+        self.say(
+            f"model {cfg.model} ({total_p / 1e6:.2f}M params, {train_p / 1e6:.2f}M trainable) on {self.device}, run dir {run_dir}"
+        )
         self._setup_done = True
 
     def _make_policy(self):
@@ -209,10 +225,18 @@ class Trainer:
         from tirgym.agents.backends import load_policy
 
         if self.cfg.lora is not None:
-            raise TirgymError("lora with backend.name=vllm is not supported yet; use backend.name=hf.")
-        path = self.run_dir / "sft_model" if self.cfg.sft is not None else resolve_model_path(self.cfg, self.run_dir)
+            raise TirgymError(
+                "lora with backend.name=vllm is not supported yet; use backend.name=hf."
+            )
+        path = (
+            self.run_dir / "sft_model"
+            if self.cfg.sft is not None
+            else resolve_model_path(self.cfg, self.run_dir)
+        )
         return load_policy(
-            f"vllm:{path}", gpu_memory_utilization=self.cfg.backend.gpu_memory_utilization, **self.cfg.backend.options
+            f"vllm:{path}",
+            gpu_memory_utilization=self.cfg.backend.gpu_memory_utilization,
+            **self.cfg.backend.options,
         )
 
     def _push_weights(self) -> None:
@@ -226,7 +250,9 @@ class Trainer:
                 get_model_state_dict,
             )
 
-            sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+            sd = get_model_state_dict(
+                model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+            )
             self.policy.update_weights(sd.items())
         else:
             self.policy.update_weights((n, p.detach()) for n, p in model.named_parameters())
@@ -243,14 +269,20 @@ class Trainer:
         r = self.cfg.rollout
         seed = _step_seed(self.cfg.seed, step, 1000 * round_idx + self.dist.rank + 1)
         torch.manual_seed(seed)
-        params = SamplingParams(temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, seed=seed)
+        params = SamplingParams(
+            temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, seed=seed
+        )
         limits = RolloutLimits(
-            max_turns=r.max_turns, max_new_tokens=r.max_new_tokens, max_total_tokens=r.max_total_tokens,
+            max_turns=r.max_turns,
+            max_new_tokens=r.max_new_tokens,
+            max_total_tokens=r.max_total_tokens,
             episode_timeout_s=r.episode_timeout_s,
         )
         self.model.eval()
         with self._autocast(), torch.no_grad():
-            return rollout(self.policy, tasks, group_size=r.group_size, params=params, limits=limits)
+            return rollout(
+                self.policy, tasks, group_size=r.group_size, params=params, limits=limits
+            )
 
     def _my_share(self, tasks: list) -> list:
         return tasks[self.dist.rank :: self.dist.world]
@@ -300,7 +332,9 @@ class Trainer:
         from tirgym.trainer.advantages import compute_advantages
 
         need_tok = self.adv_cfg.hicra or not self.adv_cfg.span_weights.is_identity
-        advs = compute_advantages(kept, self.adv_cfg, tokenizer=self.tokenizer if need_tok else None)
+        advs = compute_advantages(
+            kept, self.adv_cfg, tokenizer=self.tokenizer if need_tok else None
+        )
         rows = [r for r in make_rows(kept, advs) if r.mask.sum() > 0]
 
         t1 = time.perf_counter()
@@ -328,8 +362,12 @@ class Trainer:
     def _forward(self, batch: dict[str, torch.Tensor]):
         with self._autocast():
             lp, ent = model_logprobs(
-                self.train_model, batch["input_ids"], batch["attention_mask"],
-                chunk=self.cfg.update.logprob_chunk, with_entropy=True, only=batch["mask"],
+                self.train_model,
+                batch["input_ids"],
+                batch["attention_mask"],
+                chunk=self.cfg.update.logprob_chunk,
+                with_entropy=True,
+                only=batch["mask"],
             )
         return lp.float(), ent.float()
 
@@ -341,7 +379,11 @@ class Trainer:
             b = collate([rows[i] for i in idx], self.pad_id, self.device)
             with self._autocast():
                 lp, _ = model_logprobs(
-                    model, b["input_ids"], b["attention_mask"], chunk=self.cfg.update.logprob_chunk, only=b["mask"]
+                    model,
+                    b["input_ids"],
+                    b["attention_mask"],
+                    chunk=self.cfg.update.logprob_chunk,
+                    only=b["mask"],
                 )
             lp = lp.float().cpu().numpy()
             for j, i in enumerate(idx):
@@ -360,8 +402,24 @@ class Trainer:
             with self.model.disable_adapter():
                 self._recompute(rows, self.train_model, "ref_lp")
 
-        sums = {k: 0.0 for k in ("tokens", "clip_frac_sum", "approx_kl_sum", "ratio_sum", "entropy_sum", "kl_ref_sum",
-                                 "gap_sum", "gap_max", "loss", "grad_norm", "opt_steps", "update_tokens", "first_tokens")}
+        sums = {
+            k: 0.0
+            for k in (
+                "tokens",
+                "clip_frac_sum",
+                "approx_kl_sum",
+                "ratio_sum",
+                "entropy_sum",
+                "kl_ref_sum",
+                "gap_sum",
+                "gap_max",
+                "loss",
+                "grad_norm",
+                "opt_steps",
+                "update_tokens",
+                "first_tokens",
+            )
+        }
         rng = np.random.default_rng([cfg.seed, step, 7])
         self.train_model.train()
         fsdp = self.dist.enabled and cfg.distributed.strategy == "fsdp2"
@@ -375,7 +433,9 @@ class Trainer:
                 if n_tok == 0:
                     continue
                 chunks = micro_batches([len(r) for r in mb_rows], u.micro_batch_tokens)
-                n_chunks = D.all_reduce_max(len(chunks), self.dist, self.device) if fsdp else len(chunks)
+                n_chunks = (
+                    D.all_reduce_max(len(chunks), self.dist, self.device) if fsdp else len(chunks)
+                )
                 mb_loss = 0.0
                 for c in range(n_chunks):
                     if c >= len(chunks):  # FSDP2: every rank runs the same number of forwards
@@ -387,13 +447,26 @@ class Trainer:
                     lp, ent = self._forward(b)
                     old = b["old_lp"] if "old_lp" in b else lp.detach()
                     loss, m = policy_loss(
-                        lp, old, b["adv"], b["mask"], self.loss_params,
-                        ref_logprobs=b.get("ref_lp"), entropy=ent, num_tokens=n_tok, num_seqs=n_seq,
+                        lp,
+                        old,
+                        b["adv"],
+                        b["mask"],
+                        self.loss_params,
+                        ref_logprobs=b.get("ref_lp"),
+                        entropy=ent,
+                        num_tokens=n_tok,
+                        num_seqs=n_seq,
                     )
                     loss.backward()
                     mb_loss += float(loss.detach())
                     sums["update_tokens"] += float(b["attention_mask"].sum())
-                    for k in ("clip_frac_sum", "approx_kl_sum", "ratio_sum", "entropy_sum", "kl_ref_sum"):
+                    for k in (
+                        "clip_frac_sum",
+                        "approx_kl_sum",
+                        "ratio_sum",
+                        "entropy_sum",
+                        "kl_ref_sum",
+                    ):
                         if k in m:
                             sums[k] += float(m[k])
                     sums["tokens"] += float(m["tokens"])
@@ -414,9 +487,22 @@ class Trainer:
                 sums["grad_norm"] += grad_norm
                 sums["opt_steps"] += 1
         self.model.eval()
-        keys = ["tokens", "clip_frac_sum", "approx_kl_sum", "ratio_sum", "entropy_sum", "kl_ref_sum", "gap_sum",
-                "first_tokens", "update_tokens"]
-        tot = dict(zip(keys, D.all_reduce_sum([sums[k] for k in keys], self.dist, self.device), strict=True))
+        keys = [
+            "tokens",
+            "clip_frac_sum",
+            "approx_kl_sum",
+            "ratio_sum",
+            "entropy_sum",
+            "kl_ref_sum",
+            "gap_sum",
+            "first_tokens",
+            "update_tokens",
+        ]
+        tot = dict(
+            zip(
+                keys, D.all_reduce_sum([sums[k] for k in keys], self.dist, self.device), strict=True
+            )
+        )
         gap_max = self._max_float(sums["gap_max"])
         n = max(tot["tokens"], 1.0)
         steps = max(sums["opt_steps"], 1.0)
@@ -459,8 +545,14 @@ class Trainer:
         self.model.eval()
         with self._autocast(), torch.no_grad():
             res = held_out_success(
-                self.policy, entries, e, self.cfg.rollout, seed=self.cfg.seed, rank=self.dist.rank,
-                world=self.dist.world, device=self.device,
+                self.policy,
+                entries,
+                e,
+                self.cfg.rollout,
+                seed=self.cfg.seed,
+                rank=self.dist.rank,
+                world=self.dist.world,
+                device=self.device,
             )
         for cb in self.callbacks:
             cb.on_eval(self, step, res)
@@ -475,11 +567,20 @@ class Trainer:
                 get_model_state_dict,
             )
 
-            model_state = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+            model_state = get_model_state_dict(
+                self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+            )
         return save_checkpoint(
-            self.run_dir, step, self.model, self.tokenizer, self.optimizer, self.scheduler,
-            {k: v for k, v in self.state.items() if k != "step"}, keep_last=self.cfg.checkpoint.keep_last,
-            rank=self.dist.rank, model_state=model_state,
+            self.run_dir,
+            step,
+            self.model,
+            self.tokenizer,
+            self.optimizer,
+            self.scheduler,
+            {k: v for k, v in self.state.items() if k != "step"},
+            keep_last=self.cfg.checkpoint.keep_last,
+            rank=self.dist.rank,
+            model_state=model_state,
             sharded_optimizer=self.dist.enabled and self.cfg.distributed.strategy == "fsdp2",
         )
 
@@ -515,12 +616,17 @@ class Trainer:
                 self.say("== held-out eval after RL ==")
                 self.state["eval_after"] = self.evaluate(self.step_idx)
                 self.logger.log(self.step_idx, self.state["eval_after"])
-            if cfg.checkpoint.final and not (cfg.checkpoint.every and self.step_idx % cfg.checkpoint.every == 0):
+            if cfg.checkpoint.final and not (
+                cfg.checkpoint.every and self.step_idx % cfg.checkpoint.every == 0
+            ):
                 self.checkpoint(self.step_idx)
             if self.dist.main:
                 save_model(self.model, self.tokenizer, self.run_dir / "final_model") if not (
-                    self.dist.enabled and cfg.distributed.strategy == "fsdp2") else None
-        elif self.stop_after is not None and not (cfg.checkpoint.every and self.step_idx % cfg.checkpoint.every == 0):
+                    self.dist.enabled and cfg.distributed.strategy == "fsdp2"
+                ) else None
+        elif self.stop_after is not None and not (
+            cfg.checkpoint.every and self.step_idx % cfg.checkpoint.every == 0
+        ):
             self.checkpoint(self.step_idx)
         wall = time.perf_counter() - t_start
         if self.dist.main:
@@ -532,14 +638,24 @@ class Trainer:
         return self.run_dir
 
     def _progress(self, step: int, m: dict[str, float]) -> None:
-        keys = [("reward", "reward_mean"), ("succ", "success_rate"), ("len", "response_tokens_mean"),
-                ("ent", "token_entropy"), ("clip", "clip_frac"), ("gap", "logprob_gap_mean"), ("gnorm", "grad_norm")]
+        keys = [
+            ("reward", "reward_mean"),
+            ("succ", "success_rate"),
+            ("len", "response_tokens_mean"),
+            ("ent", "token_entropy"),
+            ("clip", "clip_frac"),
+            ("gap", "logprob_gap_mean"),
+            ("gnorm", "grad_norm"),
+        ]
         parts = [f"{name} {m[k]:.3f}" for name, k in keys if k in m]
         if "eval/success" in m:
             parts.append(f"EVAL {m['eval/success']:.3f}")
         if self.cfg.log.progress:
-            self.say(f"step {step:>4}/{self.cfg.steps}  " + "  ".join(parts)
-                     + f"  roll {m['rollout_s']:.1f}s upd {m['update_s']:.1f}s")
+            self.say(
+                f"step {step:>4}/{self.cfg.steps}  "
+                + "  ".join(parts)
+                + f"  roll {m['rollout_s']:.1f}s upd {m['update_s']:.1f}s"
+            )
 
     def _summary(self, wall: float, finished: bool) -> None:
         before = self.state.get("eval_before", {}).get("eval/success")
@@ -557,12 +673,16 @@ class Trainer:
         }
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         if self.cfg.log.plot:
-            png = plot_learning_curves(self.run_dir / "metrics.jsonl", self.run_dir / "learning_curves.png")
+            png = plot_learning_curves(
+                self.run_dir / "metrics.jsonl", self.run_dir / "learning_curves.png"
+            )
             if png:
                 self.say(f"learning curves: {png}")
         if before is not None and after is not None:
-            self.say(f"held-out success: before RL {before:.1%} -> after RL {after:.1%} "
-                     f"({(after - before) * 100:+.1f} points)")
+            self.say(
+                f"held-out success: before RL {before:.1%} -> after RL {after:.1%} "
+                f"({(after - before) * 100:+.1f} points)"
+            )
         self.say(f"summary: {self.run_dir / 'summary.json'}")
 
 
@@ -604,7 +724,14 @@ def train(
     stop_after: stop after this step (checkpointing it) without changing the schedule,
     e.g. to continue later with resume=True.
     """
-    trainer = Trainer(config, overrides=overrides, callbacks=callbacks, resume=resume, stop_after=stop_after, quiet=quiet)
+    trainer = Trainer(
+        config,
+        overrides=overrides,
+        callbacks=callbacks,
+        resume=resume,
+        stop_after=stop_after,
+        quiet=quiet,
+    )
     try:
         return trainer.run()
     finally:

@@ -90,7 +90,9 @@ def aggregate(
     raise ValueError(f"unknown aggregation {mode!r}; allowed: {', '.join(AGG_MODES)}")
 
 
-def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str = "k3") -> torch.Tensor:
+def kl_penalty(
+    logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str = "k3"
+) -> torch.Tensor:
     """Per-token KL(pi || ref) estimate from sampled tokens (Schulman's k1/k2/k3)."""
     log_ratio = ref_logprobs - logprobs
     if estimator == "k1":
@@ -102,7 +104,9 @@ def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: st
     raise ValueError(f"unknown KL estimator {estimator!r}; allowed: k1, k2, k3")
 
 
-def sequence_log_ratio(logprobs: torch.Tensor, old_logprobs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def sequence_log_ratio(
+    logprobs: torch.Tensor, old_logprobs: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """GSPO: per-token log ratio whose value is the sequence's mean log ratio and whose
     gradient is each token's own (GSPO-token form): sg[mean_t log r] + logp - sg[logp]."""
     m = mask.to(logprobs.dtype)
@@ -160,8 +164,12 @@ def policy_loss(
         log_ratio = lp - old
     else:
         raise ValueError(f"unknown ratio level {params.ratio!r}; allowed: token, sequence")
-    per_token, clipped = ppo_clip_per_token(log_ratio, adv, params.clip_low, params.clip_high, params.dual_clip)
-    agg = dict(mode=params.agg, num_tokens=num_tokens, num_seqs=num_seqs, max_len=params.max_response_len)
+    per_token, clipped = ppo_clip_per_token(
+        log_ratio, adv, params.clip_low, params.clip_high, params.dual_clip
+    )
+    agg = dict(
+        mode=params.agg, num_tokens=num_tokens, num_seqs=num_seqs, max_len=params.max_response_len
+    )
     pg_loss = aggregate(per_token, mask, **agg)
     loss = pg_loss
     m = mask.to(lp.dtype)
@@ -187,7 +195,9 @@ def policy_loss(
     return loss, metrics
 
 
-def sft_loss(logprobs: torch.Tensor, mask: torch.Tensor, num_tokens: float | None = None) -> torch.Tensor:
+def sft_loss(
+    logprobs: torch.Tensor, mask: torch.Tensor, num_tokens: float | None = None
+) -> torch.Tensor:
     """Negative log-likelihood averaged over mask-1 tokens (token-mean)."""
     return aggregate(-logprobs, mask, "token-mean", num_tokens=num_tokens)
 
@@ -196,7 +206,11 @@ def sft_loss(logprobs: torch.Tensor, mask: torch.Tensor, num_tokens: float | Non
 
 
 def _chunk_logprobs(
-    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor, want_entropy: bool
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    targets: torch.Tensor,
+    want_entropy: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     logits = F.linear(hidden, weight, bias)
     if logits.dtype in (torch.float16, torch.bfloat16):
@@ -234,7 +248,9 @@ def logprobs_from_hidden(
     for s in range(0, B * T, chunk):
         h, t = flat_h[s : s + chunk], flat_t[s : s + chunk]
         if grad:
-            lp, ent = checkpoint(_chunk_logprobs, h, weight, bias, t, with_entropy, use_reentrant=False)
+            lp, ent = checkpoint(
+                _chunk_logprobs, h, weight, bias, t, with_entropy, use_reentrant=False
+            )
         else:
             lp, ent = _chunk_logprobs(h, weight, bias, t, with_entropy)
         lps.append(lp)
@@ -267,7 +283,9 @@ def model_logprobs(
     hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
     B, T = input_ids.shape
     if only is None:
-        lp, ent = logprobs_from_hidden(hidden[:, :-1], head, input_ids[:, 1:], chunk=chunk, with_entropy=with_entropy)
+        lp, ent = logprobs_from_hidden(
+            hidden[:, :-1], head, input_ids[:, 1:], chunk=chunk, with_entropy=with_entropy
+        )
         pad = torch.zeros(B, 1, dtype=lp.dtype, device=lp.device)
         lp = torch.cat([pad, lp], dim=1)
         if ent is not None:
@@ -277,11 +295,14 @@ def model_logprobs(
     sel[:, 0] = False  # position 0 has no prefix
     b_idx, t_idx = sel.nonzero(as_tuple=True)
     h = hidden[b_idx, t_idx - 1].unsqueeze(0)  # the state *before* each selected token
-    lp_sel, ent_sel = logprobs_from_hidden(h, head, input_ids[b_idx, t_idx].unsqueeze(0), chunk=chunk,
-                                           with_entropy=with_entropy)
+    lp_sel, ent_sel = logprobs_from_hidden(
+        h, head, input_ids[b_idx, t_idx].unsqueeze(0), chunk=chunk, with_entropy=with_entropy
+    )
     dtype = lp_sel.dtype
     lp = torch.zeros(B, T, dtype=dtype, device=hidden.device).index_put((b_idx, t_idx), lp_sel[0])
     ent = None
     if ent_sel is not None:
-        ent = torch.zeros(B, T, dtype=dtype, device=hidden.device).index_put((b_idx, t_idx), ent_sel[0])
+        ent = torch.zeros(B, T, dtype=dtype, device=hidden.device).index_put(
+            (b_idx, t_idx), ent_sel[0]
+        )
     return lp, ent

@@ -32,8 +32,12 @@ def episode_metrics(episodes: list[Episode]) -> dict[str, float]:
         "response_tokens_mean": float(lengths.mean()),
         "response_tokens_p95": float(np.percentile(lengths, 95)),
         "turns_mean": float(np.mean([len(e.turns) for e in episodes])),
-        "tool_calls_per_episode": float(np.mean([sum(t.tool_calls for t in e.turns) for e in episodes])),
-        "tool_error_rate": _ratio(sum(t.tool_errors for t in turns), sum(t.tool_calls for t in turns)),
+        "tool_calls_per_episode": float(
+            np.mean([sum(t.tool_calls for t in e.turns) for e in episodes])
+        ),
+        "tool_error_rate": _ratio(
+            sum(t.tool_errors for t in turns), sum(t.tool_calls for t in turns)
+        ),
         "format_error_rate": _ratio(sum(bool(t.format_errors) for t in turns), len(turns)),
         "void_turn_ratio": _ratio(sum(t.action == "none" for t in turns), len(turns)),
         "truncated_rate": float(np.mean([e.truncated for e in episodes])),
@@ -58,7 +62,14 @@ def _ratio(a: float, b: float) -> float:
 class MetricsLogger:
     """metrics.jsonl always; TensorBoard when installed (and enabled); W&B when configured."""
 
-    def __init__(self, run_dir: Path, log_cfg, config: dict[str, Any], enabled: bool = True, resume_step: int = 0):
+    def __init__(
+        self,
+        run_dir: Path,
+        log_cfg,
+        config: dict[str, Any],
+        enabled: bool = True,
+        resume_step: int = 0,
+    ):
         self.enabled = enabled
         self.path = Path(run_dir) / "metrics.jsonl"
         self.tb = None
@@ -66,7 +77,11 @@ class MetricsLogger:
         if not enabled:
             return
         if resume_step and self.path.exists():  # drop lines past the checkpoint we resume from
-            keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+            keep = [
+                ln
+                for ln in self.path.read_text().splitlines()
+                if ln.strip() and json.loads(ln).get("step", 0) <= resume_step
+            ]
             self.path.write_text("".join(ln + "\n" for ln in keep))
         elif self.path.exists():
             self.path.unlink()
@@ -81,10 +96,17 @@ class MetricsLogger:
             try:
                 import wandb
             except ImportError:
-                raise TirgymError("log.wandb is configured but wandb is not installed: pip install wandb") from None
+                raise TirgymError(
+                    "log.wandb is configured but wandb is not installed: pip install wandb"
+                ) from None
             w = log_cfg.wandb
             self.wandb = wandb.init(
-                project=w.project, entity=w.entity, name=w.name, mode=w.mode, config=config, dir=str(run_dir),
+                project=w.project,
+                entity=w.entity,
+                name=w.name,
+                mode=w.mode,
+                config=config,
+                dir=str(run_dir),
                 resume="allow",
             )
 
@@ -146,7 +168,11 @@ def plot_learning_curves(metrics_path: Path, out_png: Path) -> Path | None:
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     for ax, (title, keys) in zip(axes.flat, CURVES, strict=True):
         for k in keys:
-            pts = [(r["step"], r[k]) for r in rows if isinstance(r.get(k), int | float) and math.isfinite(r[k])]
+            pts = [
+                (r["step"], r[k])
+                for r in rows
+                if isinstance(r.get(k), int | float) and math.isfinite(r[k])
+            ]
             if pts:
                 xs, ys = zip(*pts, strict=True)
                 ax.plot(xs, ys, marker="o" if k.startswith("eval/") else None, ms=4, label=k)

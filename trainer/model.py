@@ -17,7 +17,9 @@ log = logging.getLogger(__name__)
 def pick_device(spec: str, local_rank: int = 0) -> torch.device:
     """auto -> cuda:<local rank> when CUDA is available, else cpu."""
     if spec == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+        return (
+            torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+        )
     if spec.startswith("cuda") and not torch.cuda.is_available():
         raise TirgymError(f"backend.device={spec!r} but CUDA is not available; use cpu or auto.")
     if spec == "cuda":
@@ -72,7 +74,9 @@ def apply_lora(model, lora_cfg, adapter_path: str | None = None):
     try:
         from peft import LoraConfig, PeftModel, get_peft_model
     except ImportError:
-        raise TirgymError("lora is configured but peft is not installed: pip install peft") from None
+        raise TirgymError(
+            "lora is configured but peft is not installed: pip install peft"
+        ) from None
     if adapter_path is not None:
         return PeftModel.from_pretrained(model, adapter_path, is_trainable=True)
     pc = LoraConfig(

@@ -87,7 +87,11 @@ def make_demos(cfg, tokenizer: Any, seed: int) -> list[Episode]:
         tasks,
         group_size=1,
         params=SamplingParams(seed=seed, max_new_tokens=r.max_new_tokens),
-        limits=RolloutLimits(max_turns=r.max_turns, max_new_tokens=r.max_new_tokens, max_total_tokens=r.max_total_tokens),
+        limits=RolloutLimits(
+            max_turns=r.max_turns,
+            max_new_tokens=r.max_new_tokens,
+            max_total_tokens=r.max_total_tokens,
+        ),
     )
     if d.only_success:
         eps = [e for e in eps if e.success]
@@ -106,7 +110,9 @@ def sft_episodes(cfg, tokenizer: Any, seed: int) -> list[Episode]:
         eps += make_demos(cfg, tokenizer, seed)
     eps = [e for e in eps if sum(e.loss_mask) > 0 and len(e.loss_mask) == len(e.token_ids)]
     if not eps:
-        raise TirgymError("SFT has no usable episodes (none with mask-1 tokens); check sft.data / sft.demos.")
+        raise TirgymError(
+            "SFT has no usable episodes (none with mask-1 tokens); check sft.data / sft.demos."
+        )
     vocab = len(tokenizer)
     if max(max(e.token_ids) for e in eps) >= vocab:
         raise TirgymError(
@@ -199,7 +205,9 @@ def sft_train(
     }
 
 
-def run_sft(model, tokenizer: Any, cfg, device: torch.device, dist: D.DistInfo | None = None, say=print) -> dict:
+def run_sft(
+    model, tokenizer: Any, cfg, device: torch.device, dist: D.DistInfo | None = None, say=print
+) -> dict:
     """The train config's warm start: gather data, train, write the demos used to the run dir."""
     dist = dist or D.DistInfo()
     eps = sft_episodes(cfg, tokenizer, cfg.seed)
@@ -207,8 +215,16 @@ def run_sft(model, tokenizer: Any, cfg, device: torch.device, dist: D.DistInfo |
         save_jsonl(cfg.run_dir() / "sft_data.jsonl", eps)
     say(f"SFT on {len(eps)} episodes ({sum(sum(e.loss_mask) for e in eps)} target tokens)")
     return sft_train(
-        model, tokenizer, eps, cfg.sft, device, dist, seed=cfg.seed, say=say,
-        precision=cfg.update.precision, logprob_chunk=cfg.update.logprob_chunk,
+        model,
+        tokenizer,
+        eps,
+        cfg.sft,
+        device,
+        dist,
+        seed=cfg.seed,
+        say=say,
+        precision=cfg.update.precision,
+        logprob_chunk=cfg.update.logprob_chunk,
     )
 
 
@@ -220,7 +236,9 @@ def sft_main(config, overrides: list[str] | None = None) -> Path:
 
     cfg = config if not isinstance(config, str | Path) else load_config(config, overrides)
     if cfg.sft is None:
-        raise TirgymError("the config has no `sft:` section; add one (data: [...] or demos: {...}).")
+        raise TirgymError(
+            "the config has no `sft:` section; add one (data: [...] or demos: {...})."
+        )
     check_envs(cfg)
     dist = D.init_distributed(cfg.backend.device)
     device = pick_device(cfg.backend.device, dist.local_rank)

@@ -47,7 +47,9 @@ class TaskSampler:
     def __init__(self, entries, seed: int):
         self.entries = expand_mix(entries)
         for m in self.entries:
-            assert m.seeds[1] <= HELDOUT_SEED_BASE, "training seeds must stay below HELDOUT_SEED_BASE"
+            assert m.seeds[1] <= HELDOUT_SEED_BASE, (
+                "training seeds must stay below HELDOUT_SEED_BASE"
+            )
         w = np.array([m.weight for m in self.entries], dtype=np.float64)
         self.probs = w / w.sum()
         self.seed = seed

@@ -13,14 +13,15 @@ search over the pool (a multiset) that remembers the pools it has proved dead.
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Any, ClassVar
 
 import numpy as np
 
-from tirgym.envs.games.puzzle import PuzzleEnv
+from tirgym.envs.games.game import GameEnv
 
-_MOVE = re.compile(r"^(\d{1,7})\s*([-+*/x×÷−])\s*(\d{1,7})(?:\s*=\s*-?\d+)?$", re.I)
+_MOVE = re.compile(r"^(\d{1,7})\s*([-+*/x×÷−])\s*(\d{1,7})(?:\s*=\s*-?\d+)?$")
 _OPS = {"+": "+", "-": "-", "−": "-", "*": "*", "x": "*", "X": "*", "×": "*", "/": "/", "÷": "/"}
 LARGE = (25, 50, 75, 100)
 
@@ -100,8 +101,11 @@ def random_target(rng: np.random.Generator, pool: list[int]) -> int:
     return vals[0]
 
 
-class CountdownEnv(PuzzleEnv):
+class CountdownEnv(GameEnv):
+    game_name = "Countdown"
     description = "Countdown."
+    legend: ClassVar[str] = "Numbers: the pool you combine; Target: the number to make."
+    done_verb: ClassVar[str] = "Combined"
     default_moves_per_turn: ClassVar[int] = 1
 
     def __init__(self, difficulty: str = "medium", use_all: bool | None = None, **kwargs: Any):
@@ -120,10 +124,11 @@ class CountdownEnv(PuzzleEnv):
             "The game is lost when a single number is left that is not the target."
         )
 
+    @property
     def move_help(self) -> str:
-        return "'8 * 3' combines 8 and 3 into 24 (operators + - * /; '8 x 3' and '8 * 3 = 24' also work)."
+        return "Moves: '8 * 3' combines 8 and 3 into 24 (operators + - * /; '8 x 3' and '8 * 3 = 24' also work)."
 
-    def new_game(self, rng: np.random.Generator, options: dict[str, Any]) -> str:
+    def new_game(self, rng: np.random.Generator) -> str:
         while True:
             if self.difficulty == "easy":
                 pool = [int(x) for x in rng.integers(1, 11, size=3)]
@@ -153,11 +158,19 @@ class CountdownEnv(PuzzleEnv):
     def render_state(self) -> str:
         return f"Numbers: {', '.join(map(str, self.pool))}\nTarget: {self.target}"
 
-    def apply_move(self, move: str) -> str | None:
-        m = _MOVE.match(move.strip())
-        if not m:
-            return "expected 'a op b' with two numbers from the pool, e.g. '8 * 3'."
-        a, op, b = int(m.group(1)), _OPS[m.group(2)], int(m.group(3))
+    def parse_move(self, text: str) -> tuple[int, str, int] | None:
+        m = _MOVE.match(text)
+        return (int(m.group(1)), _OPS[m.group(2)], int(m.group(3))) if m else None
+
+    def move_name(self, move: tuple[int, str, int]) -> str:
+        return f"{move[0]} {move[1]} {move[2]}"
+
+    def random_move(self, rng: random.Random) -> tuple[int, str, int]:
+        a, b = (rng.choice(self.pool) if rng.random() < 0.8 else rng.randint(1, 20) for _ in "ab")
+        return a, rng.choice("+-*/"), b
+
+    def apply_move(self, move: tuple[int, str, int]) -> str | None:
+        a, op, b = move
         pool = list(self.pool)
         for v in (a, b):
             if v not in pool:
@@ -191,4 +204,4 @@ class CountdownEnv(PuzzleEnv):
         plan = solve_pool(tuple(self.pool), self.target, self.use_all)
         if not plan:  # dead position (only after wrong moves): any legal move
             plan = [next(iter(children(tuple(self.pool))))[0]] if len(self.pool) > 1 else []
-        return [f"{a} {op} {b}" for a, op, b in plan[:limit]]
+        return plan[:limit]

@@ -11,8 +11,9 @@ policy that maximises the chance of reaching the goal (slippery).
 
 from __future__ import annotations
 
-import random
 from typing import Any
+
+import numpy as np
 
 from tirgym.envs.games.grid import (
     DIRECTIONS,
@@ -24,6 +25,7 @@ from tirgym.envs.games.grid import (
     GridRenderer,
     bfs_distances,
     deltas,
+    python_rng,
 )
 
 # difficulty -> (side, hole probability)
@@ -63,7 +65,8 @@ class FrozenLakeEnv(GridGameEnv):
             text += " The ice is slippery: a move goes the intended way only 1/3 of the time, else to either side."
         return text
 
-    def new_game(self, rng: random.Random) -> None:
+    def new_game(self, rng: np.random.Generator) -> None:
+        self.rng = rng = python_rng(rng)  # slippery moves draw from it too
         n, w = self.n, self.w
         while True:
             start, goal = rng.sample(self.cells, 2)
@@ -94,10 +97,15 @@ class FrozenLakeEnv(GridGameEnv):
             if not self.on_lake[q]:
                 q = self.player  # slid against the shore
         self.player = q
-        if self.holes[q]:
-            self.over = True
-        elif q == self.goal:
-            self.over = self.won = True
+        return None
+
+    def is_solved(self) -> bool:
+        return self.player == self.goal
+
+    def is_lost(self) -> str | None:
+        if self.holes[self.player]:
+            r, c = divmod(self.player, self.w)
+            return f"you fell into the hole at row {r - 1}, column {c - 1}."
         return None
 
     def potential(self) -> float:
@@ -123,27 +131,24 @@ class FrozenLakeEnv(GridGameEnv):
             f"You are at row {r - 1}, column {c - 1}; the goal is at row {gr - 1}, column {gc - 1}."
         )
 
-    def end_text(self) -> str:
-        if self.won:
-            return "You reached the goal!"
-        r, c = divmod(self.player, self.w)
-        return f"You fell into the hole at row {r - 1}, column {c - 1}."
+    def win_text(self) -> str:
+        return "You reached the goal!"
 
     def state_key(self) -> str:
         return f"lake:{self.player}"
 
-    def solve(self) -> str:
+    def solver_moves(self, limit: int) -> list[str]:
         if self.slippery:
-            return self.plan_turn([self._slippery_policy()[self.player]])
+            return [self._slippery_policy()[self.player]]
         plan, p = [], self.player
-        while p != self.goal and len(plan) < self.moves_per_turn and self.dist[p] > 0:
+        while p != self.goal and len(plan) < limit and self.dist[p] > 0:
             for move in DIRECTIONS:
                 q = p + self.delta[move]
                 if self.on_lake[q] and self.dist[q] == self.dist[p] - 1:
                     plan.append(move)
                     p = q
                     break
-        return self.plan_turn(plan or [self._any_legal_move()])
+        return plan or [self._any_legal_move()]
 
     def _any_legal_move(self) -> str:
         return next(m for m in DIRECTIONS if self.on_lake[self.player + self.delta[m]])

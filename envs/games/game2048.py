@@ -12,9 +12,20 @@ from __future__ import annotations
 
 import random
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
-from tirgym.envs.games.grid import DIRECTIONS, DOWN, LEFT, RIGHT, UP, GridGameEnv, GridRenderer
+import numpy as np
+
+from tirgym.envs.games.grid import (
+    DIRECTIONS,
+    DOWN,
+    LEFT,
+    RIGHT,
+    UP,
+    GridGameEnv,
+    GridRenderer,
+    python_rng,
+)
 
 # difficulty -> target tile exponent (64, 128, 256)
 TARGETS = {"easy": 6, "medium": 7, "hard": 8}
@@ -148,10 +159,13 @@ class Game2048Env(GridGameEnv):
     legend = ". empty; numbers are tiles. Rows and columns are numbered from 0."
     move_help = "Moves: up, down, left, right (every tile slides that way as far as it can)."
     example_moves = "left || down"
+    default_moves_per_turn: ClassVar[int] = 1
 
-    def __init__(self, difficulty: str = "easy", moves_per_turn: int = 1, **kwargs: Any):
-        super().__init__(difficulty=difficulty, moves_per_turn=moves_per_turn, **kwargs)
+    def __init__(self, difficulty: str = "easy", **kwargs: Any):
+        super().__init__(difficulty=difficulty, **kwargs)
         self.target = TARGETS[self.difficulty]
+        self.rng = random.Random(0)
+        self.stuck = False
         self.renderer = GridRenderer(SIDE, SIDE, cell_chars=4)
         self.board = [0] * 16
         self.score = 0
@@ -164,9 +178,11 @@ class Game2048Env(GridGameEnv):
             "lost when no move is possible."
         )
 
-    def new_game(self, rng: random.Random) -> None:
+    def new_game(self, rng: np.random.Generator) -> None:
+        self.rng = python_rng(rng)  # the spawns of the whole game draw from it
         self.board = [0] * 16
         self.score = 0
+        self.stuck = False
         self._spawn()
         self._spawn()
 
@@ -182,12 +198,16 @@ class Game2048Env(GridGameEnv):
         self.board, pts = result
         self.score += pts
         if max(self.board) >= self.target:
-            self.over = self.won = True
             return None
         self._spawn()
-        if 0 not in self.board and all(slide(self.board, m) is None for m in DIRECTIONS):
-            self.over = True
+        self.stuck = 0 not in self.board and all(slide(self.board, m) is None for m in DIRECTIONS)
         return None
+
+    def is_solved(self) -> bool:
+        return max(self.board) >= self.target
+
+    def is_lost(self) -> str | None:
+        return "no move is possible." if self.stuck else None
 
     def potential(self) -> float:
         """log2 of the largest tile, relative to the target: 1.0 at the target."""
@@ -199,14 +219,11 @@ class Game2048Env(GridGameEnv):
     def status_text(self) -> str:
         return f"Score: {self.score}. Largest tile: {1 << max(self.board)}. Target: {1 << self.target}."
 
-    def end_text(self) -> str:
-        if self.won:
-            return f"You made the {1 << self.target} tile. You won!"
-        return "No move is possible. You lost."
+    def win_text(self) -> str:
+        return f"You made the {1 << self.target} tile. You won!"
 
     def state_key(self) -> str:
         return "2048:" + "".join("0123456789abcdefghij"[x] for x in self.board)
 
-    def solve(self) -> str:
-        move = best_move(self.board) or LEFT
-        return self.plan_turn([move])
+    def solver_moves(self, limit: int) -> list[str]:
+        return [best_move(self.board) or LEFT]

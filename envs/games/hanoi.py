@@ -8,17 +8,18 @@ disk k, then move 1..k-1 onto it. That plan is the shortest, so `solve()` is opt
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Any, ClassVar
 
 import numpy as np
 
-from tirgym.envs.games.puzzle import PuzzleEnv, check_choice
+from tirgym.envs.games.game import GameEnv, check_choice
 
 PEGS = "ABC"
 DISKS = {"easy": 3, "medium": 5, "hard": 7}
 _MOVE = re.compile(
-    r"^(?:move\s+)?(?:peg\s*)?([abc1-3])\s*(?:->|→|to|-|\s)\s*(?:peg\s*)?([abc1-3])$", re.I
+    r"^(?:move\s+)?(?:peg\s*)?([abc1-3])\s*(?:->|→|to|-|\s)\s*(?:peg\s*)?([abc1-3])$"
 )
 
 
@@ -59,8 +60,10 @@ def optimal_length(pos: list[int], target: int = 2) -> int:
     return total
 
 
-class HanoiEnv(PuzzleEnv):
+class HanoiEnv(GameEnv):
+    game_name = "Hanoi"
     description = "Tower of Hanoi."
+    legend: ClassVar[str] = "pegs are listed bottom to top; 1 is the smallest disk."
     default_moves_per_turn: ClassVar[int] = 4
 
     def __init__(
@@ -84,10 +87,11 @@ class HanoiEnv(PuzzleEnv):
             "Move all disks to peg C. Move one top disk at a time; never put a disk on a smaller one."
         )
 
+    @property
     def move_help(self) -> str:
-        return "'A C' moves the top disk of peg A onto peg C (also 'A->C', 'move A to C', '1 3')."
+        return "Moves: 'A C' moves the top disk of peg A onto peg C (also 'A->C', 'move A to C', '1 3')."
 
-    def new_game(self, rng: np.random.Generator, options: dict[str, Any]) -> str:
+    def new_game(self, rng: np.random.Generator) -> str:
         if self.start == "random":
             while True:
                 self.pos = [int(p) for p in rng.integers(0, 3, size=self.n)]
@@ -98,7 +102,7 @@ class HanoiEnv(PuzzleEnv):
         self.pegs = [[], [], []]
         for d in range(self.n - 1, -1, -1):
             self.pegs[self.pos[d]].append(d + 1)
-        return "Move the whole tower onto peg C. Pegs are listed bottom to top."
+        return "Move the whole tower onto peg C."
 
     def render_state(self) -> str:
         rows = [
@@ -107,11 +111,18 @@ class HanoiEnv(PuzzleEnv):
         ]
         return "\n".join(rows)
 
-    def apply_move(self, move: str) -> str | None:
-        m = _MOVE.match(move.strip())
-        if not m:
-            return "expected two pegs like 'A C'."
-        src, dst = parse_peg(m.group(1)), parse_peg(m.group(2))
+    def parse_move(self, text: str) -> tuple[int, int] | None:
+        m = _MOVE.match(text)
+        return (parse_peg(m.group(1)), parse_peg(m.group(2))) if m else None
+
+    def move_name(self, move: tuple[int, int]) -> str:
+        return f"{PEGS[move[0]]} {PEGS[move[1]]}"
+
+    def random_move(self, rng: random.Random) -> tuple[int, int]:
+        return rng.randrange(3), rng.randrange(3)
+
+    def apply_move(self, move: tuple[int, int]) -> str | None:
+        src, dst = move
         if src == dst:
             return "source and destination are the same peg."
         if not self.pegs[src]:
@@ -133,5 +144,5 @@ class HanoiEnv(PuzzleEnv):
     def state_key(self) -> str:
         return "".join(PEGS[p] for p in self.pos)
 
-    def solver_moves(self, limit: int) -> list[str]:
-        return [f"{PEGS[a]} {PEGS[b]}" for a, b in plan(self.pos, 2, limit)]
+    def solver_moves(self, limit: int) -> list[tuple[int, int]]:
+        return plan(self.pos, 2, limit)

@@ -8,17 +8,18 @@ the particular solution plus every kernel combination.
 
 from __future__ import annotations
 
+import random
 import re
 from functools import cache
 from typing import Any, ClassVar
 
 import numpy as np
 
-from tirgym.envs.games.puzzle import PuzzleEnv
+from tirgym.envs.games.game import GameEnv
 
 LEVELS = {"easy": (3, 3), "medium": (4, 5), "hard": (5, 8)}
 """difficulty -> (board size, random presses used to scramble)."""
-_CELL = re.compile(r"^(?:press\s+|toggle\s+)?([a-z])\s*(\d{1,2})$", re.I)
+_CELL = re.compile(r"^(?:press\s+|toggle\s+)?([a-z])\s*(\d{1,2})$")
 
 
 @cache
@@ -107,8 +108,11 @@ def solve_presses(n: int, lights: int) -> int | None:
     return best
 
 
-class LightsOutEnv(PuzzleEnv):
+class LightsOutEnv(GameEnv):
+    game_name = "LightsOut"
     description = "Lights Out."
+    legend: ClassVar[str] = "# = on, . = off."
+    done_verb: ClassVar[str] = "Pressed"
     default_moves_per_turn: ClassVar[int] = 5
 
     def __init__(
@@ -133,18 +137,19 @@ class LightsOutEnv(PuzzleEnv):
             "and right neighbours (on <-> off). Switch every light off."
         )
 
+    @property
     def move_help(self) -> str:
         last = chr(ord("A") + self.n - 1)
-        return f"a cell as column letter + row number, e.g. 'B3' (columns A-{last}, rows 1-{self.n}); 'press B3' also works."
+        return f"Moves: a cell as column letter + row number, e.g. 'B3' (columns A-{last}, rows 1-{self.n}); 'press B3' also works."
 
-    def new_game(self, rng: np.random.Generator, options: dict[str, Any]) -> str:
+    def new_game(self, rng: np.random.Generator) -> str:
         self.lights = 0
         while self.lights == 0:  # a pressed set can cancel out (kernel of 4x4/5x5 boards)
             cells = rng.choice(self.n * self.n, size=self.presses, replace=False)
             self.lights = 0
             for c in cells:
                 self.lights ^= self.masks[int(c)]
-        return "Some lights are on. Switch them all off. Legend: # = on, . = off."
+        return "Some lights are on. Switch them all off."
 
     def render_state(self) -> str:
         n, rows = self.n, row_strings(self.n)
@@ -153,12 +158,19 @@ class LightsOutEnv(PuzzleEnv):
         ]
         return "\n".join(lines) + f"\nLights on: {self.lights.bit_count()}"
 
-    def apply_move(self, move: str) -> str | None:
-        m = _CELL.match(move.strip())
-        if not m:
-            return "expected a cell like 'B3' (column letter, row number)."
-        c = ord(m.group(1).upper()) - ord("A")
-        r = int(m.group(2)) - 1
+    def parse_move(self, text: str) -> tuple[int, int] | None:
+        """(column, row) from 0."""
+        m = _CELL.match(text)
+        return (ord(m.group(1)) - ord("a"), int(m.group(2)) - 1) if m else None
+
+    def move_name(self, move: tuple[int, int]) -> str:
+        return f"{chr(ord('A') + move[0])}{move[1] + 1}"
+
+    def random_move(self, rng: random.Random) -> tuple[int, int]:
+        return rng.randrange(self.n + 1), rng.randrange(self.n + 1)
+
+    def apply_move(self, move: tuple[int, int]) -> str | None:
+        c, r = move
         if not (0 <= c < self.n and 0 <= r < self.n):
             return f"cell is off the {self.n}x{self.n} board."
         self.lights ^= self.masks[r * self.n + c]
@@ -173,7 +185,7 @@ class LightsOutEnv(PuzzleEnv):
     def state_key(self) -> str:
         return f"{self.n}:{self.lights:x}"
 
-    def solver_moves(self, limit: int) -> list[str]:
+    def solver_moves(self, limit: int) -> list[tuple[int, int]]:
         x = solve_presses(self.n, self.lights) or 0
         cells = [i for i in range(self.n * self.n) if x >> i & 1]
-        return [f"{chr(ord('A') + i % self.n)}{i // self.n + 1}" for i in cells[:limit]]
+        return [(i % self.n, i // self.n) for i in cells[:limit]]

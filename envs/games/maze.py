@@ -11,7 +11,16 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from tirgym.envs.games.grid import DIRECTIONS, GridGameEnv, GridRenderer, bfs_distances, deltas
+import numpy as np
+
+from tirgym.envs.games.grid import (
+    DIRECTIONS,
+    GridGameEnv,
+    GridRenderer,
+    bfs_distances,
+    deltas,
+    python_rng,
+)
 
 # difficulty -> (cells per side, share of extra walls removed)
 SIZES = {"easy": (4, 0.0), "medium": (6, 0.05), "hard": (8, 0.08)}
@@ -75,7 +84,8 @@ class MazeEnv(GridGameEnv):
     def rules(self) -> str:
         return "Walls cannot be crossed. You win when you step onto the exit."
 
-    def new_game(self, rng: random.Random) -> None:
+    def new_game(self, rng: np.random.Generator) -> None:
+        rng = python_rng(rng)
         self.open, size = carve_maze(rng, self.cells, self.loops)
         cells = [p for p, ok in enumerate(self.open) if ok and (p // size) % 2 and (p % size) % 2]
         self.player = cells[rng.randrange(len(cells))]
@@ -92,9 +102,10 @@ class MazeEnv(GridGameEnv):
         if not self.open[q]:
             return "a wall is in the way."
         self.player = q
-        if q == self.exit:
-            self.over = self.won = True
         return None
+
+    def is_solved(self) -> bool:
+        return self.player == self.exit
 
     def potential(self) -> float:
         return -float(self.dist[self.player])
@@ -112,20 +123,20 @@ class MazeEnv(GridGameEnv):
         er, ec = divmod(self.exit, self.size)
         return f"You are at row {r}, column {c}; the exit is at row {er}, column {ec}."
 
-    def end_text(self) -> str:
+    def win_text(self) -> str:
         return "You reached the exit!"
 
     def state_key(self) -> str:
         return f"maze:{self.player}"
 
-    def solve(self) -> str:
+    def solver_moves(self, limit: int) -> list[str]:
         """Shortest path: step to a neighbour one closer to the exit, repeatedly."""
         plan, p = [], self.player
-        while p != self.exit and len(plan) < self.moves_per_turn:
+        while p != self.exit and len(plan) < limit:
             for move in DIRECTIONS:
                 q = p + self.delta[move]
                 if self.open[q] and self.dist[q] == self.dist[p] - 1:
                     plan.append(move)
                     p = q
                     break
-        return self.plan_turn(plan)
+        return plan

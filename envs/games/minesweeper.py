@@ -10,14 +10,17 @@ total mine count), so it wins every generated board.
 from __future__ import annotations
 
 import random
-from typing import Any
+import re
+from typing import Any, ClassVar
 
-from tirgym.envs.games.grid import GridGameEnv, GridRenderer
+import numpy as np
+
+from tirgym.envs.games.grid import GridGameEnv, GridRenderer, python_rng
 
 # difficulty -> (side, mines)
 SIZES = {"easy": (6, 5), "medium": (8, 10), "hard": (10, 16)}
 HIDDEN, REVEALED, FLAGGED = 0, 1, 2
-_BLANKS = str.maketrans({c: " " for c in "(),;|[]:\n\t"})
+_MOVE = re.compile(r"^(?:(reveal|open|click|flag|unflag):?\s+)?(\d{1,3})\s+(\d{1,3})$")
 _VERBS = {
     "reveal": "reveal",
     "open": "reveal",
@@ -146,6 +149,7 @@ class MinesweeperEnv(GridGameEnv):
     )
     example_moves = "reveal 2 3 || flag 0 1"
     done_verb = "Played"
+    max_move_words: ClassVar[int] = 3
 
     def __init__(self, difficulty: str = "easy", **kwargs: Any):
         super().__init__(difficulty=difficulty, **kwargs)
@@ -168,7 +172,8 @@ class MinesweeperEnv(GridGameEnv):
             "you win when every safe cell is revealed (flags are optional)."
         )
 
-    def new_game(self, rng: random.Random) -> None:
+    def new_game(self, rng: np.random.Generator) -> None:
+        rng = python_rng(rng)
         side, n = self.side, self.side * self.side
         while True:
             start = rng.randrange(n)
@@ -193,36 +198,13 @@ class MinesweeperEnv(GridGameEnv):
                 state[p] = REVEALED
                 self.cells[p] = str(self.counts[p]) if self.counts[p] else "."
                 self.safe_left -= 1
-        if self.safe_left == 0:
-            self.over = self.won = True
 
-    def parse_moves(self, text: str) -> tuple[list[Any], str | None]:
-        """`reveal 1 2 || flag(0,3), unflag 0 3; 4 5` (a bare `R C` reveals)."""
-        toks = text.lower().translate(_BLANKS).split()
-        moves: list[tuple[str, int, int]] = []
-        i, n = 0, len(toks)
-        while i < n:
-            tok = toks[i]
-            verb = _VERBS.get(tok)
-            if verb is not None:
-                i += 1
-            elif not (tok.isascii() and tok.isdigit()):
-                return [], f"Cannot read {tok[:30]!r}. {self.move_help}"
-            else:
-                verb = "reveal"
-            if i + 1 >= n:
-                return [], f"{verb!r} needs a row and a column. {self.move_help}"
-            r, c = toks[i], toks[i + 1]
-            if not (r.isascii() and r.isdigit() and c.isascii() and c.isdigit()):
-                return (
-                    [],
-                    f"{verb!r} needs a row and a column, got {r[:10]!r} {c[:10]!r}. {self.move_help}",
-                )
-            moves.append((verb, int(r), int(c)))
-            i += 2
-        if not moves:
-            return [], f"No move found. {self.move_help}"
-        return moves, None
+    def parse_move(self, text: str) -> tuple[str, int, int] | None:
+        """`reveal 1 2`, `flag 0 3`, `unflag 0 3`, `open(2,3)`; a bare `R C` reveals."""
+        m = _MOVE.match(text)
+        if m is None:
+            return None
+        return (_VERBS[m.group(1) or "reveal"], int(m.group(2)), int(m.group(3)))
 
     def random_move(self, rng: random.Random) -> tuple[str, int, int]:
         verb = "reveal" if rng.random() < 0.8 else rng.choice(("flag", "unflag"))
@@ -245,7 +227,6 @@ class MinesweeperEnv(GridGameEnv):
                 return "that cell is flagged; unflag it first."
             if self.mine[p]:
                 self.exploded = p
-                self.over = True
                 return None
             self._reveal(p)
         elif verb == "flag":
@@ -264,8 +245,17 @@ class MinesweeperEnv(GridGameEnv):
         total = self.side * self.side - self.n_mines
         return (total - self.safe_left) / total
 
+    def is_solved(self) -> bool:
+        return self.safe_left == 0
+
+    def is_lost(self) -> str | None:
+        if self.exploded < 0:
+            return None
+        r, c = divmod(self.exploded, self.side)
+        return f"Boom: row {r}, column {c} was a mine (X; other mines shown as *)."
+
     def board_text(self) -> str:
-        if not self.over or self.won:
+        if self.exploded < 0:
             return self.renderer.render(self.cells)
         cells = self.cells.copy()
         for p in range(self.side * self.side):
@@ -277,16 +267,14 @@ class MinesweeperEnv(GridGameEnv):
         flags = self.state.count(FLAGGED)
         return f"Mines: {self.n_mines}. Flags: {flags}. Safe cells still hidden: {self.safe_left}."
 
-    def end_text(self) -> str:
-        if self.won:
-            return "Every safe cell is revealed. You won!"
-        r, c = divmod(self.exploded, self.side)
-        return f"Boom: row {r}, column {c} was a mine (X; other mines shown as *). You lost."
+    def win_text(self) -> str:
+        return "Every safe cell is revealed. You won!"
 
     def state_key(self) -> str:
-        return "mines:" + self.state.hex()
+        boom = f"!{self.exploded}" if self.exploded >= 0 else ""  # a lost board is its own state
+        return "mines:" + self.state.hex() + boom
 
-    def solve(self) -> str:
+    def solver_moves(self, limit: int) -> list[tuple[str, int, int]]:
         """Reveal cells proven safe; unflag a proven-safe flag first; guess only if stuck."""
         side = self.side
         revealed = {p for p, st in enumerate(self.state) if st == REVEALED}
@@ -313,4 +301,4 @@ class MinesweeperEnv(GridGameEnv):
             p = min(hidden, key=risk)
             r, c = divmod(p, side)
             plan = ([("unflag", r, c)] if self.state[p] == FLAGGED else []) + [("reveal", r, c)]
-        return self.plan_turn(plan)
+        return plan[:limit]

@@ -14,7 +14,16 @@ import random
 from collections import deque
 from typing import Any
 
-from tirgym.envs.games.grid import DIRECTIONS, GridGameEnv, GridRenderer, deltas, path_moves
+import numpy as np
+
+from tirgym.envs.games.grid import (
+    DIRECTIONS,
+    GridGameEnv,
+    GridRenderer,
+    deltas,
+    path_moves,
+    python_rng,
+)
 
 # difficulty -> (side, boxes, reverse-play steps, minimum pushes of the solution)
 SIZES = {"easy": (6, 1, 100, 3), "medium": (7, 2, 150, 5), "hard": (8, 3, 200, 8)}
@@ -242,9 +251,9 @@ class SokobanEnv(GridGameEnv):
             "cannot pull boxes or push two at once. You win when every box is on a target."
         )
 
-    def new_game(self, rng: random.Random) -> None:
+    def new_game(self, rng: np.random.Generator) -> None:
         floor, targets, boxes, player, moves = generate_level(
-            rng, self.side, self.n_boxes, self.reverse_steps, self.min_pushes
+            python_rng(rng), self.side, self.n_boxes, self.reverse_steps, self.min_pushes
         )
         self.floor, self.targets, self.boxes, self.player = floor, targets, set(boxes), player
         self.on_target = len(self.boxes & targets)
@@ -268,10 +277,11 @@ class SokobanEnv(GridGameEnv):
             boxes.add(to)
             targets = self.targets
             self.on_target += (to in targets) - (q in targets)
-            if self.on_target == self.n_boxes:
-                self.over = self.won = True
         self.player = q
         return None
+
+    def is_solved(self) -> bool:
+        return self.on_target == self.n_boxes
 
     def potential(self) -> float:
         return float(self.on_target)
@@ -287,7 +297,7 @@ class SokobanEnv(GridGameEnv):
         r, c = divmod(self.player, self.side)
         return f"You are at row {r}, column {c}. Boxes on targets: {self.on_target}/{self.n_boxes}."
 
-    def end_text(self) -> str:
+    def win_text(self) -> str:
         return "Every box is on a target. You won!"
 
     def state_key(self) -> str:
@@ -295,15 +305,15 @@ class SokobanEnv(GridGameEnv):
 
     def _set_plan(self, moves: list[str]) -> None:
         """Remember the plan with the state key expected before each move."""
-        saved = (self.player, set(self.boxes), self.on_target, self.over, self.won)
+        saved = (self.player, set(self.boxes), self.on_target)
         keys = []
         for m in moves:
             keys.append(self.state_key())
             self.apply_move(m)
-        self.player, self.boxes, self.on_target, self.over, self.won = saved
+        self.player, self.boxes, self.on_target = saved
         self.plan, self.plan_keys = moves, keys
 
-    def solve(self) -> str:
+    def solver_moves(self, limit: int) -> list[str]:
         """Next moves of a push-optimal plan from the current state (A*, cached)."""
         key = self.state_key()
         try:
@@ -313,7 +323,7 @@ class SokobanEnv(GridGameEnv):
             pushes = self.solver.solve(self.player, frozenset(self.boxes), budget=10 * NODE_BUDGET)
             if pushes is None:  # deadlocked: no plan exists, make any legal move
                 legal = [m for m in DIRECTIONS if self.floor[self.player + self.delta[m]]]
-                return self.plan_turn(legal[:1] or [DIRECTIONS[0]])
+                return legal[:1] or [DIRECTIONS[0]]
             self._set_plan(self.solver.moves(self.player, frozenset(self.boxes), pushes))
             i = 0
-        return self.plan_turn(self.plan[i:])
+        return self.plan[i : i + limit]

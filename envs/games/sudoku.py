@@ -13,17 +13,18 @@ it can be cleared again, and the solver's next moves clear such entries first.
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Any, ClassVar
 
 import numpy as np
 
-from tirgym.envs.games.puzzle import PuzzleEnv, check_choice
+from tirgym.envs.games.game import GameEnv, check_choice
 
 LEVELS = {"easy": (4, 6), "medium": (9, 36), "hard": (9, 26)}
 """difficulty -> (size, target number of givens; generation stops at a minimal puzzle)."""
-_PLACE = re.compile(r"^([a-i])\s*([1-9])\s*(?:=|:|\s|->|to)?\s*([0-9.])$", re.I)
-_CLEAR = re.compile(r"^(?:clear|erase|del(?:ete)?)\s+([a-i])\s*([1-9])$", re.I)
+_PLACE = re.compile(r"^([a-z])\s*([1-9])\s*(?:=|:|\s|->|to)?\s*([0-9.])$")
+_CLEAR = re.compile(r"^(?:clear|erase|del(?:ete)?)\s+([a-z])\s*([1-9])$")
 
 
 class Geometry:
@@ -139,8 +140,12 @@ def make_puzzle(rng: np.random.Generator, n: int, target: int) -> tuple[list[int
     return puzzle, found
 
 
-class SudokuEnv(PuzzleEnv):
+class SudokuEnv(GameEnv):
+    game_name = "Sudoku"
     description = "Sudoku."
+    legend: ClassVar[str] = (
+        ". = blank; columns are letters, rows are numbers; | and - separate the boxes."
+    )
     default_moves_per_turn: ClassVar[int] = 9
 
     def __init__(
@@ -168,21 +173,19 @@ class SudokuEnv(PuzzleEnv):
             f"{g.b}x{g.b} box contains the digits 1-{self.n} exactly once. Givens cannot be changed."
         )
 
+    @property
     def move_help(self) -> str:
         last, d = chr(ord("A") + self.n - 1), min(5, self.n)
         return (
-            f"'B3 {d}' writes {d} in column B, row 3 (columns A-{last}, rows 1-{self.n}; 'B3={d}' also works); "
-            "'clear B3' (or 'B3 .') erases a digit you wrote. A digit already in the same row, column or "
-            "box is illegal."
+            f"Moves: 'B3 {d}' writes {d} in column B, row 3 (columns A-{last}, rows 1-{self.n}; "
+            f"'B3={d}' also works); 'clear B3' (or 'B3 .') erases a digit you wrote. A digit "
+            "already in the same row, column or box is illegal."
         )
 
-    def new_game(self, rng: np.random.Generator, options: dict[str, Any]) -> str:
+    def new_game(self, rng: np.random.Generator) -> str:
         self.puzzle, self.solution = make_puzzle(rng, self.n, self.target)
         self.cells = list(self.puzzle)
-        return (
-            f"Solve this Sudoku ({self.puzzle.count(0)} blanks). Legend: . = blank, "
-            "columns are letters, rows are numbers, | and - separate the boxes."
-        )
+        return f"Solve this Sudoku ({self.puzzle.count(0)} blanks)."
 
     def render_state(self) -> str:
         n, b = self.n, self.geom.b
@@ -199,39 +202,38 @@ class SudokuEnv(PuzzleEnv):
             )
         return "\n".join(lines)
 
-    def _cell(self, col: str, row: str) -> int | str:
-        c, r = ord(col.upper()) - ord("A"), int(row) - 1
-        if not (0 <= c < self.n and 0 <= r < self.n):
-            return f"cell {col.upper()}{row} is off the {self.n}x{self.n} board."
-        i = r * self.n + c
-        if self.puzzle[i]:
-            return f"{col.upper()}{row} is a given and cannot be changed."
-        return i
-
-    def apply_move(self, move: str) -> str | None:
-        text = move.strip()
+    def parse_move(self, text: str) -> tuple[int, int, int] | None:
+        """(column, row, digit) from 0, digit 0 = clear."""
         m = _CLEAR.match(text)
         if m:
-            i = self._cell(m.group(1), m.group(2))
-            if isinstance(i, str):
-                return i
-            if not self.cells[i]:
-                return f"{text.split()[-1].upper()} is already blank."
-            self.cells[i] = 0
-            return None
+            return ord(m.group(1)) - ord("a"), int(m.group(2)) - 1, 0
         m = _PLACE.match(text)
         if not m:
-            return "expected a cell and a digit like 'B3 2', or 'clear B3'."
-        i = self._cell(m.group(1), m.group(2))
-        if isinstance(i, str):
-            return i
+            return None
         d = m.group(3)
-        if d in ".0":
+        return ord(m.group(1)) - ord("a"), int(m.group(2)) - 1, 0 if d in ".0" else int(d)
+
+    def move_name(self, move: tuple[int, int, int]) -> str:
+        c, r, v = move
+        cell = f"{chr(ord('A') + c)}{r + 1}"
+        return f"{cell} {v}" if v else f"clear {cell}"
+
+    def random_move(self, rng: random.Random) -> tuple[int, int, int]:
+        return rng.randrange(self.n + 1), rng.randrange(self.n), rng.randrange(min(self.n + 2, 10))
+
+    def apply_move(self, move: tuple[int, int, int]) -> str | None:
+        c, r, v = move
+        cell = f"{chr(ord('A') + c)}{r + 1}"
+        if not (0 <= c < self.n and 0 <= r < self.n):
+            return f"cell {cell} is off the {self.n}x{self.n} board."
+        i = r * self.n + c
+        if self.puzzle[i]:
+            return f"{cell} is a given and cannot be changed."
+        if not v:
             if not self.cells[i]:
-                return f"{m.group(1).upper()}{m.group(2)} is already blank."
+                return f"{cell} is already blank."
             self.cells[i] = 0
             return None
-        v = int(d)
         if v > self.n:
             return f"digits go from 1 to {self.n}."
         for p in self.geom.peers[i]:
@@ -257,11 +259,10 @@ class SudokuEnv(PuzzleEnv):
     def state_key(self) -> str:
         return "".join(str(v) for v in self.cells)
 
-    def solver_moves(self, limit: int) -> list[str]:
+    def solver_moves(self, limit: int) -> list[tuple[int, int, int]]:
         n = self.n
-        name = lambda i: f"{chr(ord('A') + i % n)}{i // n + 1}"
         wrong = [i for i, v in enumerate(self.cells) if v and v != self.solution[i]]
-        moves = [f"clear {name(i)}" for i in wrong]
+        moves = [(i % n, i // n, 0) for i in wrong]
         blanks = [i for i, v in enumerate(self.cells) if not v or v != self.solution[i]]
-        moves += [f"{name(i)} {self.solution[i]}" for i in blanks]
+        moves += [(i % n, i // n, self.solution[i]) for i in blanks]
         return moves[:limit]

@@ -12,12 +12,13 @@ using a guess x answer feedback matrix computed once with numpy.
 from __future__ import annotations
 
 import importlib.resources
+import random
 from functools import cache
 from typing import Any, ClassVar
 
 import numpy as np
 
-from tirgym.envs.games.puzzle import PuzzleEnv
+from tirgym.envs.games.game import GameEnv
 
 GUESSES = {"easy": 8, "medium": 6, "hard": 6}
 GREEN, YELLOW, GREY = 2, 1, 0
@@ -124,8 +125,14 @@ def opening() -> int:
     return best_guess(np.arange(len(word_list())))
 
 
-class WordleEnv(PuzzleEnv):
+class WordleEnv(GameEnv):
+    game_name = "Wordle"
     description = "Wordle."
+    legend: ClassVar[str] = (
+        "G = right letter, right spot; Y = in the word but elsewhere; . = not in the word."
+    )
+    done_verb: ClassVar[str] = "Guessed"
+    max_move_words: ClassVar[int] = 1
     default_moves_per_turn: ClassVar[int] = 1
     max_moves_per_turn: ClassVar[int | None] = 1
 
@@ -158,10 +165,11 @@ class WordleEnv(PuzzleEnv):
             "(a repeated letter is marked Y/G only as often as it occurs in the word)." + hard
         )
 
+    @property
     def move_help(self) -> str:
-        return "a five-letter word, e.g. 'crane' (case does not matter)."
+        return "Moves: a five-letter word, e.g. 'crane' (case does not matter)."
 
-    def new_game(self, rng: np.random.Generator, options: dict[str, Any]) -> str:
+    def new_game(self, rng: np.random.Generator) -> str:
         self.answer = self.words[int(rng.integers(len(self.words)))]
         self.history = []
         self.candidates = np.arange(len(self.words))
@@ -186,10 +194,14 @@ class WordleEnv(PuzzleEnv):
         lines.append(f"Guesses left: {self.max_guesses - len(self.history)}")
         return "\n".join(lines)
 
+    def parse_move(self, text: str) -> str | None:
+        return text if len(text) == 5 and text.isalpha() else None
+
+    def random_move(self, rng: random.Random) -> str:
+        return rng.choice(self.words)
+
     def apply_move(self, move: str) -> str | None:
-        guess = move.strip().lower()
-        if len(guess) != 5 or not guess.isalpha():
-            return "a guess is one five-letter word."
+        guess = move
         idx = word_index().get(guess)
         if idx is None:
             return f"{guess.upper()} is not in the word list."

@@ -3,7 +3,7 @@
 from itertools import permutations
 
 import pytest
-from gymnasium.utils.env_checker import check_env
+from _play import play
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,14 +11,6 @@ import tirgym
 from tirgym.envs.games.countdown import CountdownEnv, combine, solve_pool
 
 DIFFS = ("easy", "medium", "hard")
-
-
-def play(env, seed):
-    env.reset(seed=seed)
-    while True:
-        _, _, term, trunc, info = env.step(env.unwrapped.solve())
-        if term or trunc:
-            return info
 
 
 def reachable(pool):
@@ -75,20 +67,6 @@ def test_generation_and_determinism(difficulty):
     assert a == b and ia["state_key"] == ib["state_key"]
 
 
-@pytest.mark.parametrize("difficulty", DIFFS)
-def test_solver_wins_fast(difficulty):
-    env = tirgym.make("tirgym/Countdown-v0", difficulty=difficulty)
-    for seed in range(10):
-        assert play(env, seed)["success"]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("difficulty", DIFFS)
-def test_solver_wins_200(difficulty):
-    env = tirgym.make("tirgym/Countdown-v0", difficulty=difficulty)
-    assert sum(play(env, seed)["success"] for seed in range(200)) == 200
-
-
 def test_use_all_mode():
     env = CountdownEnv(difficulty="medium", max_turns=8)
     for seed in range(10):
@@ -96,20 +74,20 @@ def test_use_all_mode():
         assert info["success"] and env.pool == [24] and env.moves_made == 3
     env.reset(seed=0)
     env.pool = [4, 6, 24]
-    assert env.apply_move("4 + 6") is None and not env.is_solved() and not env.is_lost()
+    assert env.play_move("4 + 6") is None and not env.is_solved() and not env.is_lost()
 
 
 def test_rules_and_loss():
     env = CountdownEnv(difficulty="easy", invalid_penalty=0.1, max_turns=8)
     env.reset(seed=0)
     env.pool, env.target = [2, 3, 7], 99
-    assert "not available" in env.apply_move("5 + 2")
-    assert "not available" in env.apply_move("2 + 2")
-    assert "not a whole number" in env.apply_move("7 / 2")
-    assert "would not be positive" in env.apply_move("2 - 7")
-    assert "expected" in env.apply_move("2 ^ 3")
+    assert "not available" in env.play_move("5 + 2")
+    assert "not available" in env.play_move("2 + 2")
+    assert "not a whole number" in env.play_move("7 / 2")
+    assert "would not be positive" in env.play_move("2 - 7")
+    assert "cannot read" in env.play_move("2 ^ 3")
     assert env.pool == [2, 3, 7]
-    assert env.apply_move("7 x 3 = 21") is None and env.pool == [2, 21]
+    assert env.play_move("7 x 3 = 21") is None and env.pool == [2, 21]
     _, _, term, _, info = env.step("<answer>21 * 2</answer>")
     assert (
         term
@@ -117,10 +95,6 @@ def test_rules_and_loss():
         and info["stop_reason"] == "lost"
         and info["outcome_reward"] == 0.0
     )
-
-
-def test_check_env():
-    check_env(tirgym.make("tirgym/Countdown-v0").unwrapped)
 
 
 MOVES = st.one_of(
@@ -140,11 +114,11 @@ def test_invalid_moves_change_nothing(seed, move):
     env = CountdownEnv(difficulty="easy", progress_reward=1.0, invalid_penalty=0.1, max_turns=8)
     env.reset(seed=seed)
     before = env.state_key()
-    if env.apply_move(move) is not None:
+    if env.play_move(move) is not None:
         assert env.state_key() == before
     env.reset(seed=seed)
     _, _, _, _, info = env.step(f"<answer>{move}</answer>")
-    if info.get("invalid_move"):
+    if info.get("invalid"):
         assert info["state_key"] == before
         assert (
             "progress" not in info["reward_components"]

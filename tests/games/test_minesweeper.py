@@ -1,19 +1,8 @@
-import pytest
-from _grid_checks import (
-    check_determinism,
-    check_gym_api,
-    check_move_property,
-    make,
-    move_strings,
-    solver_win_rate,
-)
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
+import tirgym
 from tirgym.envs.games.minesweeper import REVEALED, SIZES, no_guess_clearable
 
+make = tirgym.make
 ENV = "tirgym/Minesweeper-v0"
-WORDS = ["reveal 1 2", "flag 0 0", "unflag 3 3", "reveal 9 9", "open(2,3)", "2 4", "boom 1 1"]
 
 
 def test_boards_have_mine_count_opening_and_no_guess():
@@ -39,6 +28,11 @@ def test_parse_formats():
     )
     moves, err = u.parse_moves("reveal 1 2 || dig 3 3")
     assert moves == [] and "dig" in err
+    assert u.parse_moves("reveal 1 2 flag 0 3 4 5")[0] == [
+        ("reveal", 1, 2),
+        ("flag", 0, 3),
+        ("reveal", 4, 5),
+    ]
 
 
 def test_mine_loses_flags_block_reveal():
@@ -61,28 +55,3 @@ def test_revealing_twice_is_illegal():
     before = u.state_key()
     reply, *_, info = env.step(f"<answer>reveal {p // u.side} {p % u.side}</answer>")
     assert "already revealed" in reply and u.state_key() == before
-
-
-def test_determinism():
-    check_determinism(ENV)
-
-
-def test_check_env():
-    check_gym_api(ENV)
-
-
-def test_solver_fast():
-    for difficulty in ("easy", "medium", "hard"):
-        assert solver_win_rate(ENV, difficulty, range(10)) == 1.0
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("difficulty", ["easy", "medium", "hard"])
-def test_solver_200(difficulty):
-    assert solver_win_rate(ENV, difficulty, range(200)) == 1.0
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), warmup=st.integers(0, 2), answer=move_strings(WORDS))
-def test_invalid_moves_never_change_state(seed, warmup, answer):
-    check_move_property(ENV, seed, warmup, answer, difficulty="medium")

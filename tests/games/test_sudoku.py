@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -11,14 +10,6 @@ import tirgym
 from tirgym.envs.games.sudoku import LEVELS, SudokuEnv, make_puzzle, random_full_grid, solve_grid
 
 DIFFS = ("easy", "medium", "hard")
-
-
-def play(env, seed):
-    env.reset(seed=seed)
-    while True:
-        _, _, term, trunc, info = env.step(env.unwrapped.solve())
-        if term or trunc:
-            return info
 
 
 def is_valid_solution(grid, n):
@@ -65,20 +56,6 @@ def test_generation_unique_and_deterministic(difficulty):
     assert env.reset(seed=6)[1]["state_key"] != ia["state_key"]
 
 
-@pytest.mark.parametrize("difficulty", DIFFS)
-def test_solver_wins_fast(difficulty):
-    env = tirgym.make("tirgym/Sudoku-v0", difficulty=difficulty)
-    for seed in range(10):
-        assert play(env, seed)["success"]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("difficulty", DIFFS)
-def test_solver_wins_200(difficulty):
-    env = tirgym.make("tirgym/Sudoku-v0", difficulty=difficulty)
-    assert sum(play(env, seed)["success"] for seed in range(200)) == 200
-
-
 def test_solver_repairs_wrong_entries():
     env = SudokuEnv(difficulty="medium", moves_per_turn=81, max_turns=5)
     env.reset(seed=2)
@@ -87,7 +64,7 @@ def test_solver_repairs_wrong_entries():
         v
         for v in range(1, 10)
         if v != env.solution[blank]
-        and env.apply_move(f"{'ABCDEFGHI'[blank % 9]}{blank // 9 + 1} {v}") is None
+        and env.play_move(f"{'ABCDEFGHI'[blank % 9]}{blank // 9 + 1} {v}") is None
     )
     assert env.cells[blank] == wrong
     assert env.solve().startswith("<answer>clear ")
@@ -100,14 +77,14 @@ def test_rules():
     env.reset(seed=0)
     given_i = next(i for i, v in enumerate(env.puzzle) if v)
     name = f"{'ABCD'[given_i % 4]}{given_i // 4 + 1}"
-    assert "given" in env.apply_move(f"{name} 1")
+    assert "given" in env.play_move(f"{name} 1")
     blank = env.cells.index(0)
     bname = f"{'ABCD'[blank % 4]}{blank // 4 + 1}"
     peer_digit = next(env.cells[p] for p in env.geom.peers[blank] if env.cells[p])
-    assert "already at" in env.apply_move(f"{bname} {peer_digit}")
-    assert "1 to 4" in env.apply_move(f"{bname} 7")
-    assert "off the 4x4 board" in env.apply_move("E1 1")
-    assert "already blank" in env.apply_move(f"clear {bname}")
+    assert "already at" in env.play_move(f"{bname} {peer_digit}")
+    assert "1 to 4" in env.play_move(f"{bname} 7")
+    assert "off the 4x4 board" in env.play_move("E1 1")
+    assert "already blank" in env.play_move(f"clear {bname}")
     right = env.solution[blank]
     _, _, _, _, info = env.step(f"<answer>{bname}={right}</answer>")
     assert info["reward_components"]["progress"] == pytest.approx(1 / env.puzzle.count(0))
@@ -116,10 +93,6 @@ def test_rules():
     assert env.cells[blank] == 0 and info["reward_components"]["progress"] < 0
     _, _, _, _, info = env.step("<answer>nonsense</answer>")
     assert info["reward_components"] == {"invalid": -0.2}
-
-
-def test_check_env():
-    check_env(tirgym.make("tirgym/Sudoku-v0").unwrapped)
 
 
 def test_cli_play_solves_easy_sudoku():
@@ -167,11 +140,11 @@ def test_invalid_moves_change_nothing(seed, moves, size):
     env.reset(seed=seed)
     for move in moves:
         key = env.state_key()
-        if env.apply_move(move) is not None:
+        if env.play_move(move) is not None:
             assert env.state_key() == key
         assert all(p in (0, c) for p, c in zip(env.puzzle, env.cells, strict=True))  # givens stay
     env.reset(seed=seed)
     before = env.state_key()
     _, _, _, _, info = env.step("<answer>" + " || ".join(moves) + "</answer>")
-    if info.get("invalid_move") and not info.get("moves_applied"):
+    if info.get("invalid") and not info.get("moves_executed"):
         assert info["state_key"] == before and "progress" not in info["reward_components"]

@@ -4,7 +4,6 @@ import random
 
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,14 +20,6 @@ from tirgym.envs.games.wordle import (
 )
 
 DIFFS = ("easy", "medium", "hard")
-
-
-def play(env, seed):
-    env.reset(seed=seed)
-    while True:
-        _, _, term, trunc, info = env.step(env.unwrapped.solve())
-        if term or trunc:
-            return info
 
 
 def test_word_list_ships_and_is_clean():
@@ -63,21 +54,6 @@ def test_generation_and_determinism(difficulty):
     assert env.hard_mode == (difficulty == "hard")
 
 
-@pytest.mark.parametrize("difficulty", DIFFS)
-def test_solver_wins_fast(difficulty):
-    env = tirgym.make("tirgym/Wordle-v0", difficulty=difficulty)
-    for seed in range(10):
-        assert play(env, seed)["success"]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("difficulty", DIFFS)
-def test_solver_wins_200(difficulty):
-    env = tirgym.make("tirgym/Wordle-v0", difficulty=difficulty)
-    wins = sum(play(env, seed)["success"] for seed in range(200))
-    assert wins >= 198
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("hard_mode", [False, True])
 def test_solver_over_every_answer(hard_mode):
@@ -104,7 +80,7 @@ def test_rules_and_rewards():
     assert "five-letter" in env.last_observation
     reply, _, _, _, info = env.step("<answer>TRACE</answer>")
     assert "Result:  . G G Y G" in reply and info["reward_components"]["progress"] > 0
-    assert "hard mode" in env.apply_move("about")  # must keep R, A, E greens and C
+    assert "hard mode" in env.play_move("about")  # must keep R, A, E greens and C
     _, _, _, _, info = env.step("<answer>crane || trace</answer>")
     assert "Too many moves" in env.last_observation and len(env.history) == 1
     _, _, term, _, info = env.step("<answer>crane</answer>")
@@ -130,10 +106,6 @@ def test_candidates_follow_feedback():
     assert sorted(words[env.candidates]) == sorted(consistent) and env.answer in consistent
 
 
-def test_check_env():
-    check_env(tirgym.make("tirgym/Wordle-v0").unwrapped)
-
-
 MOVES = st.one_of(
     st.text(max_size=8),
     st.text(alphabet="abcdeilnorst", min_size=4, max_size=6),
@@ -150,10 +122,10 @@ def test_invalid_moves_change_nothing(seed, move, hard):
     if env.done:  # the answer was RAISE
         return
     before = (env.state_key(), len(env.candidates))
-    if env.apply_move(move) is not None:
+    if env.play_move(move) is not None:
         assert (env.state_key(), len(env.candidates)) == before
     env.reset(seed=seed)
     env.step("<answer>raise</answer>")
     _, _, _, _, info = env.step(f"<answer>{move}</answer>")
-    if info.get("invalid_move"):
+    if info.get("invalid"):
         assert info["state_key"] == before[0] and "progress" not in info["reward_components"]

@@ -189,3 +189,32 @@ def test_bad_limits_are_user_errors(sb):
         sb.run("1", timeout_s=0)
     with pytest.raises(TirgymError):
         sb.run(b"print(1)")  # type: ignore[arg-type]
+
+
+def test_session_whose_processes_are_killed_recovers(sb):
+    """Another session's cell may kill our holder (same uid); we report it once and go on."""
+    with sb.session() as victim, sb.session() as attacker:
+        victim.run("v = 1")
+        pids = victim.run("import os; print(os.getpid(), os.getppid())").stdout.split()
+        code = "import os, signal\nfor p in ({}):\n    try:\n        os.kill(p, signal.SIGKILL)\n    except OSError:\n        pass"
+        attacker.run(code.format(", ".join(pids)))
+        r = victim.run("v")
+        assert r.status in ("crashed", "ok"), r
+        if r.status == "crashed":
+            assert victim.run("w = 2\nw").stdout == "2\n"
+
+
+def test_session_random_state_persists_and_stateless_runs_differ(sb):
+    with sb.session() as s:
+        s.run("import random\nrandom.seed(123)")
+        a = s.run("random.random()").stdout
+        s.run(
+            "import threading\nt = threading.Thread(target=lambda: __import__('time').sleep(30), daemon=True)\nt.start()"
+        )
+        b = s.run("random.random()").stdout
+    import random
+
+    rng = random.Random(123)
+    assert (a, b) == (f"{rng.random()!r}\n", f"{rng.random()!r}\n")
+    draws = {sb.run("import random; print(random.random())").stdout for _ in range(4)}
+    assert len(draws) == 4

@@ -7,15 +7,32 @@ import torch
 from safetensors.torch import load_file
 
 from tirgym.trainer.checkpoint import latest_checkpoint
-from tirgym.trainer.loop import train
+from tirgym.trainer.loop import Callback, train
+
+
+class HashReward(Callback):
+    """A random model never wins: give rewards that vary within groups so gradients flow."""
+
+    def on_episodes(self, trainer, step, episodes):
+        for e in episodes:
+            e.outcome_reward = float(sum(e.token_ids) % 3)
+        return episodes
 
 
 @pytest.fixture(scope="module")
 def tiny_path(tmp_path_factory):
     from tirgym.agents.models import build_tiny_model
 
-    return str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "m", seed=0, hidden_size=64, num_heads=1,
-                                num_layers=1, vocab_size=512))
+    return str(
+        build_tiny_model(
+            tmp_path_factory.mktemp("tiny") / "m",
+            seed=0,
+            hidden_size=64,
+            num_heads=1,
+            num_layers=1,
+            vocab_size=512,
+        )
+    )
 
 
 def config(tiny_path, out, **extra):
@@ -24,9 +41,20 @@ def config(tiny_path, out, **extra):
         "seed": 3,
         "steps": 3,
         "output_dir": str(out),
-        "envs": [{"id": "tirgym/GuessNumber-v0", "kwargs": {"low": 1, "high": 4, "max_turns": 2}, "seeds": [0, 1000]}],
-        "rollout": {"group_size": 2, "tasks_per_step": 2, "max_new_tokens": 6, "max_total_tokens": 512},
-        "optim": {"lr": 1e-2, "warmup_steps": 2, "schedule": "cosine", "weight_decay": 0.01},
+        "envs": [
+            {
+                "id": "tirgym/GuessNumber-v0",
+                "kwargs": {"low": 1, "high": 4, "max_turns": 2},
+                "seeds": [0, 1000],
+            }
+        ],
+        "rollout": {
+            "group_size": 2,
+            "tasks_per_step": 2,
+            "max_new_tokens": 6,
+            "max_total_tokens": 512,
+        },
+        "optim": {"lr": 1e-2, "warmup_steps": 2, "schedule": "cosine", "weight_decay": 0.0},
         "update": {"ppo_epochs": 2, "minibatches": 2, "micro_batch_tokens": 400},
         "eval": {"before": False, "after": False},
         "checkpoint": {"every": 1, "keep_last": 5},
@@ -38,20 +66,25 @@ def config(tiny_path, out, **extra):
 
 
 def weights(run_dir, step):
-    return load_file(str(run_dir / "checkpoints" / f"step_{step:06d}" / "model" / "model.safetensors"))
+    return load_file(
+        str(run_dir / "checkpoints" / f"step_{step:06d}" / "model" / "model.safetensors")
+    )
 
 
 @pytest.mark.slow
 def test_resume_reaches_the_same_weights(tiny_path, tmp_path):
-    full = train(config(tiny_path, tmp_path / "full"), quiet=True)
-    part = train(config(tiny_path, tmp_path / "part"), stop_after=2, quiet=True)
+    cb = [HashReward()]
+    full = train(config(tiny_path, tmp_path / "full"), callbacks=cb, quiet=True)
+    part = train(config(tiny_path, tmp_path / "part"), callbacks=cb, stop_after=2, quiet=True)
     assert latest_checkpoint(part).name == "step_000002"
     assert not (part / "checkpoints" / "step_000003").exists()
-    resumed = train(config(tiny_path, tmp_path / "part"), resume=True, quiet=True)
+    resumed = train(config(tiny_path, tmp_path / "part"), callbacks=cb, resume=True, quiet=True)
     a, b = weights(full, 3), weights(resumed, 3)
     start = load_file(f"{tiny_path}/model.safetensors")
     moved = max((a[k] - start[k]).abs().max().item() for k in a)
-    assert moved > 1e-4  # training changed the weights, so equality below means something
+    assert moved > 1e-3  # training changed the weights, so equality below means something
+    mid = weights(part, 2)
+    assert max((a[k] - mid[k]).abs().max().item() for k in a) > 1e-4  # step 3 itself moved them
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6, rtol=0), k
     # the step-3 metrics (same rollouts, same update) agree too
@@ -65,10 +98,19 @@ def test_resume_reaches_the_same_weights(tiny_path, tmp_path):
 def test_checkpoint_contents_and_from_pretrained(tiny_path, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    run = train(config(tiny_path, tmp_path / "r", steps=1, update={"micro_batch_tokens": 4096}), quiet=True)
+    run = train(
+        config(tiny_path, tmp_path / "r", steps=1, update={"micro_batch_tokens": 4096}), quiet=True
+    )
     ck = latest_checkpoint(run)
-    for name in ["optimizer.pt", "scheduler.pt", "rng.pt", "trainer_state.json", "model/model.safetensors",
-                 "model/config.json", "model/tokenizer.json"]:
+    for name in [
+        "optimizer.pt",
+        "scheduler.pt",
+        "rng.pt",
+        "trainer_state.json",
+        "model/model.safetensors",
+        "model/config.json",
+        "model/tokenizer.json",
+    ]:
         assert (ck / name).exists(), name
     state = json.loads((ck / "trainer_state.json").read_text())
     assert state["step"] == 1 and state["sampler"]["draws"] == 1

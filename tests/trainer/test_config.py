@@ -18,13 +18,21 @@ def write(tmp_path, data, name="run.yaml"):
     return p
 
 
-BASE = {"envs": [{"id": "tirgym/GuessNumber-v0", "kwargs": {"low": 1, "high": 7}, "seeds": [0, 1000]}]}
+BASE = {
+    "envs": [{"id": "tirgym/GuessNumber-v0", "kwargs": {"low": 1, "high": 7}, "seeds": [0, 1000]}]
+}
 
 
 def test_load_with_overrides(tmp_path):
     cfg = load_config(
         write(tmp_path, BASE),
-        ["optim.lr=3e-4", "loss.dual_clip=3", "envs.0.weight=2.5", "rollout.group_size=4", "lora.r=8"],
+        [
+            "optim.lr=3e-4",
+            "loss.dual_clip=3",
+            "envs.0.weight=2.5",
+            "rollout.group_size=4",
+            "lora.r=8",
+        ],
     )
     assert cfg.optim.lr == 3e-4 and cfg.loss.dual_clip == 3.0
     assert cfg.envs[0].weight == 2.5 and cfg.rollout.group_size == 4
@@ -107,3 +115,13 @@ def test_missing_file_and_bad_yaml(tmp_path):
 def test_shipped_configs_validate(path):
     cfg = load_config(path)
     check_envs(cfg)
+
+
+def test_cli_train_bad_config_is_one_line_exit_2(tmp_path, capsys):
+    from tirgym.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", str(write(tmp_path, BASE)), "loss.agg=mean"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "loss.agg" in err and "\n" not in err

@@ -47,7 +47,9 @@ def test_aggregation_modes():
     mask = t([[1, 1, 1], [1, 0, 0]])
     assert aggregate(per, mask, "token-mean").item() == pytest.approx(10 / 4)
     assert aggregate(per, mask, "seq-mean-token-mean").item() == pytest.approx((2 + 4) / 2)
-    assert aggregate(per, mask, "seq-mean-token-sum-norm", max_len=5).item() == pytest.approx(10 / (2 * 5))
+    assert aggregate(per, mask, "seq-mean-token-sum-norm", max_len=5).item() == pytest.approx(
+        10 / (2 * 5)
+    )
     with pytest.raises(ValueError, match="allowed"):
         aggregate(per, mask, "bogus")
 
@@ -60,7 +62,9 @@ def test_microbatches_sum_to_full_batch():
         full = aggregate(per, mask, mode, max_len=9)
         n_tok, n_seq = mask.sum(), 6
         parts = sum(
-            aggregate(per[i : i + 2], mask[i : i + 2], mode, num_tokens=n_tok, num_seqs=n_seq, max_len=9)
+            aggregate(
+                per[i : i + 2], mask[i : i + 2], mode, num_tokens=n_tok, num_seqs=n_seq, max_len=9
+            )
             for i in range(0, 6, 2)
         )
         assert parts.item() == pytest.approx(full.item(), abs=1e-12)
@@ -115,11 +119,15 @@ def test_perturbing_mask0_logits_changes_nothing(agg, ratio):
     B, T, V = 3, 6, 11
     base = torch.randn(B, T, V, dtype=torch.float64)
     targets = torch.randint(0, V, (B, T))
-    mask = torch.tensor([[0, 1, 1, 0, 1, 0], [0, 0, 1, 1, 1, 1], [0, 1, 0, 0, 0, 0]], dtype=torch.float64)
+    mask = torch.tensor(
+        [[0, 1, 1, 0, 1, 0], [0, 0, 1, 1, 1, 1], [0, 1, 0, 0, 0, 0]], dtype=torch.float64
+    )
     adv = torch.randn(B, T, dtype=torch.float64)
     old = torch.log_softmax(base + 0.1, -1).gather(-1, targets[..., None]).squeeze(-1)
     ref = torch.log_softmax(base - 0.2, -1).gather(-1, targets[..., None]).squeeze(-1)
-    params = LossParams(agg=agg, ratio=ratio, dual_clip=3.0, kl_beta=0.05, entropy_coef=0.01, max_response_len=8)
+    params = LossParams(
+        agg=agg, ratio=ratio, dual_clip=3.0, kl_beta=0.05, entropy_coef=0.01, max_response_len=8
+    )
 
     def run(logits):
         logits = logits.clone().requires_grad_(True)
@@ -174,8 +182,15 @@ def test_model_logprobs_only_mask_positions_match_full():
     from tirgym.trainer.losses import model_logprobs
 
     torch.manual_seed(0)
-    cfg = Qwen2Config(vocab_size=50, hidden_size=64, intermediate_size=64, num_hidden_layers=1,
-                      num_attention_heads=1, num_key_value_heads=1, head_dim=64)
+    cfg = Qwen2Config(
+        vocab_size=50,
+        hidden_size=64,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        head_dim=64,
+    )
     model = Qwen2ForCausalLM(cfg).double()
     ids = torch.randint(0, 50, (2, 9))
     attn = torch.ones_like(ids)
@@ -185,7 +200,9 @@ def test_model_logprobs_only_mask_positions_match_full():
     mask[1, 4:7] = 1
     full, ent_full = model_logprobs(model, ids, attn, chunk=4, with_entropy=True)
     part, ent_part = model_logprobs(model, ids, attn, chunk=4, with_entropy=True, only=mask)
-    ref = torch.log_softmax(model(ids, attention_mask=attn).logits, -1)[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
+    ref = torch.log_softmax(model(ids, attention_mask=attn).logits, -1)[:, :-1].gather(
+        -1, ids[:, 1:, None]
+    )[..., 0]
     assert torch.allclose(full[:, 1:], ref)
     m = mask.bool()
     assert torch.allclose(part[m], full[m]) and torch.allclose(ent_part[m], ent_full[m])

@@ -10,15 +10,27 @@ from tirgym.trainer.config import build_config
 from tirgym.trainer.losses import model_logprobs
 from tirgym.trainer.sft import retokenize, sft_episodes, sft_main, sft_train
 
-ENV = {"id": "tirgym/GuessNumber-v0", "kwargs": {"low": 1, "high": 4, "max_turns": 3}, "seeds": [0, 1000]}
+ENV = {
+    "id": "tirgym/GuessNumber-v0",
+    "kwargs": {"low": 1, "high": 4, "max_turns": 3},
+    "seeds": [0, 1000],
+}
 
 
 @pytest.fixture(scope="module")
 def tiny_path(tmp_path_factory):
     from tirgym.agents.models import build_tiny_model
 
-    return str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "m", seed=0, hidden_size=64, num_heads=1,
-                                num_layers=1, vocab_size=512))
+    return str(
+        build_tiny_model(
+            tmp_path_factory.mktemp("tiny") / "m",
+            seed=0,
+            hidden_size=64,
+            num_heads=1,
+            num_layers=1,
+            vocab_size=512,
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +41,14 @@ def tok(tiny_path):
 
 
 def cfg(tiny_path, tmp_path, **sft):
-    return build_config({"model": tiny_path, "envs": [ENV], "output_dir": str(tmp_path / "run"),
-                         "sft": {"lr": 3e-3, "batch_size": 4, **sft}})
+    return build_config(
+        {
+            "model": tiny_path,
+            "envs": [ENV],
+            "output_dir": str(tmp_path / "run"),
+            "sft": {"lr": 3e-3, "batch_size": 4, **sft},
+        }
+    )
 
 
 def nll(model, eps):
@@ -48,7 +66,9 @@ def test_solver_demos_are_tokenized_with_assistant_mask(tiny_path, tmp_path, tok
     assert len(eps) == 6 and all(e.success for e in eps)
     for e in eps:
         sampled = tok.decode([t for t, m in zip(e.token_ids, e.loss_mask, strict=True) if m])
-        assert "<answer>" in sampled and "Guess" not in sampled  # prompt/env text never in the target
+        assert (
+            "<answer>" in sampled and "Guess" not in sampled
+        )  # prompt/env text never in the target
         assert all(0 <= t < len(tok) for t in e.token_ids)
 
 
@@ -114,7 +134,9 @@ def test_data_files_and_vocab_check(tiny_path, tmp_path, tok):
     save_jsonl(tmp_path / "bad.jsonl", bad)
     with pytest.raises(TirgymError, match="retokenize"):
         sft_episodes(cfg(tiny_path, tmp_path, data=[str(tmp_path / "bad.jsonl")]), tok, seed=0)
-    fixed = sft_episodes(cfg(tiny_path, tmp_path, data=[str(tmp_path / "bad.jsonl")], retokenize=True), tok, seed=0)
+    fixed = sft_episodes(
+        cfg(tiny_path, tmp_path, data=[str(tmp_path / "bad.jsonl")], retokenize=True), tok, seed=0
+    )
     assert fixed[0].token_ids == eps[0].token_ids
     with pytest.raises(TirgymError, match="not found"):
         sft_episodes(cfg(tiny_path, tmp_path, data=[str(tmp_path / "nope.jsonl")]), tok, seed=0)

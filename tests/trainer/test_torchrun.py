@@ -46,16 +46,34 @@ SCRIPT = textwrap.dedent(
 def tiny_path(tmp_path_factory):
     from tirgym.agents.models import build_tiny_model
 
-    return str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "m", seed=0, hidden_size=64, num_heads=1,
-                                num_layers=1, vocab_size=512))
+    return str(
+        build_tiny_model(
+            tmp_path_factory.mktemp("tiny") / "m",
+            seed=0,
+            hidden_size=64,
+            num_heads=1,
+            num_layers=1,
+            vocab_size=512,
+        )
+    )
 
 
 @pytest.mark.slow
 def test_two_process_gloo_training_keeps_ranks_identical(tiny_path, tmp_path):
     script = tmp_path / "dp.py"
     script.write_text(SCRIPT)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
-           str(script), tiny_path, str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29517",
+        str(script),
+        tiny_path,
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
@@ -72,4 +90,6 @@ def test_two_process_gloo_training_keeps_ranks_identical(tiny_path, tmp_path):
 
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["episodes"] for r in rows if "episodes" in r and "reward_mean" in r] == [8.0, 8.0]
-    assert (tmp_path / "run" / "checkpoints" / "step_000002" / "model" / "model.safetensors").exists()
+    assert (
+        tmp_path / "run" / "checkpoints" / "step_000002" / "model" / "model.safetensors"
+    ).exists()

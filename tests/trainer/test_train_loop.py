@@ -9,9 +9,25 @@ import torch
 from tirgym.trainer.loop import Callback, Trainer, train
 
 REQUIRED = [
-    "reward_mean", "reward_std", "success_rate", "response_tokens_mean", "response_tokens_p95", "turns_mean",
-    "tool_calls_per_episode", "tool_error_rate", "format_error_rate", "clip_frac", "approx_kl", "grad_norm", "lr",
-    "logprob_gap_mean", "logprob_gap_max", "rollout_tokens_per_s", "update_tokens_per_s", "token_entropy", "loss",
+    "reward_mean",
+    "reward_std",
+    "success_rate",
+    "response_tokens_mean",
+    "response_tokens_p95",
+    "turns_mean",
+    "tool_calls_per_episode",
+    "tool_error_rate",
+    "format_error_rate",
+    "clip_frac",
+    "approx_kl",
+    "grad_norm",
+    "lr",
+    "logprob_gap_mean",
+    "logprob_gap_max",
+    "rollout_tokens_per_s",
+    "update_tokens_per_s",
+    "token_entropy",
+    "loss",
 ]
 
 
@@ -19,8 +35,16 @@ REQUIRED = [
 def tiny_path(tmp_path_factory):
     from tirgym.agents.models import build_tiny_model
 
-    return str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "m", seed=0, hidden_size=64, num_heads=1,
-                                num_layers=1, vocab_size=512))
+    return str(
+        build_tiny_model(
+            tmp_path_factory.mktemp("tiny") / "m",
+            seed=0,
+            hidden_size=64,
+            num_heads=1,
+            num_layers=1,
+            vocab_size=512,
+        )
+    )
 
 
 def config(tiny_path, out, **extra):
@@ -29,8 +53,19 @@ def config(tiny_path, out, **extra):
         "seed": 1,
         "steps": 2,
         "output_dir": str(out),
-        "envs": [{"id": "tirgym/GuessNumber-v0", "kwargs": {"low": 1, "high": 4, "max_turns": 2}, "seeds": [0, 1000]}],
-        "rollout": {"group_size": 3, "tasks_per_step": 2, "max_new_tokens": 6, "max_total_tokens": 512},
+        "envs": [
+            {
+                "id": "tirgym/GuessNumber-v0",
+                "kwargs": {"low": 1, "high": 4, "max_turns": 2},
+                "seeds": [0, 1000],
+            }
+        ],
+        "rollout": {
+            "group_size": 3,
+            "tasks_per_step": 2,
+            "max_new_tokens": 6,
+            "max_total_tokens": 512,
+        },
         "optim": {"lr": 1e-3},
         "eval": {"num_seeds": 2, "max_new_tokens": 6},
         "log": {"progress": False},
@@ -53,15 +88,26 @@ def test_train_writes_metrics_curves_summary_and_model(tiny_path, tmp_path):
     assert steps[0]["logprob_gap_mean"] < 1e-4
     assert any("eval/success" in r for r in rows)
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["heldout_success_before"] is not None and summary["heldout_success_after"] is not None
+    assert (
+        summary["heldout_success_before"] is not None
+        and summary["heldout_success_after"] is not None
+    )
     assert (run / "learning_curves.png").stat().st_size > 1000
     assert (run / "episodes.jsonl").exists() and (run / "config.yaml").exists()
     AutoModelForCausalLM.from_pretrained(run / "final_model")
 
 
 def _update_once(tiny_path, out, budget, agg):
-    tr = Trainer(config(tiny_path, out, loss={"agg": agg}, update={"micro_batch_tokens": budget, "minibatches": 1},
-                       optim={"lr": 1e-2, "grad_clip": None}), quiet=True)
+    tr = Trainer(
+        config(
+            tiny_path,
+            out,
+            loss={"agg": agg},
+            update={"micro_batch_tokens": budget, "minibatches": 1},
+            optim={"lr": 1e-2, "grad_clip": None},
+        ),
+        quiet=True,
+    )
     tr.setup()
     return tr
 
@@ -75,7 +121,10 @@ def test_micro_batch_budget_does_not_change_the_update(tiny_path, tmp_path, agg)
     tr = _update_once(tiny_path, tmp_path / "a", 100_000, agg)
     _, kept = tr.collect(1)
     rng = np.random.default_rng(0)  # a random model rarely wins: use synthetic advantages
-    advs = [(rng.standard_normal(len(e.token_ids)) * np.asarray(e.loss_mask)).astype(np.float32) for e in kept]
+    advs = [
+        (rng.standard_normal(len(e.token_ids)) * np.asarray(e.loss_mask)).astype(np.float32)
+        for e in kept
+    ]
     # SGD with lr 1: the weight change is exactly -gradient (Adam would amplify float noise
     # in near-zero gradients into +-lr steps)
     tr.optimizer = torch.optim.SGD([p for p in tr.model.parameters() if p.requires_grad], lr=1.0)
@@ -98,7 +147,9 @@ class RewardAll(Callback):
 
     def on_episodes(self, trainer, step, episodes):
         for e in episodes:  # a custom reward: 1 for any guess in the first turn that is even
-            e.outcome_reward = 1.0 if e.turns and e.turns[0].text.strip().endswith("2</answer>") else 0.0
+            e.outcome_reward = (
+                1.0 if e.turns and e.turns[0].text.strip().endswith("2</answer>") else 0.0
+            )
         return episodes
 
     def on_step_end(self, trainer, step, metrics):
@@ -107,7 +158,11 @@ class RewardAll(Callback):
 
 def test_callbacks_see_steps_and_can_set_rewards(tiny_path, tmp_path):
     cb = RewardAll()
-    train(config(tiny_path, tmp_path / "cb", eval={"before": False, "after": False}), callbacks=[cb], quiet=True)
+    train(
+        config(tiny_path, tmp_path / "cb", eval={"before": False, "after": False}),
+        callbacks=[cb],
+        quiet=True,
+    )
     assert [s for s, _ in cb.steps] == [1, 2]
     assert all(0.0 <= v <= 1.0 for _, v in cb.steps)
 
@@ -115,17 +170,31 @@ def test_callbacks_see_steps_and_can_set_rewards(tiny_path, tmp_path):
 @pytest.mark.parametrize(
     "extra",
     [
-        {"loss": {"kl_beta": 0.1, "dual_clip": 3.0, "entropy_coef": 0.01}, "update": {"ppo_epochs": 2}},
+        {
+            "loss": {"kl_beta": 0.1, "dual_clip": 3.0, "entropy_coef": 0.01},
+            "update": {"ppo_epochs": 2},
+        },
         {"lora": {"r": 4, "alpha": 8}, "loss": {"kl_beta": 0.05}},
-        {"filters": {"dynamic_sampling": True, "void_turns": True, "max_resample_rounds": 1},
-         "advantage": {"estimator": "drgrpo"}, "loss": {"agg": "seq-mean-token-sum-norm"}},
-        {"loss": {"ratio": "sequence", "agg": "seq-mean-token-mean"}, "update": {"minibatches": 2},
-         "optim": {"lr": 1e-3, "schedule": "cosine", "warmup_steps": 1}},
+        {
+            "filters": {"dynamic_sampling": True, "void_turns": True, "max_resample_rounds": 1},
+            "advantage": {"estimator": "drgrpo"},
+            "loss": {"agg": "seq-mean-token-sum-norm"},
+        },
+        {
+            "loss": {"ratio": "sequence", "agg": "seq-mean-token-mean"},
+            "update": {"minibatches": 2},
+            "optim": {"lr": 1e-3, "schedule": "cosine", "warmup_steps": 1},
+        },
     ],
     ids=["kl-dualclip-entropy", "lora-kl", "dynamic-void-drgrpo", "gspo"],
 )
 def test_algorithm_switches_run(tiny_path, tmp_path, extra):
-    run = train(config(tiny_path, tmp_path / "sw", steps=1, eval={"before": False, "after": False}, **extra), quiet=True)
+    run = train(
+        config(
+            tiny_path, tmp_path / "sw", steps=1, eval={"before": False, "after": False}, **extra
+        ),
+        quiet=True,
+    )
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     last = rows[-1]
     assert all(v == v for v in last.values() if isinstance(v, float)), last  # no NaN
