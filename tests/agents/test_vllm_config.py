@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from tirgym.agents import vllm_backend as vb
+from tirgym.agents.types import SamplingParams
 from tirgym.errors import TirgymError
 
 
@@ -61,7 +62,16 @@ def test_engine_errors_are_translated(err, want):
 
 
 def test_row_seeds_are_distinct_and_deterministic():
-    a = vb.row_seeds(7, 8)
-    assert a == vb.row_seeds(7, 8) and len(set(a)) == 8
+    from tirgym.agents.seeding import row_seeds
+
+    p = SamplingParams(seed=7)
+    a = row_seeds(p, 8)
+    assert a == row_seeds(p, 8) and len(set(a)) == 8
     assert all(0 <= s < 2**63 for s in a)
-    assert vb.row_seeds(8, 8) != a and vb.row_seeds(None, 3) == [None] * 3
+    assert row_seeds(SamplingParams(seed=8), 8) != a
+    # explicit per-prompt seeds win; copies of a prompt (n > 1) get distinct streams
+    assert row_seeds(SamplingParams(seed=7, seeds=[5, 6]), 2) == [5, 6]
+    b = row_seeds(SamplingParams(n=3, seeds=[5, 6]), 2)
+    assert len(set(b)) == 6 and b[:3] == row_seeds(SamplingParams(n=3, seeds=[5, 9]), 2)[:3]
+    with pytest.raises(TirgymError):
+        row_seeds(SamplingParams(seeds=[1]), 2)

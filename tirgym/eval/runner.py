@@ -287,24 +287,22 @@ def evaluate(
     try:
         for label_, chunk in _chunks(todo, batch_size):
             entry = by_label[label_]
-            # missing sample indices per seed; one rollout call per distinct count (group_size)
-            pending: dict[int, list[int]] = {}
-            for _, s, i in chunk:
-                pending.setdefault(s, []).append(i)
-            by_count: dict[int, list[int]] = {}
-            for s, idx in pending.items():
-                by_count.setdefault(len(idx), []).append(s)
-            for count, seeds_ in sorted(by_count.items()):
-                tasks = [
-                    Task(env_id=entry.env_id, seed=s, kwargs=dict(entry.kwargs), name=entry.label)
-                    for s in seeds_
-                ]
-                call = sink.call(entry, pending)
-                eps = _rollout(
-                    policy, tasks, group_size=count, params=params, limits=limits, on_episode=call
+            # one task per missing (seed, sample): the engine seeds each episode by its
+            # sample index, so a resumed run samples exactly what an uninterrupted one would
+            tasks = [
+                Task(
+                    env_id=entry.env_id,
+                    seed=s,
+                    kwargs=dict(entry.kwargs),
+                    name=entry.label,
+                    sample_index=i,
                 )
-                for ep in eps:  # an engine that did not call back still gets every episode saved
-                    call(ep)
+                for _, s, i in chunk
+            ]
+            call = sink.call(entry)
+            eps = _rollout(policy, tasks, params=params, limits=limits, on_episode=call)
+            for ep in eps:  # an engine that did not call back still gets every episode saved
+                call(ep)
     finally:
         bar.close()
     elapsed = time.monotonic() - t_start
@@ -333,7 +331,7 @@ class _Sink:
         self.path, self.done, self.bar, self.on_episode = path, done, bar, on_episode
         self.lock = threading.Lock()  # engines may call back from worker threads
 
-    def call(self, entry: EvalEntry, pending: dict[int, list[int]]) -> Callable[[Episode], None]:
+    def call(self, entry: EvalEntry) -> Callable[[Episode], None]:
         seen: set[int] = set()
         t0 = time.monotonic()
 
@@ -342,8 +340,7 @@ class _Sink:
                 if id(ep) in seen:
                     return
                 seen.add(id(ep))
-                # samples of one task are exchangeable: the next missing index is this one
-                sample = pending[int(ep.seed)].pop(0)
+                sample = int(ep.info["sample"])  # the engine's Task.sample_index + group index
                 ep.info["eval"] = {
                     "entry": entry.label,
                     "sample": sample,
