@@ -64,7 +64,7 @@ if __name__ == "__main__":
     config = {
         "name": "example-echo",
         "model": "tiny",
-        "steps": 8,
+        "steps": 10,
         "envs": [{"id": "example/EchoColour-v0", "seeds": [0, 10_000]}],
         "rollout": {
             "group_size": 4,
@@ -73,13 +73,13 @@ if __name__ == "__main__":
             "max_total_tokens": 512,
         },
         "sft": {
-            "demos": {"policy": "solver", "episodes": 8},
-            "epochs": 4,
+            "demos": {"policy": "solver", "episodes": 16},
+            "epochs": 15,
             "batch_size": 4,
             "lr": 1e-3,
         },
         "optim": {"lr": 5e-4},
-        "eval": {"num_seeds": 16},
+        "eval": {"num_seeds": 16, "temperature": 1.0, "samples": 4},
     }
     run_dir = train(config, callbacks=[ShortAnswerBonus()])
     print(f"done: {run_dir}")
