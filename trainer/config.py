@@ -112,6 +112,18 @@ class FilterConfig(Section):
     """Extra generation rounds dynamic sampling may spend per step."""
 
 
+class PlanningConfig(Section):
+    """Strategic grams for HICRA and the planning metrics (see trainer/planning.py)."""
+
+    mine: bool = False
+    """Also mine grams (n = 3..5, clustered, top 20% by document frequency) from the
+    run's successful rollouts; the built-in lexicon is always used."""
+    refresh_every: int = Field(20, ge=1)
+    """Steps between re-mining; each refresh writes RUN_DIR/strategic_grams.json."""
+    embedder: str | None = None
+    """A sentence-embedding model path for clustering; None clusters lexically."""
+
+
 class LossConfig(Section):
     """Policy loss switches (see ALGORITHMS.md, 'Policy loss')."""
 
@@ -271,6 +283,7 @@ class TrainConfig(Section):
     envs: list[EnvEntry] = Field(min_length=1)
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     filters: FilterConfig = Field(default_factory=FilterConfig)
+    planning: PlanningConfig = Field(default_factory=PlanningConfig)
     advantage: dict[str, Any] = Field(default_factory=dict)
     """AdvantageConfig fields (estimator: grpo | drgrpo | rloo | wreinforce | ...)."""
     loss: LossConfig = Field(default_factory=LossConfig)

@@ -196,6 +196,11 @@ class Trainer:
             self.optimizer, lr_lambda=lr_lambda(o, total)
         )
         self.sampler = TaskSampler(cfg.envs, cfg.seed)
+        from tirgym.trainer.planning import GramBank, sentence_embedder
+
+        pc = cfg.planning
+        embed = sentence_embedder(pc.embedder) if pc.embedder else None
+        self.grams = GramBank(run_dir, every=pc.refresh_every, mine=pc.mine, embed=embed)
         self.policy = self._make_policy()
         if ckpt is not None:
             self.state = load_training_state(ckpt, self.optimizer, self.scheduler, self.dist.rank)
@@ -331,9 +336,10 @@ class Trainer:
 
         from tirgym.trainer.advantages import compute_advantages
 
+        grams = self.grams.observe(kept, step)
         need_tok = self.adv_cfg.hicra or not self.adv_cfg.span_weights.is_identity
         advs = compute_advantages(
-            kept, self.adv_cfg, tokenizer=self.tokenizer if need_tok else None
+            kept, self.adv_cfg, tokenizer=self.tokenizer if need_tok else None, grams=grams
         )
         rows = [r for r in make_rows(kept, advs) if r.mask.sum() > 0]
 
@@ -347,7 +353,7 @@ class Trainer:
             append_jsonl(self.run_dir / "episodes.jsonl", all_eps, fsync=False)
         gen_tokens = sum(e.num_sampled_tokens for e in all_eps)
         m = {
-            **episode_metrics(all_eps),
+            **episode_metrics(all_eps, self.tokenizer, grams, self.adv_cfg.hicra_scope),
             **upd,
             "episodes_kept": float(D.all_reduce_sum([len(rows)], self.dist, self.device)[0]),
             "lr": self.scheduler.get_last_lr()[0],

@@ -12,12 +12,21 @@ import numpy as np
 
 from tirgym.episode import Episode
 from tirgym.errors import TirgymError
+from tirgym.trainer.planning import planning_mask
+from tirgym.trainer.reasoning_metrics import (
+    batch_semantic_entropy,
+    planning_token_ratio,
+    reflections_per_response,
+)
 
 log = logging.getLogger(__name__)
 
 
-def episode_metrics(episodes: list[Episode]) -> dict[str, float]:
-    """Reward/success/length/turn/tool/format statistics of one step's episodes."""
+def episode_metrics(
+    episodes: list[Episode], tokenizer=None, grams=None, scope: str = "think"
+) -> dict[str, float]:
+    """Reward/success/length/turn/tool/format statistics of one step's episodes, and the
+    reasoning metrics of ALGORITHMS.md (reflections, semantic entropy, planning ratio)."""
     if not episodes:
         return {"episodes": 0.0}
     rewards = np.array([e.total_reward for e in episodes], dtype=np.float64)
@@ -41,17 +50,12 @@ def episode_metrics(episodes: list[Episode]) -> dict[str, float]:
         "format_error_rate": _ratio(sum(bool(t.format_errors) for t in turns), len(turns)),
         "void_turn_ratio": _ratio(sum(t.action == "none" for t in turns), len(turns)),
         "truncated_rate": float(np.mean([e.truncated for e in episodes])),
+        "reflections_per_response": float(reflections_per_response(episodes)),
+        "semantic_entropy": float(batch_semantic_entropy(episodes, grams)),
     }
-    try:  # the credit worker's reasoning metrics (reflections, semantic entropy, ...)
-        from tirgym.trainer.reasoning_metrics import (
-            batch_semantic_entropy,
-            reflections_per_response,
-        )
-
-        out["reflections_per_response"] = float(reflections_per_response(episodes))
-        out["semantic_entropy"] = float(batch_semantic_entropy(episodes))
-    except Exception as e:  # metrics must never stop training
-        log.debug("reasoning metrics unavailable: %s", e)
+    if tokenizer is not None:
+        masks = [planning_mask(e, tokenizer, grams, scope) for e in episodes]
+        out["planning_token_ratio"] = float(planning_token_ratio(masks, episodes))
     return out
 
 
