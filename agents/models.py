@@ -134,7 +134,7 @@ def _env_corpus(seeds: int = 4, max_steps: int = 8) -> list[str]:
     import tirgym
 
     texts: list[str] = []
-    ids = tirgym.env_ids()
+    ids = [i for i in tirgym.env_ids() if i.startswith("tirgym/")]  # plugins must not change it
     for env_id in ids:
         try:
             env = tirgym.make(env_id)

@@ -52,7 +52,33 @@ class BackendConfig(Section):
     gpu_memory_utilization: float = Field(0.4, gt=0, le=1)
     """vllm only: fraction of GPU memory for the engine (the trainer needs the rest)."""
     options: dict[str, Any] = Field(default_factory=dict)
-    """Extra keyword arguments for the backend constructor."""
+    """Extra keyword arguments for the backend constructor. vllm: `VLLMConfig` fields
+    (kv_cache_gb, enforce_eager, enable_sleep_mode, max_model_len, dtype, ...); unset,
+    dtype follows update.precision, max_model_len rollout.max_total_tokens, seed the run's."""
+
+    @model_validator(mode="after")
+    def _check_vllm_options(self) -> BackendConfig:
+        if self.name != "vllm":
+            return self
+        from tirgym.agents.vllm_backend import VLLMConfig  # pydantic only; no vllm import
+
+        try:
+            VLLMConfig(**self.options)
+        except ValidationError as e:
+            err = e.errors()[0]
+            key = ".".join(str(x) for x in err["loc"])
+            if err["type"] == "extra_forbidden":
+                allowed = list(VLLMConfig.model_fields)
+                hint = did_you_mean(key, allowed)
+                raise ValueError(
+                    f"unknown vllm option {key!r}.{hint} Allowed: {', '.join(allowed)}"
+                ) from None
+            raise ValueError(f"vllm option {key!r}: {err['msg']}") from None
+        if "gpu_memory_utilization" in self.options:
+            raise ValueError(
+                "set backend.gpu_memory_utilization, not backend.options.gpu_memory_utilization"
+            )
+        return self
 
 
 class EnvEntry(Section):

@@ -222,32 +222,49 @@ class Trainer:
         self._setup_done = True
 
     def _make_policy(self):
-        """hf: the policy shares the trainer's module (no weight copy); vllm: a separate engine."""
+        """hf: the policy shares the trainer's module (no weight copy); vllm: a separate engine
+        started on the weights the trainer starts from (base, SFT or checkpoint: the resume
+        path pushes the checkpoint's weights right after)."""
         if self.cfg.backend.name == "hf":
             from tirgym.agents.hf_backend import HFPolicy
 
             return HFPolicy(self.model, self.tokenizer, **self.cfg.backend.options)
         from tirgym.agents.backends import load_policy
 
-        if self.cfg.lora is not None:
-            raise TirgymError(
-                "lora with backend.name=vllm is not supported yet; use backend.name=hf."
-            )
+        cfg = self.cfg
         path = (
             self.run_dir / "sft_model"
-            if self.cfg.sft is not None
-            else resolve_model_path(self.cfg, self.run_dir)
+            if cfg.sft is not None
+            else resolve_model_path(cfg, self.run_dir)
         )
+        bf16 = cfg.update.precision == "bf16" and self.device.type == "cuda"
+        opts = {
+            # the engine samples with the precision the trainer recomputes logprobs in
+            "dtype": "bfloat16" if bf16 else "float32",
+            "max_model_len": cfg.rollout.max_total_tokens,
+            "seed": cfg.seed,
+            **cfg.backend.options,
+        }
         return load_policy(
-            f"vllm:{path}",
-            gpu_memory_utilization=self.cfg.backend.gpu_memory_utilization,
-            **self.cfg.backend.options,
+            f"vllm:{path}", gpu_memory_utilization=cfg.backend.gpu_memory_utilization, **opts
+        )
+
+    def _engine_sleeps(self) -> bool:
+        """vllm on GPU with enable_sleep_mode: free the engine's memory during the update."""
+        p = self.policy
+        return (
+            self.cfg.backend.name == "vllm"
+            and not getattr(p, "on_cpu", True)
+            and bool(p.config.enable_sleep_mode)
         )
 
     def _push_weights(self) -> None:
-        """After an update: nothing for hf (same module); a full-weight push for vllm."""
+        """After an update: nothing for hf (same module); for vllm, every weight the
+        trainer holds now (LoRA merged in, a tied head through its embedding)."""
         if self.cfg.backend.name == "hf":
             return
+        from tirgym.trainer.model import inference_weights
+
         model = self.model
         if self.dist.enabled and self.cfg.distributed.strategy == "fsdp2":
             from torch.distributed.checkpoint.state_dict import (
@@ -255,12 +272,19 @@ class Trainer:
                 get_model_state_dict,
             )
 
-            sd = get_model_state_dict(
+            named = get_model_state_dict(
                 model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
             )
-            self.policy.update_weights(sd.items())
         else:
-            self.policy.update_weights((n, p.detach()) for n, p in model.named_parameters())
+            named = {n: p.detach() for n, p in model.named_parameters()}
+        with torch.no_grad():
+            self.policy.update_weights(inference_weights(named, model))
+
+    def close(self) -> None:
+        """Stop the generation engine (vllm); the hf policy holds nothing to release."""
+        close = getattr(getattr(self, "policy", None), "close", None)
+        if self.cfg.backend.name == "vllm" and close is not None:
+            close()
 
     # ---- the step ----------------------------------------------------------------------
     def _autocast(self):
@@ -344,9 +368,18 @@ class Trainer:
         rows = [r for r in make_rows(kept, advs) if r.mask.sum() > 0]
 
         t1 = time.perf_counter()
-        upd = self.update(rows, step)
+        sleeps = self._engine_sleeps()
+        if sleeps:
+            self.policy.sleep()
+        try:
+            upd = self.update(rows, step)
+        finally:
+            if sleeps:
+                self.policy.wake_up()
         t_upd = time.perf_counter() - t1
+        t2 = time.perf_counter()
         self._push_weights()
+        t_push = time.perf_counter() - t2
 
         all_eps = [e for part in D.all_gather_objects(generated, self.dist) for e in part]
         if self.dist.main and cfg.log.save_episodes:
@@ -359,6 +392,7 @@ class Trainer:
             "lr": self.scheduler.get_last_lr()[0],
             "rollout_s": t_roll,
             "update_s": t_upd,
+            "weight_push_s": t_push,
             "rollout_tokens_per_s": gen_tokens / max(t_roll, 1e-9),
             "update_tokens_per_s": upd["update_tokens"] / max(t_upd, 1e-9),
             "sampler_draws": float(self.sampler.draws),
@@ -741,4 +775,5 @@ def train(
     try:
         return trainer.run()
     finally:
+        trainer.close()
         D.destroy(trainer.dist)

@@ -101,3 +101,56 @@ def count_params(model) -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return total, trainable
+
+
+def inference_weights(named: dict[str, torch.Tensor], model) -> list[tuple[str, torch.Tensor]]:
+    """The policy's weights under the plain HF names an inference engine loads.
+
+    `named` is a state dict (or dict of named_parameters) of `model`. Without LoRA it is
+    returned as is. With peft LoRA, each adapted Linear's weight comes back merged
+    (W + scaling * B @ A for every active adapter), computed on the side so the
+    trainer's module is left untouched (merge/unmerge in place would drift in fp32),
+    and peft's prefixes and adapter tensors are dropped.
+    """
+    try:
+        from peft import PeftModel
+        from peft.tuners.lora import LoraLayer
+    except ImportError:
+        return list(named.items())
+    if not isinstance(model, PeftModel):
+        return list(named.items())
+    out = dict(named)
+    for mod_name, mod in model.named_modules():
+        if not isinstance(mod, LoraLayer):
+            continue
+        key = f"{mod_name}.base_layer.weight"
+        if key not in out:
+            continue
+        w = out[key].detach()
+        for a in mod.active_adapters:
+            if a not in mod.lora_A:
+                continue
+            if getattr(mod, "use_dora", {}).get(a, False):
+                raise TirgymError("vllm backend with DoRA adapters is not supported; use lora.")
+            lo_a = out[f"{mod_name}.lora_A.{a}.weight"].to(w.device, torch.float32)
+            lo_b = out[f"{mod_name}.lora_B.{a}.weight"].to(w.device, torch.float32)
+            delta = (lo_b @ lo_a) * float(mod.scaling[a])
+            if getattr(mod, "fan_in_fan_out", False):
+                delta = delta.T
+            w = (w.float() + delta).to(w.dtype)
+        out[key] = w
+    result = []
+    for name, t in out.items():
+        if ".lora_" in name or ".original_module." in name:
+            if ".lora_A." in name or ".lora_B." in name or ".original_module." in name:
+                continue
+            raise TirgymError(
+                f"cannot merge adapter tensor {name!r} for the vllm backend; "
+                "only LoRA on Linear layers is supported."
+            )
+        name = name.removeprefix("base_model.model.").replace(".base_layer.", ".")
+        if ".modules_to_save." in name:
+            head, _, rest = name.partition(".modules_to_save.")
+            name = f"{head}.{rest.partition('.')[2]}"
+        result.append((name, t.detach()))
+    return result

@@ -1,7 +1,8 @@
 """The README's main job: configs/quickstart.yaml must visibly learn (issue bar).
 
-SFT on a few solver demonstrations, then GRPO; held-out success (greedy, seeds at
-HELDOUT_SEED_BASE and up) must rise by >= 15 points, or from < 90% to >= 95%.
+SFT on a few solver demonstrations, then GRPO; held-out success (success@1 sampled at the
+training temperature, averaged over several samples of each held-out seed from
+HELDOUT_SEED_BASE up) must rise by >= 15 points, or from < 90% to >= 95%.
 """
 
 import json
