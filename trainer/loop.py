@@ -138,6 +138,9 @@ class Trainer:
         if self.dist.main:
             dump_config(cfg, run_dir / "config.yaml")
             base_path = resolve_model_path(cfg, run_dir)
+            _trim_episode_log(
+                run_dir / "episodes.jsonl", int(ckpt.name.rsplit("_", 1)[-1]) if ckpt else 0
+            )
         D.barrier(self.dist)
         base_path = resolve_model_path(cfg, run_dir)
         self.tokenizer = load_tokenizer(base_path)
@@ -383,6 +386,8 @@ class Trainer:
 
         all_eps = [e for part in D.all_gather_objects(generated, self.dist) for e in part]
         if self.dist.main and cfg.log.save_episodes:
+            for e in all_eps:
+                e.info["train_step"] = step
             append_jsonl(self.run_dir / "episodes.jsonl", all_eps, fsync=False)
         gen_tokens = sum(e.num_sampled_tokens for e in all_eps)
         m = {
@@ -748,6 +753,20 @@ def lr_lambda(o, total_steps: int):
         return o.min_lr_ratio + (1.0 - o.min_lr_ratio) * decay
 
     return f
+
+
+def _trim_episode_log(path: Path, keep_through_step: int) -> None:
+    """Keep only episodes of steps <= keep_through_step: a fresh run starts an empty log,
+    and a resumed one drops the steps it is about to redo, so none appears twice."""
+    if not path.exists():
+        return
+    if keep_through_step <= 0:
+        path.unlink()
+        return
+    from tirgym.episode import iter_jsonl, save_jsonl
+
+    kept = [e for e in iter_jsonl(path) if e.info.get("train_step", 0) <= keep_through_step]
+    save_jsonl(path, kept)
 
 
 def train(

@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tirgym.episode import append_jsonl, load_jsonl
 from tirgym.trainer.checkpoint import latest_checkpoint
 from tirgym.trainer.loop import Callback, train
 
@@ -78,6 +79,11 @@ def test_resume_reaches_the_same_weights(tiny_path, tmp_path):
     part = train(config(tiny_path, tmp_path / "part"), callbacks=cb, stop_after=2, quiet=True)
     assert latest_checkpoint(part).name == "step_000002"
     assert not (part / "checkpoints" / "step_000003").exists()
+    # As if step 3 logged its episodes and then crashed before its checkpoint:
+    stale = [e for e in load_jsonl(part / "episodes.jsonl") if e.info["train_step"] == 2]
+    for e in stale:
+        e.info["train_step"] = 3
+    append_jsonl(part / "episodes.jsonl", stale)
     resumed = train(config(tiny_path, tmp_path / "part"), callbacks=cb, resume=True, quiet=True)
     a, b = weights(full, 3), weights(resumed, 3)
     start = load_file(f"{tiny_path}/model.safetensors")
@@ -93,6 +99,10 @@ def test_resume_reaches_the_same_weights(tiny_path, tmp_path):
     assert [r["step"] for r in lb] == [1, 2, 3]
     assert la[-1]["reward_mean"] == lb[-1]["reward_mean"]
     assert la[-1]["loss"] == pytest.approx(lb[-1]["loss"], abs=1e-6)
+    # the episode log holds each step once, and step 3's episodes are the redone ones
+    ea, eb = load_jsonl(full / "episodes.jsonl"), load_jsonl(resumed / "episodes.jsonl")
+    assert [e.info["train_step"] for e in ea] == [e.info["train_step"] for e in eb]
+    assert [e.token_ids for e in ea] == [e.token_ids for e in eb]
 
 
 def test_checkpoint_contents_and_from_pretrained(tiny_path, tmp_path):
