@@ -20,12 +20,15 @@ _INT = re.compile(r"^[+-]?\d+$")
 class GuessNumberEnv(TextEnv):
     description = "Guess the secret number. After each guess you are told whether it is higher or lower."
 
-    def __init__(self, low: int = 1, high: int = 100, **kwargs: Any):
+    def __init__(self, low: int = 1, high: int = 100, progress_reward: float = 0.0, **kwargs: Any):
+        """progress_reward: turn reward for the share of the remaining range a guess rules
+        out (a halving guess earns about half of it); 0 keeps only the outcome."""
         kwargs.setdefault("max_turns", math.ceil(math.log2(high - low + 1)) + 3)
         super().__init__(**kwargs)
         if high <= low:
             raise ValueError(f"need low < high, got [{low}, {high}]")
         self.low, self.high = low, high
+        self.progress_reward = progress_reward
         self.secret = low
         self.lo_seen, self.hi_seen = low, high
 
@@ -47,11 +50,16 @@ class GuessNumberEnv(TextEnv):
         guess = int(text)
         if guess == self.secret:
             return Outcome(reply=f"Correct! The number was {self.secret}.", terminated=True, success=True)
+        before = self.hi_seen - self.lo_seen + 1
         if guess < self.secret:
             self.lo_seen = max(self.lo_seen, guess + 1)
-            return Outcome(reply=f"{guess} is too low. The number is higher.")
-        self.hi_seen = min(self.hi_seen, guess - 1)
-        return Outcome(reply=f"{guess} is too high. The number is lower.")
+            reply = f"{guess} is too low. The number is higher."
+        else:
+            self.hi_seen = min(self.hi_seen, guess - 1)
+            reply = f"{guess} is too high. The number is lower."
+        ruled_out = (before - (self.hi_seen - self.lo_seen + 1)) / before
+        rewards = {"progress": self.progress_reward * ruled_out} if self.progress_reward else {}
+        return Outcome(reply=reply, rewards=rewards)
 
     def state_key(self) -> str:
         return f"{self.lo_seen}-{self.hi_seen}"

@@ -115,3 +115,14 @@ def test_guess_number_solver_wins_quickly():
                 break
         assert info["success"], seed
     assert np.isfinite(info["outcome_reward"])
+
+
+def test_guess_number_progress_reward_is_a_turn_reward():
+    env = tirgym.make("tirgym/GuessNumber-v0", low=1, high=8, progress_reward=1.0)
+    env.reset(seed=0)
+    secret = env.unwrapped.secret
+    far = 8 if secret < 5 else 1  # a guess at the far end rules out little
+    _, r_far, *_, info = env.step(f"<answer>{far}</answer>")
+    assert set(info["reward_components"]) == {"progress"} and 0 < r_far <= 0.5
+    _, r_again, *_ = env.step(f"<answer>{far}</answer>")
+    assert r_again == 0.0  # repeating a guess rules nothing new out
