@@ -30,7 +30,7 @@ def test_smallest_setting_runs_end_to_end(tmp_path, capsys):
     mod = load_script()
     out = tmp_path / "abl"
     results = mod.main(["--smallest", "--out", str(out), "--quiet"])
-    methods = ["grpo", "grpo+hicra", "mtgrpo", "gigpo"]
+    methods = ["grpo", "grpo+hicra", "turn_return", "mtgrpo", "gigpo"]
 
     data = json.loads((out / "ablation.json").read_text())
     assert data["settings"]["steps"] == 2 and data["settings"]["seeds"] == 1
