@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import random
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -123,7 +124,54 @@ class Trainer:
     # ---- setup -----------------------------------------------------------------------
     def say(self, text: str) -> None:
         if self.dist.main and not self.quiet:
-            print(text, flush=True)
+            bar = getattr(self, "_bar", None)
+            if bar is not None:
+                bar.console.print(text, markup=False, highlight=False)
+            else:
+                print(text, flush=True)
+
+    def _phase(self, name: str) -> None:
+        """Show what the current step is doing (rollout, update, eval) on the progress bar."""
+        bar = getattr(self, "_bar", None)
+        if bar is not None:
+            bar.update(self._bar_task, description=f"step {self.step_idx + 1}: {name}")
+
+    @contextlib.contextmanager
+    def _progress_bar(self):
+        """A rich bar with ETA and the main metrics on a terminal; plain lines elsewhere."""
+        self._bar = None
+        if not (
+            self.dist.main and self.cfg.log.progress and not self.quiet and sys.stdout.isatty()
+        ):
+            yield
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        columns = (
+            TextColumn("{task.description:<22}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[stats]}"),
+        )
+        with Progress(*columns) as bar:
+            self._bar = bar
+            self._bar_task = bar.add_task(
+                "RL", total=self.cfg.steps, completed=self.step_idx, stats=""
+            )
+            try:
+                yield
+            finally:
+                self._bar = None
 
     def setup(self) -> None:
         cfg, run_dir = self.cfg, self.run_dir
@@ -358,6 +406,7 @@ class Trainer:
     def step(self, step: int) -> dict[str, float]:
         cfg = self.cfg
         t0 = time.perf_counter()
+        self._phase("rollout")
         generated, kept = self.collect(step)
         t_roll = time.perf_counter() - t0
 
@@ -375,6 +424,7 @@ class Trainer:
         if sleeps:
             self.policy.sleep()
         try:
+            self._phase("update")
             upd = self.update(rows, step)
         finally:
             if sleeps:
@@ -642,19 +692,22 @@ class Trainer:
             self.say(f"held-out success before RL: {_pct(self.state['eval_before'])}")
             self.logger.log(0, self.state["eval_before"])
         last = cfg.steps if self.stop_after is None else min(cfg.steps, self.stop_after)
-        while self.step_idx < last:
-            step = self.step_idx + 1
-            m = self.step(step)
-            self.step_idx = step
-            if cfg.eval.every and step % cfg.eval.every == 0 and step < cfg.steps:
-                m.update(self.evaluate(step))
-            if step % cfg.log.every == 0 or step == cfg.steps:
-                self.logger.log(step, m)
-            for cb in self.callbacks:
-                cb.on_step_end(self, step, m)
-            self._progress(step, m)
-            if cfg.checkpoint.every and step % cfg.checkpoint.every == 0:
-                self.checkpoint(step)
+        with self._progress_bar():
+            while self.step_idx < last:
+                step = self.step_idx + 1
+                m = self.step(step)
+                self.step_idx = step
+                if cfg.eval.every and step % cfg.eval.every == 0 and step < cfg.steps:
+                    self._phase("eval")
+                    m.update(self.evaluate(step))
+                if step % cfg.log.every == 0 or step == cfg.steps:
+                    self.logger.log(step, m)
+                for cb in self.callbacks:
+                    cb.on_step_end(self, step, m)
+                self._progress(step, m)
+                if cfg.checkpoint.every and step % cfg.checkpoint.every == 0:
+                    self._phase("checkpoint")
+                    self.checkpoint(step)
         finished = self.step_idx >= cfg.steps
         if finished:
             if cfg.eval.after:
@@ -695,6 +748,10 @@ class Trainer:
         parts = [f"{name} {m[k]:.3f}" for name, k in keys if k in m]
         if "eval/success" in m:
             parts.append(f"EVAL {m['eval/success']:.3f}")
+        bar = getattr(self, "_bar", None)
+        if bar is not None:
+            stats = "  ".join(parts[:2] + parts[-1:] if "eval/success" in m else parts[:2])
+            bar.update(self._bar_task, advance=1, stats=stats, description=f"step {step}: done")
         if self.cfg.log.progress:
             self.say(
                 f"step {step:>4}/{self.cfg.steps}  "
