@@ -13,7 +13,7 @@ token, whatever the sampling temperature: the quantity the trainer recomputes.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -153,17 +153,8 @@ class HFPolicy:
 
     @torch.no_grad()
     def generate(
-        self,
-        prompt_token_ids: list[list[int]],
-        params: SamplingParams,
-        on_row: Callable[[int, Completion], None] | None = None,
+        self, prompt_token_ids: list[list[int]], params: SamplingParams
     ) -> list[Completion]:
-        """Sample every row in one batched loop.
-
-        on_row(i, completion) is called (in this thread) as soon as row i (prompt-major, as
-        in the result) is finished: stop string, end token or length. The rollout engine
-        uses it to start that episode's env step while the other rows are still decoding.
-        """
         rows = [list(p) for p in prompt_token_ids for _ in range(params.n)]
         if not rows:
             return []
@@ -173,23 +164,15 @@ class HFPolicy:
         out_lp: list[list[float]] = [[] for _ in rows]
         finish = ["length"] * len(rows)
         stop_hit: list[str | None] = [None] * len(rows)
-        comps: list[Completion | None] = [None] * len(rows)
-
-        def done(i: int) -> None:
-            ids = out_ids[i]
-            text = self.tokenizer.decode(ids, skip_special_tokens=False)
-            comps[i] = Completion(ids, out_lp[i], text, finish[i], stop_hit[i])
-            if on_row is not None:
-                on_row(i, comps[i])
-
         if params.max_new_tokens > 0:
-            self._sample(rows, params, out_ids, out_lp, finish, stop_hit, done)
-        for i, c in enumerate(comps):
-            if c is None:  # ran to max_new_tokens
-                done(i)
-        return comps  # type: ignore[return-value]
+            self._sample(rows, params, out_ids, out_lp, finish, stop_hit)
+        texts = self.tokenizer.batch_decode(out_ids, skip_special_tokens=False)
+        return [
+            Completion(ids, lps, text, fin, s)
+            for ids, lps, text, fin, s in zip(out_ids, out_lp, texts, finish, stop_hit, strict=True)
+        ]
 
-    def _sample(self, rows, params, out_ids, out_lp, finish, stop_hit, done) -> None:
+    def _sample(self, rows, params, out_ids, out_lp, finish, stop_hit) -> None:
         dev = self.device
         B, L = len(rows), max(len(r) for r in rows)
         input_ids = torch.full((B, L), self.pad_id, dtype=torch.long)
@@ -231,12 +214,10 @@ class HFPolicy:
                 out_lp[i].append(lp_l[b])
                 if tok_l[b] in end_ids:
                     finish[i], active[b] = "stop", False
-                    done(i)
                     continue
                 s = checker.check(ids)
                 if s is not None:
                     finish[i], stop_hit[i], active[b] = "stop", s, False
-                    done(i)
             n_active = sum(active)
             if n_active == 0 or step == params.max_new_tokens - 1:
                 break

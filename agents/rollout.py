@@ -22,7 +22,6 @@ tokens, for SFT) and the episode is marked trainable=False (no sampler logprobs)
 
 from __future__ import annotations
 
-import inspect
 import logging
 import random
 import time
@@ -92,13 +91,6 @@ def _is_text_policy(policy: Any) -> bool:
     return isinstance(policy, TextPolicy) and not hasattr(policy, "generate")
 
 
-def _has_row_hook(policy: Any) -> bool:
-    try:
-        return "on_row" in inspect.signature(policy.generate).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _end_strings(tokenizer: Any) -> tuple[str, ...]:
     if tokenizer is None:
         return ()
@@ -118,7 +110,6 @@ def rollout(
     max_workers: int | None = None,
     gather_s: float | None = None,
     tools_in_template: bool = False,
-    early_steps: bool = True,
 ) -> list[Episode]:
     """Run `group_size` episodes per task; returns them in task-major order.
 
@@ -126,10 +117,6 @@ def rollout(
     episodes that are ready (default: half the last generate time, at least 20 ms).
     tools_in_template: also pass the env's tool schemas to the chat template (the env's
     system prompt already lists them, so this is off by default).
-    early_steps: with a backend whose generate takes `on_row` (hf), submit each episode's
-    env step as soon as its row finishes, while the rest of the batch still decodes; off,
-    or with other backends, env steps start when the whole generate call returns. The
-    episodes are the same either way (sampling depends only on per-episode seeds).
     """
     import tirgym
 
@@ -137,7 +124,6 @@ def rollout(
     limits = limits or RolloutLimits()
     tokenizer = getattr(policy, "tokenizer", None)
     text_level = _is_text_policy(policy)
-    row_hook = early_steps and not text_level and _has_row_hook(policy)
     end_strings = _end_strings(tokenizer)
     per_turn = max(1, min(params.max_new_tokens, limits.max_new_tokens))
     gen_params = params.replace(n=1, max_new_tokens=per_turn)
@@ -238,18 +224,6 @@ def rollout(
                 slot.renderer = r  # type: ignore[attr-defined]
 
         # ---- rounds -------------------------------------------------------------------
-        def take_turn(slot: _Slot, comp: Completion) -> None:
-            """Record a sampled turn and submit its env step at once."""
-            _record_turn(slot, comp, tokenizer, limits, end_strings)
-            if slot.status == DONE:
-                return
-            if slot.turn is None:  # cut at the token budget: no env step
-                finish(slot, "max_tokens", truncated=True)
-                return
-            slot.status = STEPPING
-            slot.step_started = time.perf_counter()
-            slot.future = pool.submit(_step_env, slot.env, slot.content)
-
         last_gen = 0.05
         while True:
             now = time.perf_counter()
@@ -303,17 +277,19 @@ def rollout(
                 ]
                 comps = policy.act(reqs, round_params)
             else:
-                prompts = [s.episode.token_ids for s in ready]
-                if row_hook:  # each row's env step starts as soon as the row is done
-                    on_row = _RowHook(ready, take_turn)
-                    comps = policy.generate(prompts, round_params, on_row=on_row)
-                else:
-                    comps = policy.generate(prompts, round_params)
+                comps = policy.generate([s.episode.token_ids for s in ready], round_params)
             last_gen = time.perf_counter() - t
             for slot, comp in zip(ready, comps, strict=True):
                 slot.episode.timings["generate_s"] += last_gen
-                if slot.status == READY:  # not yet taken through the backend's row hook
-                    take_turn(slot, comp)
+                _record_turn(slot, comp, tokenizer, limits, end_strings)
+                if slot.status == DONE:
+                    continue
+                if slot.turn is None:  # cut at the token budget: no env step
+                    finish(slot, "max_tokens", truncated=True)
+                    continue
+                slot.status = STEPPING
+                slot.step_started = time.perf_counter()
+                slot.future = pool.submit(_step_env, slot.env, slot.content)
             _gather([s.future for s in ready if s.status == STEPPING], gather_s, last_gen)
     finally:
         # Only reached with live slots when an exception is propagating: those episodes are
@@ -323,17 +299,6 @@ def rollout(
                 finish(slot, "error", truncated=True, notify=False)
         pool.shutdown(wait=False, cancel_futures=True)
     return [s.episode for s in slots]
-
-
-@dataclass
-class _RowHook:
-    """`on_row` for a backend's generate: row k of this round is episode `slots[k]`."""
-
-    slots: list[_Slot]
-    take_turn: Callable[[_Slot, Completion], None]
-
-    def __call__(self, k: int, comp: Completion) -> None:
-        self.take_turn(self.slots[k], comp)
 
 
 def _gather(futures: list[Future], gather_s: float | None, last_gen: float) -> None:

@@ -6,13 +6,6 @@
 Every turn samples exactly --tokens tokens (no stop strings) so all three make the same
 number of tokens. Prints tokens/s and the ratios to (a).
 
-Second part, turns of different lengths (stop strings the tiny model hits at random
-points, so rows finish at different times) and env steps sleeping 50 ms: (d) the raw
-generate loop replaying exactly the engine's turns (same prompts, same per-episode seeds,
-so the same tokens, no env), (e) the engine with env steps started only when a generate
-call returns (`early_steps=False`, the old behaviour), (f) the engine starting each env
-step as soon as its row finishes (`early_steps=True`). Prints wall times and ratios.
-
     python benchmarks/bench_rollout.py [--batch 32 --turns 4 --tokens 64 --threads 1]
 """
 
@@ -28,8 +21,6 @@ import tirgym
 from tirgym.agents import RolloutLimits, SamplingParams, Task, rollout
 from tirgym.agents.hf_backend import HFPolicy
 from tirgym.agents.models import build_tiny_model
-from tirgym.agents.rollout import episode_seed
-from tirgym.agents.seeding import derive_seed
 from tirgym.envs.base import Outcome, TextEnv
 
 
@@ -70,62 +61,6 @@ def raw_loop(policy: HFPolicy, prompts: list[list[int]], turns: int, params: Sam
     return n
 
 
-def replay_loop(policy: HFPolicy, tasks: list[Task], episodes: list, params: SamplingParams) -> int:
-    """Generate exactly the engine's turns with the raw backend: per turn index, one call
-    for every episode that has that turn, with its real prompt and its per-episode seed."""
-    n = 0
-    for t in range(max(len(e.turns) for e in episodes)):
-        rows = [(task, e) for task, e in zip(tasks, episodes, strict=True) if len(e.turns) > t]
-        prompts = [e.token_ids[: e.turns[t].start] for _, e in rows]
-        seeds = [derive_seed(episode_seed(params.seed, task, 0), "turn", t) for task, _ in rows]
-        comps = policy.generate(prompts, params.replace(seeds=seeds))
-        for (_, e), c in zip(rows, comps, strict=True):
-            assert c.token_ids == e.token_ids[e.turns[t].start : e.turns[t].end]
-            n += len(c.token_ids)
-    return n
-
-
-def varied_case(policy: HFPolicy, args: argparse.Namespace) -> None:
-    stop = tuple(args.stop.split(","))
-    params = SamplingParams(max_new_tokens=args.tokens, stop=stop, seed=0)
-    limits = RolloutLimits(
-        max_turns=args.turns, max_new_tokens=args.tokens, max_total_tokens=100_000
-    )
-    kw = {"max_turns": args.turns, "max_invalid_turns": 0, "sleep_s": 0.05}
-    tasks = [Task("bench/Cheap-v0", s, kw) for s in range(args.batch)]
-
-    def engine(early: bool) -> tuple[float, list]:
-        best = None
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            eps = rollout(policy, tasks, params=params, limits=limits, early_steps=early)
-            dt = time.perf_counter() - t
-            best = (dt, eps) if best is None or dt < best[0] else best
-        return best
-
-    old, eps_old = engine(False)
-    new, eps_new = engine(True)
-    assert [e.token_ids for e in eps_old] == [e.token_ids for e in eps_new]
-    raw = float("inf")
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        n = replay_loop(policy, tasks, eps_new, params)
-        raw = min(raw, time.perf_counter() - t)
-    lens = sorted(t.end - t.start for e in eps_new for t in e.turns)
-    print(
-        f"\nvaried turn lengths (stop {stop}: min {lens[0]}, median {lens[len(lens) // 2]}, "
-        f"max {lens[-1]} tokens), {args.batch} episodes x {args.turns} turns, env sleeps 50 ms"
-    )
-    print(f"(d) raw generate loop, same tokens, no env : {raw:6.2f} s  ({n} tokens)")
-    print(
-        f"(e) engine, env steps after generate (old) : {old:6.2f} s  ratio to (d) {old / raw:.3f}"
-    )
-    print(
-        f"(f) engine, env step as each row finishes : {new:6.2f} s  ratio to (d) {new / raw:.3f}, "
-        f"to (e) {new / old:.3f}"
-    )
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=32)
@@ -133,8 +68,6 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--stop", default="x,q,z,!,:", help="stop strings of the varied case")
-    ap.add_argument("--only-varied", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -155,9 +88,6 @@ def main() -> None:
         for s in range(args.batch)
     ]
     first = rollout(policy, tasks[:1], limits=limits, params=params)[0]  # warm-up
-    if args.only_varied:
-        varied_case(policy, args)
-        return
     prompts = [first.token_ids[: first.turns[0].start]] * args.batch
 
     def best(fn):
@@ -192,7 +122,6 @@ def main() -> None:
         f"(c) engine, env sleeps 50ms: {slw:9.0f} tok/s  ({n_slw} tokens)  ratio {slw / raw:.3f}; "
         f"serial env time would be {env_serial:.1f} s, wall {n_slw / slw:.2f} s"
     )
-    varied_case(policy, args)
 
 
 if __name__ == "__main__":
