@@ -466,6 +466,7 @@ def _first_error(e: ValidationError, model: type[BaseModel], prefix: str = "") -
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
+    msg = msg.rstrip(".")
     got = err.get("input")
     shown = "" if isinstance(got, dict | list) or err["type"] == "missing" else f" (got {got!r})"
     return f"field {field or '<root>'!r}: {msg}{shown}."
