@@ -8,14 +8,16 @@ seeds. Prints mean and std of held-out success per method, writes `ablation.json
 comparison plot `ablation.png` into the output dir.
 
     python benchmarks/ablate_credit.py --smallest            # ~2-3 min on 2 CPU cores
-    python benchmarks/ablate_credit.py --seeds 3 --steps 25  # a real comparison (CPU: ~40 min)
+    python benchmarks/ablate_credit.py --seeds 3 --steps 20  # 3 seeds x 5 methods (CPU: ~20-30 min)
     python benchmarks/ablate_credit.py --task maze --gpu --steps 50  # larger model on CUDA
 
 The default task, `guess`, is the quickstart's recipe (configs/quickstart.yaml: GuessNumber
 on [1, 7] in 3 turns, SFT on solver demos, sampled held-out eval), the one setting known to
 learn on a CPU, plus a progress turn reward whose state key (the remaining interval) gives
 GiGPO real anchor states. Maze/Sokoban/MathTIR learned nothing at CPU budgets (0% for every
-method), so they cannot tell the methods apart there.
+method), so they cannot tell the methods apart there. On `guess`, GRPO+HICRA equals GRPO
+exactly: the demos' think text holds no strategic gram, so the planning mask is empty.
+Results: benchmarks/ABLATION.md.
 
 By default every method sees the same reward, outcome + shaped turn rewards
 (`--reward-source total`): GRPO gets it as one episode return, MT-GRPO and GiGPO also use
@@ -40,6 +42,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "mtgrpo": {"estimator": "mtgrpo"},
     "gigpo": {"estimator": "gigpo"},
 }
+
+COLORS = dict(zip(METHODS, ["#4c72b0", "#dd8452", "#8172b3", "#55a868", "#c44e52"], strict=True))
 
 # Knobs a task preset does not set (its "defaults" override them, the command line both).
 DEFAULTS: dict[str, Any] = {
@@ -287,7 +291,7 @@ def plot(results: dict[str, Any], methods: list[str], path: Path) -> Path:
         means,
         yerr=stds,
         capsize=5,
-        color=["#4c72b0", "#dd8452", "#8172b3", "#55a868", "#c44e52"][: len(methods)],
+        color=[COLORS[m] for m in methods],
     )
     for i, m in enumerate(methods):
         pts = [results["seeds"][k]["methods"][m]["heldout_success"] for k in seeds]
@@ -305,7 +309,7 @@ def plot(results: dict[str, Any], methods: list[str], path: Path) -> Path:
         n = min(len(c) for c in curves)
         if n:
             avg = [sum(c[i] for c in curves) / len(curves) for i in range(n)]
-            ax2.plot(range(1, n + 1), avg, marker="o", ms=3, label=m)
+            ax2.plot(range(1, n + 1), avg, marker="o", ms=3, label=m, color=COLORS[m])
     ax2.set_xlabel("step")
     ax2.set_ylabel("train reward (mean over seeds)")
     ax2.set_title("training reward (outcome + turn rewards)")
