@@ -561,8 +561,23 @@ def _run_session_cell(sock: socket.socket, ns: dict, msg: dict, fds: list[int]) 
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     os.close(devnull)
+    done = {"done": os.getpid(), "exit": exit_code, "kind": kind, "cell": msg["cell"]}
+    if kind != "ok" and _left_children():
+        # A failed cell that left processes behind (a fork bomb that ended in EAGAIN, say)
+        # is discarded like a timeout: the old holder keeps the state from before it.
+        _sock_send(sock, {**done, "discard": True})
+        os.killpg(0, signal.SIGKILL)
     _relax_cell_limits()
-    _sock_send(sock, {"done": os.getpid(), "exit": exit_code, "kind": kind, "cell": msg["cell"]})
+    _sock_send(sock, done)
+
+
+def _left_children() -> bool:
+    """Whether this process has (or just had) children: processes a cell forked."""
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return True
 
 
 def _session_holder(sock: socket.socket, cfg: dict, cwd: str) -> None:
@@ -987,6 +1002,11 @@ class Worker:
             return self._session_lost(req["session"], out, err, t0)
         if reason:
             return self._abort_cell(sess, state, on_msg, out, err, reason, t0)
+        if state["done"] is not None and state["done"].get("discard"):
+            # The cell failed and left processes behind: it killed itself, the holder stays.
+            self._sweep(current_holder=sess["holder"])
+            self._spawn(sess)
+            return self._result(out, err, state["done"]["exit"], state["done"]["kind"], t0)
         if state["done"] is not None:
             # Commit: the cell process becomes the holder; the old holder goes away.
             old, sess["holder"] = sess["holder"], state["done"]["done"]

@@ -218,3 +218,15 @@ def test_session_random_state_persists_and_stateless_runs_differ(sb):
     assert (a, b) == (f"{rng.random()!r}\n", f"{rng.random()!r}\n")
     draws = {sb.run("import random; print(random.random())").stdout for _ in range(4)}
     assert len(draws) == 4
+
+
+def test_fork_bomb_ending_in_an_exception_is_discarded(isolating_sb):
+    """Hitting the process limit raises BlockingIOError in the cell (status "error", not a
+    timeout); the cell left processes behind, so it is discarded like a timeout."""
+    with isolating_sb.session() as s:
+        assert s.run("state = {'a': 1}").ok
+        r = s.run("state['a'] = 997\nimport os\nwhile True:\n    os.fork()", timeout_s=5)
+        assert r.status in ("error", "timeout"), r
+        assert s.run("print(state)").stdout == "{'a': 1}\n"
+        assert s.run("state['a'] = 2\nraise ValueError('x')").status == "error"
+        assert s.run("print(state)").stdout == "{'a': 2}\n"  # a plain raising cell still commits
