@@ -20,22 +20,6 @@ class HashReward(Callback):
         return episodes
 
 
-@pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory):
-    from tirgym.agents.models import build_tiny_model
-
-    return str(
-        build_tiny_model(
-            tmp_path_factory.mktemp("tiny") / "m",
-            seed=0,
-            hidden_size=64,
-            num_heads=1,
-            num_layers=1,
-            vocab_size=512,
-        )
-    )
-
-
 def config(tiny_path, out, **extra):
     cfg = {
         "model": tiny_path,

@@ -18,22 +18,6 @@ ENV = {
 
 
 @pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory):
-    from tirgym.agents.models import build_tiny_model
-
-    return str(
-        build_tiny_model(
-            tmp_path_factory.mktemp("tiny") / "m",
-            seed=0,
-            hidden_size=64,
-            num_heads=1,
-            num_layers=1,
-            vocab_size=512,
-        )
-    )
-
-
-@pytest.fixture(scope="module")
 def tok(tiny_path):
     from tirgym.trainer.model import load_tokenizer
 

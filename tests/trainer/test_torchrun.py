@@ -42,22 +42,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory):
-    from tirgym.agents.models import build_tiny_model
-
-    return str(
-        build_tiny_model(
-            tmp_path_factory.mktemp("tiny") / "m",
-            seed=0,
-            hidden_size=64,
-            num_heads=1,
-            num_layers=1,
-            vocab_size=512,
-        )
-    )
-
-
 @pytest.mark.slow
 def test_two_process_gloo_training_keeps_ranks_identical(tiny_path, tmp_path):
     script = tmp_path / "dp.py"
