@@ -1,10 +1,17 @@
 """The rollout engine: (policy, tasks) -> token-exact Episodes, batched across episodes.
 
-Each round, every episode that is waiting for its next turn is generated in ONE backend
-call. Env steps run on a thread pool; the engine waits for a round's steps only for a
-short gather window, so a slow env (a sandbox, a remote tool) makes only its own episode
-skip rounds while the rest go on. Limits (turns, tokens, wall time) truncate an episode,
-which is recorded with its stop reason; nothing waits forever on a hung env.
+Two schedules, same episodes:
+- continuous (backends with `open_stream`: hf): one decode loop over every live episode.
+  An episode whose turn ends leaves the batch and its env step starts on a thread pool at
+  once, while the others keep decoding; when the step is done the episode rejoins with
+  only the env reply prefilled (its KV cache was kept). Env time hides behind generation
+  and a straggler holds nobody.
+- rounds (vllm, openai, text policies): each round, every episode waiting for its next
+  turn is generated in ONE backend call; env steps run on the thread pool and the engine
+  waits for them only for a short gather window, so a slow env (a sandbox, a remote tool)
+  makes only its own episode skip rounds while the rest go on.
+Limits (turns, tokens, wall time) truncate an episode, which is recorded with its stop
+reason; nothing waits forever on a hung env.
 
 Token exactness: the prompt (mask 0) is the chat template's rendering of the system and
 task messages; sampled ids are appended as sampled (mask 1, with their logprobs); env
@@ -46,7 +53,7 @@ from tirgym.episode import Episode, Span, Turn
 
 log = logging.getLogger(__name__)
 
-READY, STEPPING, DONE = "ready", "stepping", "done"
+READY, GENERATING, STEPPING, DONE = "ready", "generating", "stepping", "done"
 
 
 @dataclass
@@ -110,11 +117,16 @@ def rollout(
     max_workers: int | None = None,
     gather_s: float | None = None,
     tools_in_template: bool = False,
+    continuous: bool = True,
 ) -> list[Episode]:
     """Run `group_size` episodes per task; returns them in task-major order.
 
-    gather_s: how long to wait after a round for its env steps before generating for the
-    episodes that are ready (default: half the last generate time, at least 20 ms).
+    continuous: use the backend's continuous batch when it has one (`open_stream`); off,
+    every backend goes round by round. Both sample the same tokens for the same seeds (up
+    to the float noise of a different batch composition).
+    gather_s: rounds only: how long to wait after a round for its env steps before
+    generating for the episodes that are ready (default: half the last generate time, at
+    least 20 ms).
     tools_in_template: also pass the env's tool schemas to the chat template (the env's
     system prompt already lists them, so this is off by default).
     """
@@ -127,6 +139,9 @@ def rollout(
     end_strings = _end_strings(tokenizer)
     per_turn = max(1, min(params.max_new_tokens, limits.max_new_tokens))
     gen_params = params.replace(n=1, max_new_tokens=per_turn)
+    stream = None
+    if continuous and not text_level and getattr(policy, "can_stream", False):
+        stream = policy.open_stream(gen_params)
 
     slots: list[_Slot] = []
     for task in tasks:
@@ -172,6 +187,8 @@ def rollout(
         ep.messages = slot.messages
         slot.status = DONE
         finished.append(slot.index)
+        if stream is not None:
+            stream.release(slot.index)
         if slot.future is None or slot.future.done():
             _close(slot.env)
         if on_episode is not None and notify:
@@ -223,19 +240,25 @@ def rollout(
                 ep.info["template_prefix_stable"] = r.prefix_stable
                 slot.renderer = r  # type: ignore[attr-defined]
 
-        # ---- rounds -------------------------------------------------------------------
-        last_gen = 0.05
-        while True:
+        # ---- scheduling -----------------------------------------------------------------
+        def collect_steps() -> None:
+            """Apply finished env steps; time out hung ones."""
             now = time.perf_counter()
-            for slot in slots:  # collect finished env steps, enforce time limits
+            for slot in slots:
                 if slot.status == STEPPING:
                     if slot.future.done():
                         _apply_step(slot, finish, limits.max_total_tokens)
                     elif now > slot.deadline:
                         slot.episode.info["error"] = "env step exceeded the episode timeout"
                         finish(slot, "timeout", truncated=True)
-            ready = [s for s in slots if s.status == READY]
-            for slot in ready:
+
+        def take_ready() -> list[_Slot]:
+            """Episodes ready for their next turn, after enforcing the limits."""
+            now = time.perf_counter()
+            ready = []
+            for slot in slots:
+                if slot.status != READY:
+                    continue
                 if now > slot.deadline:
                     finish(slot, "timeout", truncated=True)
                 elif (
@@ -244,53 +267,85 @@ def rollout(
                     finish(slot, "max_tokens", truncated=True)
                 elif slot.max_turns is not None and len(slot.episode.turns) >= slot.max_turns:
                     finish(slot, "max_turns", truncated=True)
-            ready = [s for s in slots if s.status == READY]
-            stepping = [s for s in slots if s.status == STEPPING]
-            if not ready and not stepping:
-                break
-            if not ready:
-                deadline = min(s.deadline for s in stepping)
-                wait(
-                    [s.future for s in stepping],
-                    timeout=max(0.0, deadline - time.perf_counter()) + 1e-3,
-                    return_when=FIRST_COMPLETED,
-                )
-                _gather([s.future for s in stepping], gather_s, last_gen)
-                continue
+                else:
+                    ready.append(slot)
+            return ready
 
-            # one backend call for every ready episode; each turn's sampling stream is a pure
-            # function of (episode seed, turn), never of the batch around it
-            t = time.perf_counter()
-            round_params = gen_params.replace(
-                seeds=[derive_seed(s.seed, "turn", len(s.episode.turns)) for s in ready]
+        def turn_seed(slot: _Slot) -> int:
+            # each turn's sampling stream is a pure function of (episode seed, turn), never
+            # of the batch around it
+            return derive_seed(slot.seed, "turn", len(slot.episode.turns))
+
+        def after_turn(slot: _Slot, comp: Completion, gen_s: float) -> None:
+            slot.episode.timings["generate_s"] += gen_s
+            _record_turn(slot, comp, tokenizer, limits, end_strings)
+            if slot.status == DONE:
+                return
+            if slot.turn is None:  # cut at the token budget: no env step
+                finish(slot, "max_tokens", truncated=True)
+                return
+            slot.status = STEPPING
+            slot.step_started = time.perf_counter()
+            slot.future = pool.submit(_step_env, slot.env, slot.content)
+
+        def wait_steps() -> bool:
+            """Block until some env step finishes or times out; False when none is running."""
+            stepping = [s for s in slots if s.status == STEPPING]
+            if not stepping:
+                return False
+            deadline = min(s.deadline for s in stepping)
+            wait(
+                [s.future for s in stepping],
+                timeout=max(0.0, deadline - time.perf_counter()) + 1e-3,
+                return_when=FIRST_COMPLETED,
             )
-            if text_level:
-                reqs = [
-                    TurnRequest(
-                        messages=s.messages,
-                        env=s.env.unwrapped,
-                        turn=len(s.episode.turns),
-                        episode_index=s.index,
-                        rng=s.rng,
-                    )
-                    for s in ready
-                ]
-                comps = policy.act(reqs, round_params)
-            else:
-                comps = policy.generate([s.episode.token_ids for s in ready], round_params)
-            last_gen = time.perf_counter() - t
-            for slot, comp in zip(ready, comps, strict=True):
-                slot.episode.timings["generate_s"] += last_gen
-                _record_turn(slot, comp, tokenizer, limits, end_strings)
-                if slot.status == DONE:
+            return True
+
+        if stream is not None:
+            # ---- continuous: one decode loop; episodes leave for env steps and rejoin ----
+            while True:
+                collect_steps()
+                for slot in take_ready():
+                    slot.status = GENERATING
+                    slot.step_started = time.perf_counter()
+                    stream.add(slot.index, slot.episode.token_ids, turn_seed(slot))
+                if stream.busy:
+                    for key, comp in stream.step():
+                        slot = slots[key]
+                        after_turn(slot, comp, time.perf_counter() - slot.step_started)
+                elif not wait_steps():
+                    break
+        else:
+            # ---- rounds: one backend call per round for every ready episode --------------
+            last_gen = 0.05
+            while True:
+                collect_steps()
+                ready = take_ready()
+                if not ready:
+                    if not wait_steps():
+                        break
+                    _gather([s.future for s in slots if s.status == STEPPING], gather_s, last_gen)
                     continue
-                if slot.turn is None:  # cut at the token budget: no env step
-                    finish(slot, "max_tokens", truncated=True)
-                    continue
-                slot.status = STEPPING
-                slot.step_started = time.perf_counter()
-                slot.future = pool.submit(_step_env, slot.env, slot.content)
-            _gather([s.future for s in ready if s.status == STEPPING], gather_s, last_gen)
+                t = time.perf_counter()
+                round_params = gen_params.replace(seeds=[turn_seed(s) for s in ready])
+                if text_level:
+                    reqs = [
+                        TurnRequest(
+                            messages=s.messages,
+                            env=s.env.unwrapped,
+                            turn=len(s.episode.turns),
+                            episode_index=s.index,
+                            rng=s.rng,
+                        )
+                        for s in ready
+                    ]
+                    comps = policy.act(reqs, round_params)
+                else:
+                    comps = policy.generate([s.episode.token_ids for s in ready], round_params)
+                last_gen = time.perf_counter() - t
+                for slot, comp in zip(ready, comps, strict=True):
+                    after_turn(slot, comp, last_gen)
+                _gather([s.future for s in ready if s.status == STEPPING], gather_s, last_gen)
     finally:
         # Only reached with live slots when an exception is propagating: those episodes are
         # unfinished, so they are not reported (an eval must rerun them on resume).

@@ -56,10 +56,11 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
 
-def uniforms(seeds: np.ndarray, step: int) -> np.ndarray:
-    """Uniform floats in [0, 1), one per row: splitmix64 of (row seed, step)."""
+def uniforms(seeds: np.ndarray, step: int | np.ndarray) -> np.ndarray:
+    """Uniform floats in [0, 1), one per row: splitmix64 of (row seed, step); `step` is one
+    int for all rows or one per row (rows of a continuous batch are at different steps)."""
     with np.errstate(over="ignore"):
-        z = seeds.astype(np.uint64) + np.uint64(step + 1) * _GOLDEN
+        z = seeds.astype(np.uint64) + (np.asarray(step, dtype=np.uint64) + np.uint64(1)) * _GOLDEN
         z = (z ^ (z >> np.uint64(30))) * _M1
         z = (z ^ (z >> np.uint64(27))) * _M2
         z = z ^ (z >> np.uint64(31))
