@@ -11,22 +11,28 @@ from tirgym.envs.base import Outcome, TextEnv
 
 
 class SleepyEnv(TextEnv):
-    """Answer anything; the episode lasts `max_turns`; step sleeps `sleep_s` for seeds in `slow_seeds`."""
+    """Answer anything; the episode lasts `max_turns` (any text counts as a turn, so random
+    models run it too); step sleeps `sleep_s` for seeds in `slow_seeds` (all when empty) on
+    turns up to `sleep_turns`."""
 
     description = "Say anything."
 
     def __init__(self, sleep_s: float = 0.0, slow_seeds: tuple = (), sleep_turns: int = 99, **kw):
         kw.setdefault("max_turns", 4)
+        kw.setdefault("max_invalid_turns", 0)
         super().__init__(**kw)
         self.sleep_s, self.slow_seeds, self.sleep_turns = sleep_s, tuple(slow_seeds), sleep_turns
 
     def generate_task(self, rng, options):
         return f"Task {int(rng.integers(1000))}: reply with <answer>anything</answer>."
 
-    def on_answer(self, answer):
+    def step(self, action):
         slow = not self.slow_seeds or self.task_seed in self.slow_seeds
-        if self.sleep_s and slow and self.turn <= self.sleep_turns:
+        if self.sleep_s and slow and self.turn < self.sleep_turns:
             time.sleep(self.sleep_s)
+        return super().step(action)
+
+    def on_answer(self, answer):
         return Outcome(reply=f"got {answer}", rewards={"step": 0.1})
 
 
