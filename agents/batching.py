@@ -137,6 +137,11 @@ class DecodeBatch:
         """Forget the kept cache of `key` (its episode is over)."""
         self.kept.pop(key, None)
 
+    def close(self) -> None:
+        """Free every tensor (the rollout is over, or failed)."""
+        self.rows, self.pending, self.kept = [], [], {}
+        self.cache = self.mask = self.next_tok = None
+
     def step(self) -> list[tuple[Hashable, Completion]]:
         """One token for every decoding row (joiners get their first); returns finished rows."""
         if self.params.max_new_tokens <= 0:

@@ -1,15 +1,15 @@
 """The rollout engine: (policy, tasks) -> token-exact Episodes, batched across episodes.
 
 Two schedules, same episodes:
-- continuous (backends with `open_stream`: hf): one decode loop over every live episode.
-  An episode whose turn ends leaves the batch and its env step starts on a thread pool at
-  once, while the others keep decoding; when the step is done the episode rejoins with
-  only the env reply prefilled (its KV cache was kept). Env time hides behind generation
-  and a straggler holds nobody.
-- rounds (vllm, openai, text policies): each round, every episode waiting for its next
-  turn is generated in ONE backend call; env steps run on the thread pool and the engine
-  waits for them only for a short gather window, so a slow env (a sandbox, a remote tool)
-  makes only its own episode skip rounds while the rest go on.
+- continuous (backends with `open_stream`: hf, vllm): one decode loop over every live
+  episode. An episode whose turn ends leaves the batch and its env step starts on a
+  thread pool at once, while the others keep decoding; when the step is done the episode
+  rejoins with only the env reply prefilled (its KV cache was kept). Env time hides
+  behind generation and a straggler holds nobody.
+- rounds (openai, text policies, or continuous=False): each round, every episode waiting
+  for its next turn is generated in ONE backend call; env steps run on the thread pool
+  and the engine waits for them only for a short gather window, so a slow env (a
+  sandbox, a remote tool) makes only its own episode skip rounds while the rest go on.
 Limits (turns, tokens, wall time) truncate an episode, which is recorded with its stop
 reason; nothing waits forever on a hung env.
 
@@ -353,6 +353,8 @@ def rollout(
             if slot.status != DONE:
                 finish(slot, "error", truncated=True, notify=False)
         pool.shutdown(wait=False, cancel_futures=True)
+        if stream is not None:
+            stream.close()
     return [s.episode for s in slots]
 
 

