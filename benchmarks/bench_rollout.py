@@ -132,8 +132,12 @@ def main() -> None:
         )
         print(
             f"  (b) engine, cheap env   : {eng[0]:8.0f} tok/s  {eng[1]:6d} tokens  {eng[2]:.2f} s  "
-            f"ratio {eng[0] / raw[0]:.3f}; engine's own time {eng[3]:.3f} s "
-            f"= {100 * eng[3] / eng[2]:.1f}% of wall"
+            f"ratio {eng[0] / raw[0]:.3f}"
+            + (
+                f"; engine's own time {eng[3]:.3f} s = {100 * eng[3] / eng[2]:.1f}% of wall"
+                if stats
+                else ""
+            )
         )
         if name == "fixed":
             continue
