@@ -58,6 +58,25 @@ DEFAULTS: dict[str, Any] = {
     "lr": 3e-4,
 }
 
+GUESS_DEFAULTS: dict[str, Any] = {
+    "steps": 25,
+    "group_size": 8,
+    "tasks_per_step": 16,
+    "max_new_tokens": 24,
+    "eval_seeds": 28,
+    "sft_episodes": 48,
+    "sft_epochs": 6.0,
+    "sft_lr": 1e-3,
+    "lr": 5e-4,
+}
+GUESS_CONFIG: dict[str, Any] = {
+    "rollout": {"max_total_tokens": 1024},
+    "loss": {"agg": "seq-mean-token-mean"},
+    "update": {"ppo_epochs": 2, "minibatches": 2},
+    # sampled, 8 per seed: the distribution RL optimises (greedy barely moves here)
+    "eval": {"samples": 8, "temperature": 1.0},
+}
+
 # Multi-turn tasks with dense step rewards. "config" is merged into every run's config.
 TASKS: dict[str, dict[str, Any]] = {
     # configs/quickstart.yaml's recipe (31.7% -> 62.9% sampled held-out success in 40 GRPO
@@ -65,24 +84,16 @@ TASKS: dict[str, dict[str, Any]] = {
     "guess": {
         "id": "tirgym/GuessNumber-v0",
         "kwargs": {"low": 1, "high": 7, "max_turns": 3, "progress_reward": 0.2},
-        "defaults": {
-            "steps": 25,
-            "group_size": 8,
-            "tasks_per_step": 16,
-            "max_new_tokens": 24,
-            "eval_seeds": 28,
-            "sft_episodes": 48,
-            "sft_epochs": 6.0,
-            "sft_lr": 1e-3,
-            "lr": 5e-4,
-        },
-        "config": {
-            "rollout": {"max_total_tokens": 1024},
-            "loss": {"agg": "seq-mean-token-mean"},
-            "update": {"ppo_epochs": 2, "minibatches": 2},
-            # sampled, 8 per seed: the distribution RL optimises (greedy barely moves here)
-            "eval": {"samples": 8, "temperature": 1.0},
-        },
+        "defaults": GUESS_DEFAULTS,
+        "config": GUESS_CONFIG,
+    },
+    # "guess" with demos whose think text plans ("My plan is to halve the range"): the
+    # planning tokens HICRA credits exist from the SFT start (plain "guess" demos have none).
+    "guess-plan": {
+        "id": "tirgym/GuessNumber-v0",
+        "kwargs": {"low": 1, "high": 7, "max_turns": 3, "progress_reward": 0.2, "explain": True},
+        "defaults": {**GUESS_DEFAULTS, "max_new_tokens": 64},
+        "config": GUESS_CONFIG,
     },
     "maze": {
         "id": "tirgym/Maze-v0",

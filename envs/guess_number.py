@@ -18,17 +18,29 @@ _INT = re.compile(r"^[+-]?\d+$")
 
 
 class GuessNumberEnv(TextEnv):
-    description = "Guess the secret number. After each guess you are told whether it is higher or lower."
+    description = (
+        "Guess the secret number. After each guess you are told whether it is higher or lower."
+    )
 
-    def __init__(self, low: int = 1, high: int = 100, progress_reward: float = 0.0, **kwargs: Any):
+    def __init__(
+        self,
+        low: int = 1,
+        high: int = 100,
+        progress_reward: float = 0.0,
+        explain: bool = False,
+        **kwargs: Any,
+    ):
         """progress_reward: turn reward for the share of the remaining range a guess rules
-        out (a halving guess earns about half of it); 0 keeps only the outcome."""
+        out (a halving guess earns about half of it); 0 keeps only the outcome.
+        explain: the solver's think text states the range and its plan ("my plan is to
+        halve the range"), so demos carry planning phrases for HICRA to credit."""
         kwargs.setdefault("max_turns", math.ceil(math.log2(high - low + 1)) + 3)
         super().__init__(**kwargs)
         if high <= low:
             raise ValueError(f"need low < high, got [{low}, {high}]")
         self.low, self.high = low, high
         self.progress_reward = progress_reward
+        self.explain = explain
         self.secret = low
         self.lo_seen, self.hi_seen = low, high
 
@@ -46,10 +58,14 @@ class GuessNumberEnv(TextEnv):
     def on_answer(self, answer: str) -> Outcome:
         text = answer.strip()
         if not _INT.match(text):
-            return Outcome(reply=f"{text[:40]!r} is not an integer. Guess an integer between {self.low} and {self.high}.")
+            return Outcome(
+                reply=f"{text[:40]!r} is not an integer. Guess an integer between {self.low} and {self.high}."
+            )
         guess = int(text)
         if guess == self.secret:
-            return Outcome(reply=f"Correct! The number was {self.secret}.", terminated=True, success=True)
+            return Outcome(
+                reply=f"Correct! The number was {self.secret}.", terminated=True, success=True
+            )
         before = self.hi_seen - self.lo_seen + 1
         if guess < self.secret:
             self.lo_seen = max(self.lo_seen, guess + 1)
@@ -66,4 +82,8 @@ class GuessNumberEnv(TextEnv):
 
     def solve(self) -> str:
         """The optimal next turn: guess the middle of what is still possible."""
-        return f"<think>Binary search.</think><answer>{(self.lo_seen + self.hi_seen) // 2}</answer>"
+        lo, hi = self.lo_seen, self.hi_seen
+        think = "Binary search."
+        if self.explain:
+            think = f"It is between {lo} and {hi}. My plan is to halve the range, so I guess the middle."
+        return f"<think>{think}</think><answer>{(lo + hi) // 2}</answer>"

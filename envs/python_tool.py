@@ -5,15 +5,59 @@ and the episode's session are created on the first tool call, so making an env, 
 it and stepping it with format errors never starts a worker. `end_episode()` closes the
 session (state never leaks from one episode into the next); the pool itself is shared by
 the process and closed at exit by the sandbox module.
+
+`PythonToolOptions` holds the env kwargs that configure the tool, so every tool env takes
+the same names and defaults and checks them in one place.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tirgym.envs.base import Outcome
+from tirgym.errors import TirgymError
 from tirgym.protocol import ToolCall
+
+
+@dataclass
+class PythonToolOptions:
+    """The python-tool kwargs of MathTIR and CodeTask (same names as the envs take)."""
+
+    max_tool_calls: int = 4
+    sandbox: str = "auto"
+    sandbox_options: dict[str, Any] | None = None
+    tool_timeout_s: float = 5.0
+    tool_memory_mb: int | None = None
+    max_output_chars: int = 1024
+    tool_error_penalty: float = 0.0
+
+    def __post_init__(self) -> None:
+        calls = self.max_tool_calls
+        if isinstance(calls, bool) or not isinstance(calls, int) or calls < 0:
+            raise TirgymError(f"max_tool_calls must be an int >= 0, got {calls!r}")
+        self.sandbox_options = dict(self.sandbox_options or {})
+
+    @classmethod
+    def pop_from(cls, kwargs: dict[str, Any]) -> PythonToolOptions:
+        """Take the tool options out of an env's kwargs; the rest go on to TextEnv."""
+        return cls(**{f.name: kwargs.pop(f.name) for f in fields(cls) if f.name in kwargs})
+
+    @property
+    def default_max_turns(self) -> int:
+        """Room for every allowed call, the answer and one spare turn."""
+        return self.max_tool_calls + 2
+
+    def make_tool(self) -> PythonTool:
+        return PythonTool(
+            backend=self.sandbox,
+            sandbox_options=dict(self.sandbox_options or {}),
+            timeout_s=self.tool_timeout_s,
+            max_output_chars=self.max_output_chars,
+            memory_mb=self.tool_memory_mb,
+            max_calls=self.max_tool_calls,
+            error_penalty=self.tool_error_penalty,
+        )
 
 
 @dataclass

@@ -362,3 +362,26 @@ def test_semantic_entropy():
     assert counts == {"deduce": 2, "verify": 2}
     by_gram = strategic_gram_counts(["Notice that x. notice that"], builtin_grams(), by="gram")
     assert by_gram == {"notice that": 2}
+
+
+def test_explained_guess_demos_carry_planning_tokens(tiny_path):
+    """GuessNumber(explain=True) solver demos win and have planning tokens for HICRA to
+    credit; the plain demos ("Binary search.") have none."""
+    from transformers import AutoTokenizer
+
+    from tirgym.agents import RolloutLimits, Task, rollout
+    from tirgym.agents.scripted import SolverPolicy
+
+    tok = AutoTokenizer.from_pretrained(tiny_path)
+    counts = {}
+    for explain in (False, True):
+        kw = {"low": 1, "high": 7, "max_turns": 3, "explain": explain}
+        eps = rollout(
+            SolverPolicy(tok),
+            [Task("tirgym/GuessNumber-v0", s, kw) for s in range(4)],
+            limits=RolloutLimits(max_new_tokens=64),
+        )
+        assert all(e.success for e in eps)
+        counts[explain] = sum(int(planning_mask(e, tok).sum()) for e in eps)
+    assert counts[False] == 0
+    assert counts[True] >= 4 * 3  # at least a few tokens of "my plan is to" in every episode
