@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tirgym.envs.base import Outcome, TextEnv
-from tirgym.envs.python_tool import PythonTool
+from tirgym.envs.python_tool import PythonToolOptions
 from tirgym.errors import TirgymError
 from tirgym.protocol import ToolCall
 from tirgym.sandbox.tool import PYTHON_TOOL
@@ -41,6 +41,10 @@ def extract_code(answer: str) -> str:
 
 
 class CodeTaskEnv(TextEnv):
+    """The tool kwargs (max_tool_calls, sandbox, sandbox_options, tool_timeout_s, ...) are
+    those of `PythonToolOptions`, shared with MathTIR; hidden tests run with `test_timeout_s`.
+    """
+
     tools: ClassVar[list] = [PYTHON_TOOL]
     description = "Write a Python function that passes hidden tests."
 
@@ -49,14 +53,7 @@ class CodeTaskEnv(TextEnv):
         difficulty: str = "easy",
         dataset: str | None = None,
         reward_mode: str = "fraction",
-        max_tool_calls: int = 4,
-        sandbox: str = "auto",
-        sandbox_options: dict[str, Any] | None = None,
-        tool_timeout_s: float = 5.0,
-        tool_memory_mb: int | None = None,
         test_timeout_s: float = 10.0,
-        max_output_chars: int = 1024,
-        tool_error_penalty: float = 0.0,
         **kwargs: Any,
     ):
         if difficulty not in DIFFICULTIES:
@@ -65,21 +62,12 @@ class CodeTaskEnv(TextEnv):
             raise TirgymError(
                 f"reward_mode {reward_mode!r} is not one of {', '.join(REWARD_MODES)}"
             )
-        if max_tool_calls < 0:
-            raise TirgymError(f"max_tool_calls must be >= 0, got {max_tool_calls}")
-        kwargs.setdefault("max_turns", max_tool_calls + 2)
+        options = PythonToolOptions.pop_from(kwargs)
+        kwargs.setdefault("max_turns", options.default_max_turns)
         super().__init__(**kwargs)
         self.difficulty, self.dataset, self.reward_mode = difficulty, dataset, reward_mode
         self.test_timeout_s = test_timeout_s
-        self.tool = PythonTool(
-            backend=sandbox,
-            sandbox_options=dict(sandbox_options or {}),
-            timeout_s=tool_timeout_s,
-            max_output_chars=max_output_chars,
-            memory_mb=tool_memory_mb,
-            max_calls=max_tool_calls,
-            error_penalty=tool_error_penalty,
-        )
+        self.tool = options.make_tool()
         self.problem: Any = None
 
     def instructions(self) -> str:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tirgym.envs.base import Outcome, TextEnv
-from tirgym.envs.python_tool import PythonTool
+from tirgym.envs.python_tool import PythonToolOptions
 from tirgym.errors import TirgymError
 from tirgym.protocol import ParsedTurn, ToolCall
 from tirgym.sandbox.tool import PYTHON_TOOL
@@ -168,37 +168,19 @@ class MathTIREnv(_MathEnv):
     on the first call and closed on reset/close. Tool errors (exceptions, timeouts, bad
     arguments) are flagged in info["tool_error"] and cost `tool_error_penalty` (default 0)
     as a separate turn reward component "tool_error"; the outcome is 1/0 correctness.
+    The tool kwargs (max_tool_calls, sandbox, sandbox_options, tool_timeout_s, ...) are
+    those of `PythonToolOptions`, shared with CodeTask.
     """
 
     tools: ClassVar[list] = [PYTHON_TOOL]
     description = "Solve the math problem, using the python tool to compute."
 
-    def __init__(
-        self,
-        max_tool_calls: int = 4,
-        sandbox: str = "auto",
-        sandbox_options: dict[str, Any] | None = None,
-        tool_timeout_s: float = 5.0,
-        tool_memory_mb: int | None = None,
-        max_output_chars: int = 1024,
-        tool_error_penalty: float = 0.0,
-        python_blocks: bool = True,
-        **kwargs: Any,
-    ):
-        if max_tool_calls < 0:
-            raise TirgymError(f"max_tool_calls must be >= 0, got {max_tool_calls}")
+    def __init__(self, python_blocks: bool = True, **kwargs: Any):
+        options = PythonToolOptions.pop_from(kwargs)
         self.allow_python_block = bool(python_blocks)
-        kwargs.setdefault("max_turns", max_tool_calls + 2)
+        kwargs.setdefault("max_turns", options.default_max_turns)
         super().__init__(**kwargs)
-        self.tool = PythonTool(
-            backend=sandbox,
-            sandbox_options=dict(sandbox_options or {}),
-            timeout_s=tool_timeout_s,
-            max_output_chars=max_output_chars,
-            memory_mb=tool_memory_mb,
-            max_calls=max_tool_calls,
-            error_penalty=tool_error_penalty,
-        )
+        self.tool = options.make_tool()
 
     def instructions(self) -> str:
         n = self.tool.max_calls
