@@ -113,6 +113,9 @@ def to_value(node: tuple) -> tuple:
         if len(parts) == 3 and ops[0] == "in" and _is_symbol(parts[0]):
             return to_value(parts[2])
         if all(op == "=" for op in ops):
+            named = _named_tuple(parts[0], parts[2]) if len(parts) == 3 else None
+            if named is not None:
+                return ("assign", named)
             if len(parts) == 3 and _is_symbol(parts[0]):
                 return ("eqsym", parts[0][1], parts[2])
             if len(parts) == 3 and _is_function_head(parts[0]):
@@ -132,6 +135,24 @@ def to_value(node: tuple) -> tuple:
     if _has_pm(node):
         return ("coll", tuple(expand_pm(node)))
     return ("expr", node)
+
+
+def _sequence_items(node: tuple) -> tuple | None:
+    if node[0] == "pair":
+        return (node[1], node[2])
+    if node[0] == "tuple":
+        return node[1]
+    return None
+
+
+def _named_tuple(left: tuple, right: tuple) -> tuple | None:
+    """``(x, y) = (1, 2)`` names each coordinate, like ``x = 1, y = 2`` (else None)."""
+    names, values = _sequence_items(left), _sequence_items(right)
+    if names is None or values is None or len(names) != len(values):
+        return None
+    if not all(_is_symbol(n) for n in names) or len({n[1] for n in names}) != len(names):
+        return None
+    return tuple((n[1], v) for n, v in zip(names, values, strict=True))
 
 
 def _assigned_name(node: tuple) -> str | None:

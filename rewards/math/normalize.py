@@ -69,6 +69,10 @@ _EMPTY_RE = re.compile(
 )
 _UNIT_POWER_RE = re.compile(r"\s*\^\s*\{?[23]\}?$")
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z/]*\.?")
+_VALUE_END_RE = re.compile(r"[\dA-Za-z}.)\]|!]$")
+_PLAIN_NUMBER_RE = re.compile(r"(?:[-+\d\s.,/{}]|\\frac)*")
+_COMMAND_RE = re.compile(r"\\[A-Za-z]+")
+_LETTER_RE = re.compile(r"[A-Za-z]")
 
 
 def unwrap_text_macros(s: str) -> str:
@@ -90,7 +94,13 @@ def unwrap_text_macros(s: str) -> str:
 
 
 def _strip_units(s: str) -> str:
-    """Drop trailing unit words after a number: ``5 cm`` -> ``5``, ``12 sq units`` -> ``12``.
+    """Drop trailing unit words after a value: ``5 cm`` -> ``5``, ``36\\pi cm^2`` -> ``36\\pi``.
+
+    What the value contains does not matter (a number, ``\\pi``, a radical, a variable);
+    what the words are does. After a plain number any word of four or more letters is a
+    unit ("12 apples"); shorter unknown words are letter products (``2xy``). After any
+    other value only known unit words count, and a one-letter unit (m, s, h, g, l) only
+    when the value has no variables: in ``\\pi r^2 h`` the ``h`` is a height.
 
     Written as a scan from the end rather than one regex: nested quantifiers over words
     backtrack exponentially on adversarial input.
@@ -105,15 +115,18 @@ def _strip_units(s: str) -> str:
         while k > 0 and _WORD_RE.fullmatch(parts[k - 1]):
             k -= 1
         words, prefix = parts[k:], " ".join(parts[:k])
-    if not words or not prefix or prefix[-1] not in "0123456789}.)":
+    if not words or not prefix or not _VALUE_END_RE.search(prefix):
         return s
     words = [w.strip(".").lower() for w in words]
     if any(w in RESERVED_WORDS for w in words):
         return s
-    plain_number = re.fullmatch(r"[-+\d\s.,/{}\\frac]*", prefix) is not None
-    if all(w in UNIT_WORDS for w in words) or (plain_number and all(len(w) >= 2 for w in words)):
-        return prefix.strip()
-    return s
+    if _PLAIN_NUMBER_RE.fullmatch(prefix):
+        units = all(w in UNIT_WORDS or len(w) >= 4 for w in words)
+    else:
+        one_letter = any(len(w) == 1 for w in words)
+        has_variable = _LETTER_RE.search(_COMMAND_RE.sub(" ", prefix)) is not None
+        units = all(w in UNIT_WORDS for w in words) and not (one_letter and has_variable)
+    return prefix.strip() if units else s
 
 
 def normalize(s: str) -> str:

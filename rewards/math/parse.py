@@ -187,7 +187,7 @@ class Parser:
         kind, text = self.peek()
         if kind in ("num", "rep"):
             return True
-        if kind == "word":
+        if kind in ("word", "letters"):
             return True
         if kind == "cmd":
             return text in _PRIMARY_CMDS or text[1:] in FUNCS or text[1:] in GREEK
@@ -405,6 +405,8 @@ class Parser:
             return self.parse_command(text)
         if kind == "word":
             return self.parse_word(text)
+        if kind == "letters":
+            return self._first_letter(text)
         raise ParseError(f"unexpected {text!r}")
 
     def parse_command(self, text: str) -> tuple:
@@ -437,6 +439,11 @@ class Parser:
             raise ParseError("unsupported number set")
         if name == "begin":
             return self.parse_matrix()
+        if name in ("angle", "measuredangle"):
+            # ``\angle ABC`` names one quantity; the letters are vertices, not a product
+            if self.peek()[0] not in ("word", "num") and not self.at("{"):
+                raise ParseError("angle without a name")
+            return ("s", "\\angle " + self.parse_group_raw())
         if name in FUNCS:
             return self.parse_function(name)
         if name in GREEK:
@@ -453,15 +460,25 @@ class Parser:
             return ("c", "i")
         if low in ANSWER_WORDS:
             raise ParseError(f"word {text!r}")
+        if text == "m" and self.at("\\angle", "\\measuredangle"):
+            return self.parse_primary()  # ``m\angle A``: the measure of the angle
         if len(text) == 1:
             return ("s", text)
         if len(text) <= 3:
-            # ``ab`` written without spaces is a product, not a name.
-            node = self._letter(text[0])
-            for ch in text[1:]:
-                node = _mul(node, self._letter(ch))
-            return node
+            # ``ab`` written without spaces is a product of letters, not a name.
+            return self._first_letter(text)
         raise ParseError(f"word {text!r}")
+
+    def _first_letter(self, letters: str) -> tuple:
+        """One letter of a run such as ``xy``; the rest goes back as the next token.
+
+        A power binds to the single atom before it, so ``xy^2`` is ``x*y^2``, never
+        ``(xy)^2``: returning the letters one at a time lets ``parse_power`` see each.
+        """
+        if len(letters) > 1:
+            self.pos -= 1
+            self.toks[self.pos] = ("letters", letters[1:])
+        return self._letter(letters[0])
 
     def _letter(self, ch: str) -> tuple:
         if ch in ("e", "i"):
@@ -473,7 +490,7 @@ class Parser:
 
 _PRIMARY_CMDS = {
     "\\frac", "\\sqrt", "\\binom", "\\pi", "\\infty", "\\imath", "\\lfloor", "\\lceil",
-    "\\langle", "\\mathbb", "\\choose",
+    "\\langle", "\\mathbb", "\\choose", "\\angle", "\\measuredangle",
 }  # fmt: skip
 
 

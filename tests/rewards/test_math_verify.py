@@ -199,3 +199,107 @@ def test_verify_many_in_processes_matches_serial():
         parallel = [v.equal for v in verifier.verify_many(pairs, workers=2)]
     assert parallel == serial
     assert serial == [r["label"] for r in rows]
+
+
+@pytest.mark.parametrize(
+    "pred,gold,expected",
+    [
+        # ``^`` binds to the single atom before it, also inside a run of letters
+        ("ab^2", "a^2b^2", False),
+        ("yx^2", "x^2y^2", False),
+        ("x^2y", "yx^2", True),
+        ("xy^2", "x y^2", True),
+        ("ab^2", "b^2a", True),
+        ("abc^2", "a b c^2", True),
+        ("abc^2", "(abc)^2", False),
+        ("2xy^2", "2 x y^2", True),
+        ("2xy^2", "4x^2y^2/(2x)", True),
+        ("x^{2}y", "y x^2", True),
+        ("(xy)^2", "x^2y^2", True),
+        (r"\pi r^2", r"r^2\pi", True),
+        (r"\pi r^2", r"(\pi r)^2", False),
+        ("e^x", r"\exp(x)", True),
+        ("10^3", "1000", True),
+        ("x^ab", "b x^a", True),
+        (r"\sin xy^2", r"\sin(x y^2)", True),
+        (r"\sin^2 x + \cos^2 x", "1", True),
+        (r"\ln x^2", r"\ln(x^2)", True),
+        (r"2\sqrt{x}y^2", r"2y^2\sqrt{x}", True),
+    ],
+)
+def test_power_binds_to_one_letter_of_an_implicit_product(pred, gold, expected):
+    assert math_equal(pred, gold) is expected
+
+
+@pytest.mark.parametrize(
+    "pred,gold,expected",
+    [
+        (r"36\pi", r"36\pi \text{ cm}^2", True),
+        (r"36\pi \text{ cm}^2", r"36\pi", True),
+        (r"16\pi \text{ square units}", r"16\pi", True),
+        (r"\frac{9\pi}{2}\text{ m}^3", r"\frac92\pi", True),
+        (r"2\sqrt2\text{ cm}", r"2\sqrt{2}", True),
+        (r"36\pi \text{ cm}^2", r"35\pi", False),
+        # a one-letter unit word after a value with variables is a variable
+        (r"\pi r^2 h", r"\pi r^2", False),
+        (r"2\pi \text{ m}", r"2\pi", True),
+    ],
+)
+def test_units_are_stripped_after_any_value(pred, gold, expected):
+    assert math_equal(pred, gold) is expected
+
+
+@pytest.mark.parametrize(
+    "pred,gold,expected",
+    [
+        ("(a, b) = (5, 7)", "(5,7)", True),
+        ("(x, y) = (1, 2)", "(1, 2)", True),
+        ("(x, y) = (1, 2)", "(2, 1)", False),
+        ("(x, y) = (1, 2)", "x = 1, y = 2", True),
+        ("(x, y) = (1, 2)", "y = 2, x = 1", True),
+        ("(x, y, z) = (1, 2, 3)", "(1,2,3)", True),
+        ("(x, y, z) = (1, 2, 3)", "(1,2,4)", False),
+        ("(5,7)", "(a, b) = (5, 7)", True),
+    ],
+)
+def test_tuple_of_names_on_the_left_of_an_equation(pred, gold, expected):
+    assert math_equal(pred, gold) is expected
+
+
+@pytest.mark.parametrize(
+    "pred,gold,expected",
+    [
+        (r"\angle ABC = 72^\circ", "72", True),
+        (r"m\angle ABC = 72", "72", True),
+        (r"m \angle ABC = 72^\circ", r"72^\circ", True),
+        (r"\angle A = 30^\circ", "30", True),
+        (r"\angle ABC = 72^\circ", "27", False),
+        (r"\angle ABC = 72^\circ", r"\angle ABC = 72", True),
+    ],
+)
+def test_angle_names_on_the_left_of_an_equation(pred, gold, expected):
+    assert math_equal(pred, gold) is expected
+
+
+@pytest.mark.parametrize(
+    "pred,gold,expected",
+    [
+        (r"\sqrt{x^2}", "x", False),
+        ("|x|", "x", False),
+        ("|x-1|", "x-1", False),
+        ("|x-1|", "1-x", False),
+        ("|xy|", "xy", False),
+        (r"\sqrt{x^2}", "|x|", True),
+        ("|x-1|", "|1-x|", True),
+        ("|x|^2", "x^2", True),
+        (r"\sqrt{x^2y^2}", "|xy|", True),
+        # simplifications valid wherever both sides are real still hold
+        (r"\sqrt{8x}", r"2\sqrt{2x}", True),
+        (r"\sqrt{x^3}", r"x\sqrt{x}", True),
+        (r"\sqrt{x}", "x^{1/2}", True),
+        (r"\frac{x^2-1}{x-1}", "x+1", True),
+        (r"\sqrt{x}", r"\sqrt{-x}", False),
+    ],
+)
+def test_letters_stand_for_any_real_number(pred, gold, expected):
+    assert math_equal(pred, gold) is expected
