@@ -11,6 +11,7 @@ resumed from a checkpoint replays exactly what the uninterrupted run would have 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import math
@@ -407,8 +408,10 @@ class Trainer:
         cfg = self.cfg
         t0 = time.perf_counter()
         self._phase("rollout")
+        gen0 = copy.copy(getattr(self.policy, "stats", None))
         generated, kept = self.collect(step)
         t_roll = time.perf_counter() - t0
+        gen_m = _generation_metrics(gen0, getattr(self.policy, "stats", None), t_roll)
 
         from tirgym.trainer.advantages import compute_advantages
 
@@ -451,6 +454,7 @@ class Trainer:
             "rollout_tokens_per_s": gen_tokens / max(t_roll, 1e-9),
             "update_tokens_per_s": upd["update_tokens"] / max(t_upd, 1e-9),
             "sampler_draws": float(self.sampler.draws),
+            **gen_m,
         }
         return m
 
@@ -853,3 +857,17 @@ def train(
     finally:
         trainer.close()
         D.destroy(trainer.dist)
+
+
+def _generation_metrics(before: Any, after: Any, t_roll: float) -> dict[str, float]:
+    """What the hf backend's decode loop did this step (GenStats deltas): the share of the
+    rollout wall time spent in model forwards (the rest is env steps and engine work) and
+    the share of prompt tokens served from kept KV caches instead of prefilled again."""
+    if before is None or after is None:
+        return {}
+    reused = after.reused_tokens - before.reused_tokens
+    prefilled = after.prefill_tokens - before.prefill_tokens
+    return {
+        "rollout_forward_share": (after.forward_s - before.forward_s) / max(t_roll, 1e-9),
+        "rollout_kv_reuse": reused / max(reused + prefilled, 1),
+    }

@@ -3,8 +3,10 @@
 Numbers: exact when both sides are exact (Fractions; irrationals at 60 digits with a
 relative tolerance of 1e-40, never a fixed number of decimals, so 1/2^99 != 1/2^98). A
 decimal literal is exact at the digits written: 0.3333333 != 1/3 unless
-``allow_rounded_decimals``. Expressions in variables: equal at several deterministic test
-points. Inequalities, intervals and unions: solved to sympy sets and compared as sets.
+``allow_rounded_decimals``. Expressions in variables: equal at several deterministic
+positive test points and, where both sides are real there, at points with negative and
+mixed signs too, since letters stand for any real number (``\\sqrt{x^2}`` != ``x``, while
+``\\sqrt{x^3}`` == ``x\\sqrt{x}``, both non-real for x < 0). Inequalities, intervals and unions: solved to sympy sets and compared as sets.
 Lists of solutions and sets: unordered; tuples, vectors and matrices: ordered.
 """
 
@@ -20,6 +22,7 @@ REL_TOL = 1e-40
 ABS_TOL = 1e-55
 SYMBOLIC_TOL = 1e-25
 TEST_POINTS = 4
+SIGNED_POINTS = 3
 MAX_ITEMS = 64
 
 
@@ -305,7 +308,6 @@ class Comparer:
         if not names:
             return canonical(fp) == canonical(fg)
         ev = Evaluator(self.deadline)
-        ctx = mp()
         ratios = []
         for k in range(TEST_POINTS + 2):
             env = {n: symbol_value(n, k) for n in names}
@@ -321,7 +323,37 @@ class Comparer:
         if len(ratios) < 2:
             return False
         r0 = ratios[0]
-        return all(abs(r - r0) <= SYMBOLIC_TOL * max(abs(r0), ctx.mpf(1)) for r in ratios[1:])
+        if not all(_close(r, r0) for r in ratios[1:]):
+            return False
+        for a, b in self._signed_values(fp, fg, names):
+            if (a == 0) != (b == 0) or (b != 0 and not _close(a / b, r0)):
+                return False
+        return True
+
+    def _signed_values(self, p: tuple, g: tuple, names: set[str]):
+        """Both sides at points with negative and mixed signs, where both are real.
+
+        The main test points are positive, which would make ``|x|`` and ``x`` agree. A
+        point where a side is not real (``\\sqrt{x}`` at x < 0) is outside the real domain
+        and says nothing, so ``\\sqrt{x^3}`` still equals ``x\\sqrt{x}``.
+        """
+        ev = Evaluator(self.deadline)
+        ctx = mp()
+        order = sorted(names)
+        for k in range(SIGNED_POINTS):
+            env = {}
+            for index, name in enumerate(order):
+                value = symbol_value(name, TEST_POINTS + 2 + k)
+                # k=0: every letter negative; then alternating signs, both ways round
+                env[name] = -value if k == 0 or (index + k) % 2 == 1 else value
+            try:
+                a, b = ev.num(p, env), ev.num(g, env)
+            except (Undefined, Huge):
+                continue
+            if ctx.isinf(a) or ctx.isinf(b) or ctx.isnan(a) or ctx.isnan(b):
+                continue
+            if _is_real(a) and _is_real(b):
+                yield ctx.re(a), ctx.re(b)
 
     # -- real sets -----------------------------------------------------------------------------
     def _realsets_equal(self, pv: tuple, gv: tuple) -> bool:
@@ -432,7 +464,18 @@ class Comparer:
         if agree >= 2 and ev.big:
             # a huge power swamps small differences at every test point
             return canonical(p) == canonical(g)
-        return agree >= 2
+        if agree < 2:
+            return False
+        return all(_close(a, b) for a, b in self._signed_values(p, g, names))
+
+
+def _close(a, b) -> bool:
+    return bool(abs(a - b) <= SYMBOLIC_TOL * max(abs(a), abs(b), mp().mpf(1)))
+
+
+def _is_real(value) -> bool:
+    ctx = mp()
+    return bool(abs(ctx.im(value)) <= SYMBOLIC_TOL * max(abs(value), ctx.mpf(1)))
 
 
 def rounds_to(approx, exact, ulp) -> bool:

@@ -70,6 +70,9 @@ def test_train_writes_metrics_curves_summary_and_model(tiny_path, tmp_path):
     assert steps[-1]["episodes"] == 6
     # fp32 CPU: the trainer recomputes exactly what the sampler saw
     assert steps[0]["logprob_gap_mean"] < 1e-4
+    # 2-turn episodes: the second turn's history came from kept KV caches, not a new prefill
+    assert 0.2 < steps[-1]["rollout_kv_reuse"] < 1.0
+    assert 0.0 < steps[-1]["rollout_forward_share"] <= 1.0
     assert any("eval/success" in r for r in rows)
     summary = json.loads((run / "summary.json").read_text())
     assert (
