@@ -6,7 +6,8 @@ decimal literal is exact at the digits written: 0.3333333 != 1/3 unless
 ``allow_rounded_decimals``. Expressions in variables: equal at several deterministic
 positive test points and, where both sides are real there, at points with negative and
 mixed signs too, since letters stand for any real number (``\\sqrt{x^2}`` != ``x``, while
-``\\sqrt{x^3}`` == ``x\\sqrt{x}``, both non-real for x < 0). Inequalities, intervals and unions: solved to sympy sets and compared as sets.
+``\\sqrt{x^3}`` == ``x\\sqrt{x}``, both non-real for x < 0). Inequalities, intervals and
+unions: solved to sympy sets and compared as sets.
 Lists of solutions and sets: unordered; tuples, vectors and matrices: ordered.
 """
 
@@ -15,7 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from tirgym.rewards.math.evaluate import Evaluator, canonical, free_symbols, mp, symbol_value
+from tirgym.rewards.math.evaluate import (
+    Evaluator,
+    RealEvaluator,
+    canonical,
+    free_symbols,
+    mp,
+    symbol_value,
+)
 from tirgym.rewards.math.limits import Deadline, Huge, Undefined, VerifyError
 
 REL_TOL = 1e-40
@@ -334,10 +342,11 @@ class Comparer:
         """Both sides at points with negative and mixed signs, where both are real.
 
         The main test points are positive, which would make ``|x|`` and ``x`` agree. A
-        point where a side is not real (``\\sqrt{x}`` at x < 0) is outside the real domain
-        and says nothing, so ``\\sqrt{x^3}`` still equals ``x\\sqrt{x}``.
+        point where a side or any part of it is not real (``\\sqrt{x}`` at x < 0) is
+        outside the real domain and says nothing, so ``\\sqrt{x^3}`` still equals
+        ``x\\sqrt{x}`` and ``\\sqrt{x}\\sqrt{y}`` equals ``\\sqrt{xy}``.
         """
-        ev = Evaluator(self.deadline)
+        ev = RealEvaluator(self.deadline)
         ctx = mp()
         order = sorted(names)
         for k in range(SIGNED_POINTS):
@@ -350,10 +359,8 @@ class Comparer:
                 a, b = ev.num(p, env), ev.num(g, env)
             except (Undefined, Huge):
                 continue
-            if ctx.isinf(a) or ctx.isinf(b) or ctx.isnan(a) or ctx.isnan(b):
-                continue
-            if _is_real(a) and _is_real(b):
-                yield ctx.re(a), ctx.re(b)
+            if not (ctx.isinf(a) or ctx.isinf(b) or ctx.isnan(a) or ctx.isnan(b)):
+                yield a, b
 
     # -- real sets -----------------------------------------------------------------------------
     def _realsets_equal(self, pv: tuple, gv: tuple) -> bool:
@@ -471,11 +478,6 @@ class Comparer:
 
 def _close(a, b) -> bool:
     return bool(abs(a - b) <= SYMBOLIC_TOL * max(abs(a), abs(b), mp().mpf(1)))
-
-
-def _is_real(value) -> bool:
-    ctx = mp()
-    return bool(abs(ctx.im(value)) <= SYMBOLIC_TOL * max(abs(value), ctx.mpf(1)))
 
 
 def rounds_to(approx, exact, ulp) -> bool:

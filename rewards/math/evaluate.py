@@ -261,9 +261,12 @@ class Evaluator:
         raise Undefined(f"not a scalar: {kind}")
 
     def _num_pow(self, node: tuple, env):
-        ctx = mp()
         base = self.num(node[1], env)
         exp = self.num(node[2], env)
+        return self._pow(base, exp)
+
+    def _pow(self, base, exp):
+        ctx = mp()
         if base == 0:
             if ctx.re(exp) < 0:
                 raise Undefined("zero to a negative power")
@@ -282,8 +285,10 @@ class Evaluator:
         return ctx.power(base, exp)
 
     def _num_func(self, name: str, args: tuple, env):
+        return self._apply(name, [self.num(a, env) for a in args])
+
+    def _apply(self, name: str, vals: list):
         ctx = mp()
-        vals = [self.num(a, env) for a in args]
         if name in _PERIODIC and vals and abs(vals[0]) > 10**40:
             raise Undefined("argument too large for an accurate periodic function")
         if name in ("exp", "sinh", "cosh", "tanh") and vals and abs(ctx.re(vals[0])) > 10**9:
@@ -328,6 +333,30 @@ class Evaluator:
             return getattr(ctx, fn)(*vals)
         except (ZeroDivisionError, ValueError, OverflowError) as exc:
             raise Undefined(str(exc)) from None
+
+
+class RealEvaluator(Evaluator):
+    """Numeric evaluation where letters are real numbers (possibly negative).
+
+    A power or function that turns real inputs into a non-real value (``\\sqrt{x}`` or
+    ``\\ln x`` at x < 0) is outside the real domain there: Undefined, so the point is
+    skipped. Otherwise ``\\sqrt{x}\\sqrt{y}`` at x, y < 0 would evaluate, through complex
+    intermediates, to ``-\\sqrt{xy}``. Values that are complex because the answer is
+    (``x + i``) evaluate as usual.
+    """
+
+    def _pow(self, base, exp):
+        return _stay_real(super()._pow(base, exp), (base, exp))
+
+    def _apply(self, name: str, vals: list):
+        return _stay_real(super()._apply(name, vals), vals)
+
+
+def _stay_real(value, inputs):
+    ctx = mp()
+    if ctx.im(value) != 0 and all(ctx.im(v) == 0 for v in inputs):
+        raise Undefined("outside the real domain")
+    return value
 
 
 _PERIODIC = {"sin", "cos", "tan", "sec", "csc", "cot"}

@@ -243,6 +243,11 @@ def test_power_binds_to_one_letter_of_an_implicit_product(pred, gold, expected):
         # a one-letter unit word after a value with variables is a variable
         (r"\pi r^2 h", r"\pi r^2", False),
         (r"2\pi \text{ m}", r"2\pi", True),
+        # two or three glued letters after a number are a product, not a unit
+        ("2xy^2", "2", False),
+        ("3ab", "3", False),
+        ("5cm", "5", True),
+        ("12 apples", "12", True),
     ],
 )
 def test_units_are_stripped_after_any_value(pred, gold, expected):
@@ -299,6 +304,11 @@ def test_angle_names_on_the_left_of_an_equation(pred, gold, expected):
         (r"\sqrt{x}", "x^{1/2}", True),
         (r"\frac{x^2-1}{x-1}", "x+1", True),
         (r"\sqrt{x}", r"\sqrt{-x}", False),
+        (r"\sqrt{x}\sqrt{y}", r"\sqrt{xy}", True),
+        (r"\ln(x^2)", r"2\ln x", True),
+        ("|x|i", "xi", False),
+        ("y = |x|", "y = x", False),
+        ("y = x^2", "x^2 = y", True),
     ],
 )
 def test_letters_stand_for_any_real_number(pred, gold, expected):
