@@ -75,6 +75,32 @@ class Policy(Protocol):
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None: ...
 
 
+@runtime_checkable
+class DecodeStream(Protocol):
+    """A continuous batch (`policy.open_stream(params)`, when `policy.can_stream`): the
+    rollout engine adds each episode's next turn as soon as it is ready and collects turns
+    as they finish, so no episode waits for another's turn or env step."""
+
+    @property
+    def busy(self) -> bool:
+        """Rows are decoding or waiting to be admitted."""
+        ...
+
+    def add(self, key: Any, prompt_ids: list[int], seed: int) -> None:
+        """Queue a row; it samples from its own stream `seed` (one row, no copies)."""
+        ...
+
+    def step(self) -> list[tuple[Any, Completion]]:
+        """Advance the batch; return the rows that finished, with their keys."""
+        ...
+
+    def release(self, key: Any) -> None:
+        """The episode of `key` is over: drop what was kept for its next turn."""
+        ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class TurnRequest:
     """What a text-level policy sees for one live episode's next turn."""

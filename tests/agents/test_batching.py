@@ -9,6 +9,7 @@ from test_rollout import check_episode
 
 from tirgym.agents import RolloutLimits, SamplingParams, Task, rollout
 from tirgym.agents.seeding import derive_seed
+from tirgym.agents.types import DecodeStream
 
 PARAMS = SamplingParams(max_new_tokens=20, stop=(), seed=0)
 
@@ -38,6 +39,7 @@ def test_rows_joining_a_running_batch_sample_as_if_alone(hf_policy):
     ps = prompts(hf_policy.tokenizer, 5)
     seeds = [derive_seed("row", i) for i in range(5)]
     batch = hf_policy.open_stream(PARAMS)
+    assert hf_policy.can_stream and isinstance(batch, DecodeStream)
     out = {}
     joins = hf_policy.stats.joins
     batch.add(0, ps[0], seeds[0])
