@@ -181,15 +181,15 @@ class DecodeBatch:
         B = len(self.rows)
         ones = torch.ones((B, 1), dtype=self.mask.dtype, device=self.device)
         pos = torch.tensor([[len(r.ids)] for r in self.rows], device=self.device)
+        self.mask = torch.cat([self.mask, ones], 1)
         out = self.model(
             input_ids=self.next_tok[:, None],
-            attention_mask=torch.cat([self.mask, ones], 1),
+            attention_mask=self.mask,
             position_ids=pos,
             use_cache=True,
             **{self.cache_kw: self.cache},
         )
         self.cache = _cache_of(out)
-        self.mask = torch.cat([self.mask, ones], 1)
         for r in self.rows:
             if r.live:
                 r.ids.append(r.out_ids[-1])
