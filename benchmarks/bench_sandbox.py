@@ -109,6 +109,15 @@ def bench_backend(name: str, n: int, seconds: float) -> dict:
     for _ in range(20):
         stateless()
     lat = latency(stateless, n)
+
+    def open_close() -> None:
+        with sb1.session() as s:
+            r = s.run("x = 1")
+            assert r.ok, r
+
+    for _ in range(5):
+        open_close()
+    lat_o = latency(open_close, max(20, n // 5))
     with sb1.session() as s:
         s.run("x = 1")
 
@@ -134,7 +143,14 @@ def bench_backend(name: str, n: int, seconds: float) -> dict:
     )
     sb1.close()
     sb2.close()
-    return {"lat": lat, "lat_s": lat_s, "rps1": rps1, "rps2": rps2, "cpu": cpu_per_run}
+    return {
+        "lat": lat,
+        "lat_s": lat_s,
+        "lat_o": lat_o,
+        "rps1": rps1,
+        "rps2": rps2,
+        "cpu": cpu_per_run,
+    }
 
 
 def main() -> int:
@@ -173,6 +189,7 @@ def main() -> int:
         print(f"\n{name}:")
         print(f"  stateless     {fmt(r['lat'])}")
         print(f"  session turn  {fmt(r['lat_s'])}")
+        print(f"  session open  {fmt(r['lat_o'])}   (open + first turn + close)")
         print(f"  runs/s        1 worker {r['rps1']:7.1f}   2 workers {r['rps2']:7.1f}")
         print(
             f"  vs cold subprocess: latency {ratio_lat:.1f}x faster, 2-worker throughput {ratio_rps:.1f}x"

@@ -104,6 +104,21 @@ def _bwrap_probe() -> str | None:
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip()
         return f"bwrap cannot create namespaces here ({err}); unprivileged user namespaces must be enabled"
+    # The worker gives every session namespaces of its own, nested inside the jail's.
+    unshare = shutil.which("unshare")
+    if unshare:
+        jail = cmd[: len(cmd) - cmd[::-1].index("--")]  # everything up to bwrap's "--"
+        nested = [*jail, unshare, "--user", "--pid", "--mount", "--fork"]
+        try:
+            proc = subprocess.run([*nested, "/bin/true"], capture_output=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"bwrap failed to start: {e}"
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip()
+            return (
+                f"namespaces cannot be nested inside bwrap here ({err}); the jail needs them "
+                "to keep sessions apart (user.max_user_namespaces > 0, no LSM blocking it)"
+            )
     return None
 
 
@@ -150,8 +165,8 @@ class JailBackend(Backend):
             "harden": True,
             "scratch": "/tmp",
             "site": [rt.site],
-            "session_ns": True,
-            "session_scratch_mb": self.scratch_mb,
+            "isolation": "ns",  # sessions in namespaces of their own (see worker.py)
+            "scratch_mb": self.scratch_mb,
         }
         env_args: list[str] = ["--clearenv"]  # must come before --setenv (applied in order)
         for k, v in {**THREAD_ENV, "PATH": "/usr/bin:/bin", "HOME": "/tmp"}.items():

@@ -177,7 +177,9 @@ class Session:
         slot = min(slots, key=lambda s: (len(s.sessions), s.lock.locked()))
         with slot.lock:
             slot.ensure()
-            slot.request({"op": "open", "session": self.id}, 10.0)
+            reply = slot.request({"op": "open", "session": self.id}, 15.0)
+            if not reply.get("ok"):
+                raise WorkerDied(str(reply.get("error") or reply))
             slot.sessions.add(self.id)
             self.slot, self.generation = slot, slot.generation
 

@@ -1,9 +1,11 @@
 """Docker backend: one long-lived container per slot running the same worker as the jail.
 
-Each container: no network, read-only rootfs, tmpfs scratch, memory/pids/CPU limits, all
-capabilities dropped, no-new-privileges, an unprivileged uid, and gVisor (runsc) when the
-engine has it. The worker's stdin/stdout are attached through `docker run -i`, so the
-protocol is the same as for the jail; a cold container start (~2.5 s) is paid once per slot.
+Each container: no network, read-only rootfs, tmpfs scratch, memory/pids/CPU limits,
+no-new-privileges, and gVisor (runsc) when the engine has it. The worker keeps only
+CAP_SETUID/SETGID/KILL/CHOWN so that every session runs as a uid of its own (docker's seccomp
+profile rules out the jail's per-session namespaces); cells run as non-root uids, with none.
+The worker's stdin/stdout are attached through `docker run -i`, so the protocol is the same
+as for the jail; a cold container start (~2.5 s) is paid once per slot.
 """
 
 from __future__ import annotations
@@ -113,16 +115,23 @@ class DockerBackend(Backend):
             "harden": True,
             "scratch": "/tmp",
             "site": ["/opt/tirgym/site"],
-            "session_ns": False,
+            # docker's seccomp profile forbids namespaces: sessions get a uid each instead
+            "isolation": "uid",
+            "stateless_uid": SANDBOX_UID,
         }
         argv = ["docker", "run", "-i", "--rm", "--name", name, "--network", "none", "--read-only"]
-        argv += ["--tmpfs", f"/tmp:rw,nosuid,nodev,size={self.scratch_mb}m,mode=1777"]
+        # /tmp is root's and 0711: cells reach only their own 0700 directory in it
+        argv += ["--tmpfs", f"/tmp:rw,nosuid,nodev,size={self.scratch_mb}m,mode=0711"]
         argv += ["--memory", f"{self.slot_memory_mb}m", "--memory-swap", f"{self.slot_memory_mb}m"]
         argv += ["--pids-limit", str(self.nproc * 2), "--cpus", str(self.docker_cpus)]
+        # The worker starts as root with only what it needs to give each session its own uid
+        # and to signal them; every cell drops to a non-root uid, which clears all four.
         argv += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+        for cap in ("SETUID", "SETGID", "KILL", "CHOWN"):
+            argv += ["--cap-add", cap]
         argv += [
             "--user",
-            f"{SANDBOX_UID}:{SANDBOX_UID}",
+            "0:0",
             "--ulimit",
             "core=0",
             "--log-driver",

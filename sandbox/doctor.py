@@ -30,6 +30,34 @@ SELF_TEST = [
 ]
 
 
+KILL_HOLDER = """
+import os, signal
+targets = [{holder}]
+for p in os.listdir('/proc'):
+    try:
+        if p.isdigit() and open(f'/proc/{{p}}/stat').read().rsplit(')', 1)[1].split()[1] == '{holder}':
+            targets.append(int(p))
+    except OSError:
+        pass
+for p in targets:
+    try:
+        os.kill(p, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+def _signal_isolation(sb) -> str:
+    """A session kills another session's holder and its spare, by pid: the victim must live."""
+    with sb.session() as victim, sb.session() as attacker:
+        victim.run("v = 1")
+        holder = victim.run("import os; print(os.getpid())").stdout.strip()
+        attacker.run(KILL_HOLDER.format(holder=holder))
+        r = victim.run("v")
+    good = (r.status, r.stdout.strip()) == ("ok", "1")
+    return f"    [{'ok' if good else 'FAIL'}] sessions isolated (signals): {r.status}"
+
+
 def _self_test(backend_name: str) -> list[str]:
     from tirgym.sandbox.core import Sandbox, make_backend
 
@@ -62,6 +90,8 @@ def _self_test(backend_name: str) -> list[str]:
             lines.append(
                 f"    [{'ok' if seen == 'False' else 'FAIL'}] sessions isolated (files): {seen}"
             )
+            if isolated:
+                lines.append(_signal_isolation(sb))
         times = []
         for _ in range(20):
             t = time.perf_counter()
@@ -70,6 +100,16 @@ def _self_test(backend_name: str) -> list[str]:
         times.sort()
         lines.append(f"    latency print(1): median {times[len(times) // 2] * 1000:.1f} ms")
     return lines
+
+
+def _landlock_abi() -> int:
+    """Landlock ABI version (0: none). ABI 6 scopes abstract unix sockets and signals, which
+    keeps docker sessions (one network namespace) from reaching each other's sockets."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    abi = libc.syscall(ctypes.c_long(444), None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    return max(abi, 0)
 
 
 def doctor_report(self_test: bool = True) -> str:
@@ -87,6 +127,9 @@ def doctor_report(self_test: bool = True) -> str:
         lines.append("  pyseccomp: installed")
     except ImportError:
         lines.append("  pyseccomp: missing (pip install pyseccomp)")
+    abi = _landlock_abi()
+    scopes = "scopes abstract sockets and signals per session" if abi >= 6 else "no scopes"
+    lines.append(f"  landlock: ABI {abi} ({scopes})")
     lines.append("")
     verdict: dict[str, str | None] = {}
     verdict["jail"] = JailBackend().unavailable_reason()

@@ -42,6 +42,7 @@ class Runtime:
     python: str  # interpreter path inside the jail
     site: str = "/opt/tirgym/site"
     worker: str = "/opt/tirgym/worker.py"
+    worker_file: str = "worker.py"  # name of the host copy (named by its content hash)
 
     @property
     def host_prefix(self) -> Path:
@@ -53,7 +54,7 @@ class Runtime:
 
     @property
     def host_worker(self) -> Path:
-        return self.root / "worker.py"
+        return self.root / self.worker_file
 
 
 def _key() -> str:
@@ -125,7 +126,9 @@ def _build_runtime(root: str | os.PathLike) -> Runtime:
     base = Path(sys.base_prefix)
     exe = Path(os.path.realpath(sys.executable))
     out = Path(root) / _key()
-    runtime = Runtime(root=out, prefix=str(base), python=str(exe))
+    source = WORKER_SRC.read_bytes()
+    worker_file = f"worker-{hashlib.sha256(source).hexdigest()[:16]}.py"
+    runtime = Runtime(root=out, prefix=str(base), python=str(exe), worker_file=worker_file)
     stamp = out / ".complete"
     if not stamp.exists():
         tmp = Path(f"{out}.tmp-{os.getpid()}")
@@ -151,9 +154,11 @@ def _build_runtime(root: str | os.PathLike) -> Runtime:
             os.rename(tmp, out)
         except OSError:  # another process won the race
             shutil.rmtree(tmp, ignore_errors=True)
-    # The worker source changes with the repo: refresh the copy every start.
-    tmp_worker = out / f".worker-{os.getpid()}.py"
-    shutil.copyfile(WORKER_SRC, tmp_worker)
-    os.chmod(tmp_worker, 0o644)
-    os.replace(tmp_worker, runtime.host_worker)
+    # The worker source changes with the repo: one copy per version, named by its hash, so
+    # processes running different versions side by side never swap each other's worker.
+    if not runtime.host_worker.exists():
+        tmp_worker = out / f".worker-{os.getpid()}-{threading.get_ident()}.py"
+        tmp_worker.write_bytes(source)
+        os.chmod(tmp_worker, 0o644)
+        os.replace(tmp_worker, runtime.host_worker)
     return runtime

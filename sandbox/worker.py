@@ -9,7 +9,15 @@ at start. Requests: ping, run (stateless when no session), open, close. One requ
 
 Sessions: a holder process keeps the namespace. A cell runs in a fork of the holder; when it
 finishes, the fork becomes the new holder and the old one is killed, so a cell that times out,
-segfaults or fork-bombs is simply discarded and the state from before it is intact.
+segfaults or fork-bombs is simply discarded and the state from before it is intact. The worker
+takes the pids of session processes from the kernel (SCM_CREDENTIALS), never from a message.
+
+Isolation between the sessions (and stateless cells) of one slot, cfg["isolation"] (details
+in the "isolation" section below): "ns" (jail) puts every session in pid, mount, IPC, network
+and user namespaces of its own, under an init that outlives its holders, and stateless cells
+in one more pid namespace; "uid" (docker, where namespaces are forbidden) runs every session
+as a uid of its own; "none" (local) shares everything. After a stateless run the worker
+removes whatever it left where stateless cells can write, so runs share nothing.
 """
 
 from __future__ import annotations
@@ -85,6 +93,34 @@ def _sock_recv(sock: socket.socket) -> tuple[dict | None, list[int]]:
         for fd in fds:
             os.close(fd)
         raise
+
+
+_CREDS = struct.Struct("iII")  # struct ucred: pid, uid, gid
+
+
+def _recv_creds(sock: socket.socket) -> tuple[dict | None, list[int], int | None]:
+    """Receive a message, its fds, and the sender's pid as the kernel reports it in our pid
+    namespace (SO_PASSCRED on our end): a cell can lie in the JSON, not about its pid."""
+    anc = socket.CMSG_SPACE(8 * 4) + socket.CMSG_SPACE(_CREDS.size)
+    data, ancdata, _flags, _addr = sock.recvmsg(1 << 16, anc)
+    fds: list[int] = []
+    pid = None
+    for level, kind, cdata in ancdata:
+        if level != socket.SOL_SOCKET:
+            continue
+        if kind == socket.SCM_RIGHTS:
+            n = len(cdata) - len(cdata) % 4
+            fds.extend(struct.unpack(f"{n // 4}i", cdata[:n]))
+        elif kind == socket.SCM_CREDENTIALS and len(cdata) >= _CREDS.size:
+            pid = _CREDS.unpack(cdata[: _CREDS.size])[0]
+    if not data:
+        return None, fds, pid
+    try:
+        return json.loads(data), fds, pid
+    except (ValueError, RecursionError) as e:  # a cell may write anything on this socket
+        for fd in fds:
+            os.close(fd)
+        raise ValueError("not a message") from e
 
 
 def _single_threaded() -> bool:
@@ -388,52 +424,342 @@ class _CapData(ctypes.Structure):
     ]
 
 
-def _drop_caps() -> None:
+def _drop_bounding_set() -> None:
     for cap in range(64):
         if _libc.prctl(24, cap, 0, 0, 0) != 0 and ctypes.get_errno() == errno.EINVAL:
             break  # PR_CAPBSET_DROP up to the last capability the kernel knows
-    header = _CapHeader(0x20080522, 0)
-    data = (_CapData * 2)()
-    if _libc.capset(ctypes.byref(header), data) != 0:
+
+
+_CAP_HEADER = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+_CAP_NONE = (_CapData * 2)()
+_CAPSET_ARGS = (ctypes.byref(_CAP_HEADER), _CAP_NONE)
+
+
+def _clear_caps() -> None:
+    """Empty the effective, permitted and inheritable sets (one capset call).
+
+    The arguments are built once in the worker: building ctypes objects in a freshly forked
+    cell writes to (and so copies) dozens of shared pages, ~0.3 ms per cell.
+    """
+    if _libc.capset(*_CAPSET_ARGS) != 0:
         raise OSError(ctypes.get_errno(), "capset failed")
 
 
-def private_scratch(size_mb: int) -> bool:
-    """Give this session its own /tmp: a new user+mount namespace with a fresh tmpfs.
+def _drop_caps() -> None:
+    _drop_bounding_set()
+    _clear_caps()
 
-    Sessions in one slot share a uid, so without this they could read each other's files.
-    The capabilities the new namespace grants are dropped before any cell runs. Returns
-    False (and changes nothing) where nested namespaces are not allowed (e.g. docker).
+
+# ----------------------------------------------------------------------------- isolation
+# Sessions (and stateless cells) that share a slot must not reach each other. Two mechanisms,
+# chosen by cfg["isolation"]:
+#
+# "ns" (jail): the worker enters a user namespace of its own (mapping only its uid), becomes
+#   pid 1 of a pid namespace it owns, and then gives every session a fresh pid namespace
+#   (the session's init is pid 1 there), mount namespace (private /tmp, /dev/shm and /proc),
+#   IPC and network namespace, and a user namespace (its own process count). Stateless cells
+#   live in one more pid namespace with its own /proc. A cell can only name processes of its
+#   own namespace, so it cannot signal, ptrace, prlimit or even list another session's
+#   processes, nor open their files through /proc/PID/root or /tmp.
+# "uid" (docker, whose seccomp profile forbids namespaces): the worker runs as root with only
+#   CAP_SETUID, CAP_SETGID, CAP_KILL and CAP_CHOWN; every session gets a uid of its own and a
+#   0700 scratch directory owned by it, stateless cells run as another uid. Changing to a
+#   non-root uid clears every capability, so a cell can signal only its own session's
+#   processes and read only its own files (/tmp itself is 0711: nothing to list).
+# "none" (local): no isolation.
+# Where the kernel has Landlock ABI 6 (Linux 6.12), every session and stateless cell also gets
+# a Landlock domain of its own that scopes signals and abstract unix sockets to it (_harden):
+# a second wall in the jail, and in docker the one that keeps sessions (which share a network
+# namespace there) from connecting to each other's abstract sockets.
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
+SHM = "/dev/shm"
+
+# Filled by _ns_bootstrap/_stateless_pidns in the worker (jail): namespace fds and init pid.
+_NS: dict[str, int] = {}
+
+
+def _sys(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _mount(src: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
+    _sys(
+        _libc.mount(
+            src.encode() if src else None,
+            target.encode(),
+            fstype.encode() if fstype else None,
+            ctypes.c_ulong(flags),
+            data.encode() if data else None,
+        ),
+        f"mount {target}",
+    )
+
+
+def _enter_userns() -> None:
+    """unshare(CLONE_NEWUSER) mapping only our own uid and gid.
+
+    The full capability set this grants covers only namespaces created from here on, never
+    the jail's own mounts, network or the host.
     """
     uid, gid = os.getuid(), os.getgid()
-    _prctl(4, 1)  # /proc/self/*_map must be ours to write; _harden makes us non-dumpable again
-    if _libc.unshare(0x10000000 | 0x00020000) != 0:  # CLONE_NEWUSER | CLONE_NEWNS
-        return False
+    _prctl(4, 1)  # the map files of a non-dumpable process are not ours to write
+    _sys(_libc.unshare(CLONE_NEWUSER), "unshare(user)")
+    for name, text in (
+        ("setgroups", "deny"),
+        ("uid_map", f"{uid} {uid} 1"),
+        ("gid_map", f"{gid} {gid} 1"),
+    ):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+    _prctl(4, 0)
+
+
+def _mount_proc() -> None:
+    """A /proc that shows only our pid namespace (read-only where bwrap made it so)."""
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for sub in ("sys", "sysrq-trigger", "irq", "bus"):
+        path = f"/proc/{sub}"
+        if os.path.exists(path):
+            _mount(path, path, None, MS_BIND | MS_REC)
+            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _setns(fd: int, nstype: int) -> None:
+    _sys(_libc.setns(fd, nstype), "setns")
+
+
+def _default_signals() -> dict:
+    """SIG_DFL for every signal; returns the previous Python-level handlers.
+
+    A namespace's init gets only the signals it has a handler for from inside its namespace:
+    with none (not even Python's SIGINT handler) no cell can make it exit.
+    """
+    saved = {}
+    for sig in range(1, signal.NSIG):
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            saved[sig] = signal.signal(sig, signal.SIG_DFL)
+    return saved
+
+
+def _restore_signals(saved: dict) -> None:
+    for sig, handler in saved.items():
+        if handler is not None and handler != signal.SIG_DFL:
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
+                signal.signal(sig, handler)
+
+
+def _ns_bootstrap() -> None:
+    """Jail: become pid 1 of a pid namespace owned by a user namespace of our own.
+
+    Our capabilities there let us (and only us) create namespaces for sessions and switch the
+    pid namespace our next child is born in. The original process stays behind as the jail's
+    pid 1 and only waits; the protocol fds go with the new worker.
+    """
+    _enter_userns()
+    _sys(_libc.unshare(CLONE_NEWPID), "unshare(pid)")
+    pid = os.fork()
+    if pid != 0:
+        os.closerange(0, 1 << 16)
+        _default_signals()
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:
+                os._exit(1)
+            except InterruptedError:
+                continue
+            os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    _sys(_libc.unshare(CLONE_NEWNS), "unshare(mnt)")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _mount_proc()
+    _NS["own_pid"] = os.open("/proc/self/ns/pid", os.O_RDONLY)
+
+
+def _stateless_pidns() -> None:
+    """Jail: a pid namespace (and a /proc showing only it) for stateless cells.
+
+    Its init only sleeps; stateless cells are forked into it by the worker, so they cannot see
+    or signal session processes (which live in their own namespaces beside this one).
+    """
+    _sys(_libc.unshare(CLONE_NEWPID), "unshare(pid)")
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _close_fds_except({theirs.fileno()})
+            _sys(_libc.unshare(CLONE_NEWNS), "unshare(mnt)")
+            _mount_proc()
+            fd = os.open("/proc/self/ns/mnt", os.O_RDONLY)
+            socket.send_fds(theirs, [b"ok"], [fd])
+            os.close(fd)
+            theirs.close()
+            _drop_caps()
+            _default_signals()
+            _prctl(4, 0)
+        except BaseException as e:
+            with contextlib.suppress(OSError):
+                theirs.send(f"stateless namespace setup failed: {e}".encode())
+            os._exit(71)
+        while True:
+            signal.pause()
+    theirs.close()
+    msg, fds, _flags, _addr = socket.recv_fds(mine, 4096, 1)
+    mine.close()
+    if msg != b"ok" or len(fds) != 1:
+        raise OSError(errno.EPERM, msg.decode(errors="replace") or "stateless init died")
+    # Our children are born in this namespace from now on: stateless cells need no switch.
+    _NS["pid_s"] = os.open("/proc/self/ns/pid_for_children", os.O_RDONLY)
+    _NS["mnt_s"] = fds[0]
+    _NS["init_s"] = pid
+
+
+def _fork_session_init() -> int:
+    """Fork a child born as pid 1 of a fresh pid namespace (a session's init).
+
+    Our next child is born in the stateless namespace by default (so a stateless cell costs
+    no namespace switch); a new namespace can only be made from our own, so switch there and
+    back around this fork.
+    """
+    _setns(_NS["own_pid"], CLONE_NEWPID)
     try:
-        for path, text in (
-            ("setgroups", "deny"),
-            ("uid_map", f"{uid} {uid} 1"),
-            ("gid_map", f"{gid} {gid} 1"),
-        ):
-            with open(f"/proc/self/{path}", "w") as f:
-                f.write(text)
-        opts = f"size={size_mb * MB},mode=0700,uid={uid},gid={gid}".encode()
-        # MS_REC|MS_PRIVATE on /, then a fresh tmpfs (MS_NOSUID|MS_NODEV) on /tmp
-        if _libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None) != 0:
-            raise OSError(ctypes.get_errno(), "make-private failed")
-        if _libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0x2 | 0x4, opts) != 0:
-            raise OSError(ctypes.get_errno(), "tmpfs mount failed")
-        _drop_caps()
-    except OSError:
-        os._exit(71)  # half-made namespace: do not run cells in it
-    return True
+        _sys(_libc.unshare(CLONE_NEWPID), "unshare(pid)")
+        pid = fork_cell()
+    except BaseException:
+        _setns(_NS["pid_s"], CLONE_NEWPID)
+        raise
+    if pid != 0:
+        _setns(_NS["pid_s"], CLONE_NEWPID)
+    return pid
 
 
-def _harden(cfg: dict, allow_fork: bool) -> None:
+def _become_uid(uid: int) -> None:
+    """Docker: drop root for good (clears every capability), as uid:uid.
+
+    The worker has already dropped its supplementary groups and set umask 077 (files a cell
+    makes where every uid can write, /dev/shm, are its own alone); cells inherit both.
+    """
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)  # raises if it fails: then no cell runs
+
+
+def _session_uid_range() -> tuple[int, int]:
+    """(first uid, how many) for per-session uids in docker.
+
+    Without a remapped user namespace any uid exists: take 2^20 of them at a random place
+    high up, so that two containers rarely share one (a uid's process count is host-wide).
+    Under userns-remap or rootless docker only the mapped uids exist (often 0-65535).
+    """
+    try:
+        with open("/proc/self/uid_map") as f:
+            ranges = [tuple(int(x) for x in line.split()) for line in f if line.strip()]
+    except (OSError, ValueError):
+        ranges = []
+    if not ranges or any(start == 0 and count >= 1 << 31 for start, _, count in ranges):
+        return (1 << 24) + (int.from_bytes(os.urandom(2), "big") << 12), 1 << 20
+    start, _outside, count = max(ranges, key=lambda r: r[2])
+    low = start + min(10000, count // 4)  # above system and login uids
+    high = min(start + count, 65534) if start < 65534 else start + count  # below nobody
+    if high - low < 16:
+        raise OSError(errno.ERANGE, f"too few uids mapped for per-session uids: {ranges}")
+    return low, high - low
+
+
+def _set_fsuid(uid: int) -> None:
+    _libc.setfsgid(uid)
+    _libc.setfsuid(uid)
+
+
+def _session_private_ns(cfg: dict) -> None:
+    """In a session's init (pid 1 of its own pid namespace): everything the session owns.
+
+    New mount, IPC and network namespaces; a private tmpfs on /tmp and /dev/shm; a /proc of
+    this pid namespace only; then a user namespace of its own (so its process count is its own)
+    and no capabilities at all.
+    """
+    flags = CLONE_NEWNS | CLONE_NEWIPC | (CLONE_NEWNET if cfg.get("session_netns", True) else 0)
+    _sys(_libc.unshare(flags), "unshare(mnt|ipc|net)")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    uid, gid = os.getuid(), os.getgid()
+    opts = f"size={cfg.get('scratch_mb', 256) * MB},mode=0700,uid={uid},gid={gid}"
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts)
+    if os.path.isdir(SHM):
+        _mount("tmpfs", SHM, "tmpfs", MS_NOSUID | MS_NODEV, opts)
+    _mount_proc()
+    _enter_userns()
+    _drop_caps()
+
+
+class _LandlockRulesetAttr(ctypes.Structure):
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
+
+
+SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_RESTRICT_SELF = 444, 446  # same on every arch
+LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, LANDLOCK_SCOPE_SIGNAL = 0x1, 0x2
+_LANDLOCK_ABI = [0]  # probed once in the worker; scopes need ABI 6 (Linux 6.12)
+
+
+_LANDLOCK_ATTR = _LandlockRulesetAttr(
+    0, 0, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL
+)
+# Built once in the worker (see _clear_caps): create_ruleset(attr, size, 0); restrict_self(fd, 0)
+_LANDLOCK_CREATE = (
+    ctypes.c_long(SYS_LANDLOCK_CREATE_RULESET),
+    ctypes.byref(_LANDLOCK_ATTR),
+    ctypes.c_size_t(ctypes.sizeof(_LANDLOCK_ATTR)),
+    ctypes.c_uint32(0),
+)
+_LANDLOCK_RESTRICT = ctypes.c_long(SYS_LANDLOCK_RESTRICT_SELF)
+
+
+def _probe_landlock() -> None:
+    abi = _libc.syscall(
+        ctypes.c_long(SYS_LANDLOCK_CREATE_RULESET), None, ctypes.c_size_t(0), ctypes.c_uint32(1)
+    )
+    _LANDLOCK_ABI[0] = max(abi, 0)
+
+
+def _landlock_scope() -> None:
+    """Enter a Landlock domain of our own that scopes abstract unix sockets and signals.
+
+    Every session (and every stateless cell) gets its own domain, inherited by all it forks:
+    it can then connect only to abstract sockets and signal only processes of its own domain.
+    In the jail the namespaces already do this; in docker, where sessions share one network
+    namespace, it is what keeps one session from connecting to another's abstract socket.
+    """
+    if _LANDLOCK_ABI[0] < 6:
+        return
+    fd = _libc.syscall(*_LANDLOCK_CREATE)
+    ok = fd >= 0 and _libc.syscall(_LANDLOCK_RESTRICT, fd, 0) == 0
+    err = ctypes.get_errno()
+    if fd >= 0:
+        os.close(fd)
+    if not ok:  # the kernel said it can, so fail closed
+        os.write(2, f"sandbox: could not enter a Landlock domain (errno {err})\n".encode())
+        os._exit(70)
+
+
+def _harden(cfg: dict, allow_fork: bool, landlock: bool = True) -> None:
     _prctl(4, 0)  # PR_SET_DUMPABLE 0: other processes of this uid cannot read our /proc/PID/*
     _base_limits(cfg)
     if cfg.get("harden"):
         _prctl(38, 1)  # PR_SET_NO_NEW_PRIVS
+        if landlock:
+            _landlock_scope()
         _load_seccomp(allow_fork)
 
 
@@ -509,7 +835,9 @@ def _into_cell(out_fd: int, err_fd: int, timeout_s: float, memory_mb: int) -> No
     _cell_limits(timeout_s, memory_mb)
 
 
-def _stateless_spare(cfg: dict, req_r: int, out_w: int, err_w: int, ctl_w: int, cwd: str) -> None:
+def _stateless_spare(
+    cfg: dict, req_r: int, out_w: int, err_w: int, ctl_w: int, cwd: str, keep: set[int]
+) -> None:
     """A pre-forked, already hardened cell process that waits for its code.
 
     Everything that does not depend on the request (fds, process group, seccomp, cwd) is done
@@ -517,7 +845,18 @@ def _stateless_spare(cfg: dict, req_r: int, out_w: int, err_w: int, ctl_w: int, 
     """
     code = 1
     try:
-        _close_fds_except({req_r, out_w, err_w, ctl_w})
+        mnt = _NS.get("mnt_s")
+        _close_fds_except(keep)
+        try:
+            if mnt is not None:  # jail: the stateless namespace's /proc, no capabilities
+                _setns(mnt, CLONE_NEWNS)
+                os.close(mnt)
+                _clear_caps()
+            elif cfg.get("isolation") == "uid":
+                _become_uid(cfg["stateless_uid"])
+        except OSError as e:
+            os.write(err_w, f"sandbox: could not isolate the cell: {e}\n".encode())
+            raise
         os.setpgid(0, 0)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
@@ -527,7 +866,9 @@ def _stateless_spare(cfg: dict, req_r: int, out_w: int, err_w: int, ctl_w: int, 
             os.close(fd)
         sys.stdin = open(0, closefd=False)  # noqa: SIM115
         os.chdir(cwd)
-        _harden(cfg, allow_fork=False)
+        # Jail: stateless cells have no network namespace or pid in common with any session,
+        # so the per-cell Landlock domain would only cost time; docker needs it.
+        _harden(cfg, allow_fork=False, landlock=cfg.get("isolation") != "ns")
         req = read_frame(req_r)
         os.close(req_r)
         if req is None:
@@ -580,18 +921,19 @@ def _left_children() -> bool:
     return True
 
 
-def _session_holder(sock: socket.socket, cfg: dict, cwd: str) -> None:
+def _session_holder(sock: socket.socket, cfg: dict, cwd: str, harden: bool = True) -> None:
     """Keep a session's namespace; every cell runs in a fork of it.
 
     The holder forks a spare (a copy of the state, waiting for code) when the worker says
     "spawn", so the fork is off the request path. When a cell finishes, the spare that ran it
     becomes the holder and the worker kills the old one; when a cell fails, the holder stays.
+    The worker learns every sender's pid from the kernel (SCM_CREDENTIALS), not from us.
     """
-    if cfg.get("session_ns") and private_scratch(cfg.get("session_scratch_mb", 256)):
-        cwd = "/tmp"
     os.chdir(cwd)
-    _harden(cfg, allow_fork=True)
+    if harden:
+        _harden(cfg, allow_fork=True)
     ns: dict = {"__name__": "__main__", "__builtins__": builtins}
+    _sock_send(sock, {"ready": os.getpid()})
     while True:  # holder loop: we own the state and wait for the worker
         msg, fds = _sock_recv(sock)
         if msg is None:
@@ -626,6 +968,68 @@ def _session_holder(sock: socket.socket, cfg: dict, cwd: str) -> None:
         _sock_send(sock, {"reaped": status, "pid": pid})
 
 
+def _session_init(sock: socket.socket, cfg: dict) -> None:
+    """Jail: pid 1 of one session's own pid namespace; the holder chain lives below it.
+
+    Holders come and go (each committed cell becomes the next holder), so the namespace's init
+    must be a process that stays: it sets the namespaces up, forks the first holder and then
+    only reaps. It has no signal handlers, so nothing inside the namespace can make it exit;
+    when the worker kills it, the kernel kills the whole session with it.
+    """
+    try:
+        _session_private_ns(cfg)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            _sock_send(sock, {"error": f"could not give the session its own namespaces: {e}"})
+        os._exit(71)
+    saved = _default_signals()
+    _harden(cfg, allow_fork=True)
+    pid = fork_cell()
+    if pid == 0:
+        _restore_signals(saved)
+        _session_holder(sock, cfg, "/tmp", harden=False)
+        os._exit(0)
+    sock.close()
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            os._exit(0)
+
+
+def _remove_tree(top: str, keep_top: bool = False) -> None:
+    """Remove a directory tree without recursion (a cell may nest directories very deep)
+    and without giving up on a directory a cell made unreadable (mode 0000)."""
+    stack, dirs = [top], []
+    while stack:
+        d = stack.pop()
+        try:
+            it = os.scandir(d)
+        except PermissionError:
+            try:
+                os.chmod(d, 0o700)
+                it = os.scandir(d)
+            except OSError:
+                continue
+        except OSError:
+            continue
+        dirs.append(d)
+        with it:
+            for entry in it:
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    stack.append(entry.path)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+    for d in reversed(dirs[1:] if keep_top else dirs):
+        with contextlib.suppress(OSError):
+            os.rmdir(d)
+
+
 # ----------------------------------------------------------------------------- worker (pid 1)
 class Worker:
     def __init__(self, cfg: dict, proto_in: int, proto_out: int):
@@ -633,22 +1037,82 @@ class Worker:
         self.proto_in = proto_in
         self.proto_out = proto_out
         self.scratch = cfg["scratch"]
+        self.isolation = cfg.get("isolation", "none")
         self.sessions: dict[str, dict] = {}
         self.sweep = bool(cfg.get("harden")) and os.getpid() == 1
         self.spare: dict | None = None
-        self.dying: set[int] = set()  # killed by us, not yet reaped: nothing left to do
-        self.trash: list[str] = []  # scratch dirs of finished runs, removed off the request path
+        self.spare_session: dict | None = None
+        # killed by us, not yet gone: pid -> a pidfd of that very process (a reused pid is not)
+        self.dying: dict[int, int] = {}
+        # scratch dirs of finished runs (path, owner uid), removed off the request path
+        self.trash: list[tuple[str, int | None]] = []
+        self.stateless_uid = cfg.get("stateless_uid", 65534)
+        self.uid_base, self.uid_span = _session_uid_range() if self.isolation == "uid" else (0, 1)
+        self.uid_next = 0
 
     # -- helpers
-    def _mkdir(self, prefix: str) -> str:
+    def _mkdir(self, prefix: str, uid: int | None = None) -> str:
         path = os.path.join(self.scratch, f"{prefix}-{os.urandom(12).hex()}")
         os.mkdir(path, 0o700)
+        if uid is not None:
+            os.chown(path, uid, uid)
         return path
 
-    def _rmtree(self, path: str) -> None:
-        import shutil
+    def _rmtree(self, path: str, uid: int | None = None) -> None:
+        """Remove a scratch dir; in uid mode as its owner (we have no CAP_DAC_OVERRIDE)."""
+        if uid is None:
+            _remove_tree(path)
+            return
+        _set_fsuid(uid)
+        try:
+            _remove_tree(path, keep_top=True)
+        finally:
+            _set_fsuid(0)
+        with contextlib.suppress(OSError):
+            os.rmdir(path)  # /tmp is root's
 
-        shutil.rmtree(path, ignore_errors=True)
+    def _session_uid(self) -> int:
+        in_use = {s["uid"] for s in self.sessions.values()}
+        while True:
+            self.uid_next += 1
+            uid = self.uid_base + self.uid_next % self.uid_span
+            if uid not in in_use:
+                return uid
+
+    def _clear(self, top: str, keep: set[str] = frozenset(), uid: int | None = None) -> None:
+        """Remove the entries of top (all, or those owned by uid), but not the names in keep."""
+        try:
+            entries = list(os.scandir(top))
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name in keep:
+                continue
+            try:
+                if uid is not None and entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if is_dir:
+                self._rmtree(entry.path, uid)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+    def _stateless_cleanup(self) -> None:
+        """After a stateless run, nothing it wrote may reach a later one (they share a uid).
+
+        Jail: the worker's /tmp and /dev/shm are the only places a stateless cell can write
+        (sessions have their own). Docker: /tmp is 0711, but /dev/shm is shared with sessions:
+        remove what the stateless uid owns there.
+        """
+        if self.isolation == "ns":
+            keep = {os.path.basename(self.spare["cwd"])} if self.spare is not None else set()
+            self._clear(self.scratch, keep)
+            self._clear(SHM)
+        elif self.isolation == "uid":
+            self._clear(SHM, uid=self.stateless_uid)
 
     def _reap(self) -> None:
         while True:
@@ -658,7 +1122,30 @@ class Worker:
                 return
             if pid == 0:
                 return
-            self.dying.discard(pid)
+            self._forget(pid)
+
+    def _forget(self, pid: int) -> None:
+        fd = self.dying.pop(pid, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _kill(self, pid: int | None) -> None:
+        """SIGKILL pid and remember it as dying, so sweeps do not wait for its teardown."""
+        if not pid:
+            return
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:  # gone already, or no pidfds here: kill it untracked
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            return
+        try:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+        except OSError:
+            os.close(fd)
+            return
+        self._forget(pid)
+        self.dying[pid] = fd
 
     def _kill_group(self, pgid: int) -> None:
         with contextlib.suppress(OSError):
@@ -672,13 +1159,34 @@ class Worker:
                 return
             time.sleep(0.001)
 
+    def _alive(self) -> list[int]:
+        """Pids in our namespace, less the ones we killed that are still tearing down."""
+        pids = [int(n) for n in os.listdir("/proc") if n.isdigit()]
+        if not self.dying:
+            return pids
+        listed = set(pids)
+        for pid in [p for p in self.dying if p not in listed]:
+            self._forget(pid)  # gone
+        out = []
+        for pid in pids:
+            fd = self.dying.get(pid)
+            if fd is not None:
+                try:
+                    signal.pidfd_send_signal(fd, 0)
+                    continue  # still the process we killed, tearing down
+                except OSError:
+                    self._forget(pid)  # gone, and the pid was reused
+            out.append(pid)
+        return out
+
     def _sweep(self, current_holder: int | None = None) -> None:
         """Kill every process in our pid namespace that has no business being alive.
 
         Only used as pid 1 of a private pid namespace (jail, docker). Alive may be: the worker,
-        the stateless spare, session holders, and idle spares (children of holders other than
-        the one whose cell just ran). Everything else was left behind by a cell, even if it
-        changed its process group. Cheap when nothing is left behind: the count tells.
+        the stateless spare, session holders, the inits of session and stateless namespaces,
+        and idle spares (children of holders other than the one whose cell just ran).
+        Everything else was left behind by a cell, even if it changed its process group.
+        Cheap when nothing is left behind: the count tells.
         """
         self._reap()
         if not self.sweep:
@@ -686,30 +1194,41 @@ class Worker:
         holders = {s["holder"] for s in self.sessions.values()}
         spare_parents = holders - {current_holder}
         legit = {os.getpid()} | holders
+        legit |= {s["init"] for s in self.sessions.values() if s["init"]}
+        if "init_s" in _NS:
+            legit.add(_NS["init_s"])
         if self.spare is not None:
             legit.add(self.spare["pid"])
+        if self.spare_session is not None:
+            legit.add(self.spare_session["pid"])
+            if self.spare_session["init"]:
+                spare_parents.add(self.spare_session["init"])  # its first holder
         for _ in range(200):
-            pids = [int(n) for n in os.listdir("/proc") if n.isdigit()]
-            pids = [p for p in pids if p not in self.dying]
+            pids = self._alive()
             if len(pids) <= len(legit) + len(spare_parents):
                 return
             stray = [p for p in pids if p not in legit and self._ppid(p) not in spare_parents]
             if not stray:
                 return
             for pid in stray:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
+                self._kill(pid)  # dying from now on: no need to wait for its teardown
             time.sleep(0.001)
             self._reap()
 
     @staticmethod
-    def _ppid(pid: int) -> int:
+    def _stat(pid: int, index: int) -> bytes | None:
+        """Field index of /proc/pid/stat after the command (0: state, 1: ppid)."""
         try:
             with open(f"/proc/{pid}/stat", "rb") as f:
                 data = f.read()
-            return int(data[data.rindex(b")") + 2 :].split()[1])
+            return data[data.rindex(b")") + 2 :].split()[index]
         except (OSError, ValueError, IndexError):
-            return -1
+            return None
+
+    @classmethod
+    def _ppid(cls, pid: int) -> int:
+        ppid = cls._stat(pid, 1)
+        return int(ppid) if ppid is not None else -1
 
     def _collect(
         self, out_r: int, err_r: int, extra: int | None, deadline: float, limit: int, on_extra
@@ -802,10 +1321,12 @@ class Worker:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         ctl_r, ctl_w = os.pipe()
-        cwd = self._mkdir("run")
-        pid = fork_cell()
+        uid = self.stateless_uid if self.isolation == "uid" else None
+        cwd = self._mkdir("run", uid)
+        keep = {req_r, out_w, err_w, ctl_w, *([_NS["mnt_s"]] if "mnt_s" in _NS else [])}
+        pid = fork_cell()  # jail: born in the stateless pid namespace
         if pid == 0:
-            _stateless_spare(self.cfg, req_r, out_w, err_w, ctl_w, cwd)
+            _stateless_spare(self.cfg, req_r, out_w, err_w, ctl_w, cwd, keep)
         for fd in (req_r, out_w, err_w, ctl_w):
             os.close(fd)
         self.spare = {
@@ -815,6 +1336,7 @@ class Worker:
             "err_r": err_r,
             "ctl_r": ctl_r,
             "cwd": cwd,
+            "uid": uid,
         }
 
     def drop_spare(self) -> None:
@@ -824,8 +1346,8 @@ class Worker:
                 os.kill(spare["pid"], signal.SIGKILL)
             for key in ("req_w", "out_r", "err_r", "ctl_r"):
                 os.close(spare[key])
-            self._rmtree(spare["cwd"])
             self._reap()
+            self._rmtree(spare["cwd"], spare["uid"])
 
     def run_stateless(self, req: dict) -> dict:
         t0 = time.monotonic()
@@ -853,6 +1375,11 @@ class Worker:
                 info = json.loads(ctl)
         if reason:
             self._kill_group(pid)
+        elif info is not None:
+            # The verdict came from inside the cell, which may have forged it and still be
+            # running: it must not outlive its run (the pid is ours until we reap it).
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         if info is None:
             _, status = os.waitpid(pid, 0)
             exit_code, kind = self._status_from_wait(status)
@@ -860,7 +1387,8 @@ class Worker:
             exit_code, kind = int(info.get("exit", 1)), str(info.get("kind", "error"))
         for fd in (out_r, err_r, ctl_r):
             os.close(fd)
-        self.trash.append(sp["cwd"])  # removed after the reply is sent
+        if self.isolation != "ns":  # (the jail's cleanup clears all of /tmp)
+            self.trash.append((sp["cwd"], sp["uid"]))  # removed after the reply is sent
         if reason:
             exit_code, kind = None, reason
         return self._result(out, err, exit_code, kind, t0)
@@ -875,22 +1403,87 @@ class Worker:
             "duration_s": time.monotonic() - t0,
         }
 
-    def open_session(self, sid: str) -> dict:
-        if sid in self.sessions:
-            return {"ok": True}
+    def start_session(self) -> dict:
+        """Fork a new session: its holder (jail: inside the session's own namespaces, under
+        their init; docker: as the session's own uid). Not waited for: see open_session."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        cwd = self._mkdir("sess")
-        pid = os.fork()
+        mine.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        uid = self._session_uid() if self.isolation == "uid" else None
+        cwd = None if self.isolation == "ns" else self._mkdir("sess", uid)
+        try:
+            pid = _fork_session_init() if self.isolation == "ns" else fork_cell()
+        except BaseException:
+            mine.close()
+            theirs.close()
+            raise
         if pid == 0:
             try:
                 _close_fds_except({theirs.fileno()})
-                _session_holder(theirs, self.cfg, cwd)
+                if self.isolation == "ns":
+                    _session_init(theirs, self.cfg)
+                else:
+                    if uid is not None:
+                        _become_uid(uid)
+                    _session_holder(theirs, self.cfg, cwd)
             finally:
                 os._exit(1)
         theirs.close()
-        self.sessions[sid] = {"sock": mine, "holder": pid, "dir": cwd}
-        self._spawn(self.sessions[sid])
-        return {"ok": True}
+        init = pid if self.isolation == "ns" else None
+        return {"sock": mine, "holder": None, "dir": cwd, "uid": uid, "init": init, "pid": pid}
+
+    def make_spare_session(self) -> None:
+        """Start the next session ahead of time (off the request path), once sessions are used
+        at all: setting up its namespaces costs two forks and a dozen mounts."""
+        if self.spare_session is None:
+            self.spare_session = self.start_session()
+
+    def _discard_session(self, sess: dict) -> None:
+        for pid in (sess["pid"], sess["init"], sess["holder"]):
+            self._kill(pid)
+        sess["sock"].close()
+        self._sweep()
+        if sess["dir"] is not None:
+            self._rmtree(sess["dir"], sess["uid"])
+
+    def open_session(self, sid: str) -> dict:
+        if sid in self.sessions:
+            return {"ok": True}
+        for attempt in range(2):  # a spare made long ago may have died: one fresh try
+            sess, self.spare_session = self.spare_session, None
+            fresh = sess is None
+            if sess is None:
+                sess = self.start_session()
+            got, holder = self._await_ready(sess["sock"], time.monotonic() + 10.0)
+            if holder is not None:
+                sess["holder"] = holder
+                self.sessions[sid] = sess
+                self._spawn(sess)
+                return {"ok": True}
+            self._discard_session(sess)
+            if fresh or attempt:
+                why = (got or {}).get("error") or "the session holder did not start"
+                return {"ok": False, "error": str(why)}
+        return {"ok": False, "error": "the session holder did not start"}
+
+    @staticmethod
+    def _await_ready(sock: socket.socket, deadline: float) -> tuple[dict | None, int | None]:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None, None
+            r, _, _ = select.select([sock], [], [], left)
+            if not r:
+                continue
+            try:
+                got, fds, pid = _recv_creds(sock)
+            except (OSError, ValueError):
+                return None, None
+            for fd in fds:
+                os.close(fd)
+            if not isinstance(got, dict) or "error" in got:
+                return got if isinstance(got, dict) else None, None
+            if "ready" in got and pid:
+                return got, pid
 
     @staticmethod
     def _spawn(sess: dict) -> None:
@@ -902,10 +1495,13 @@ class Worker:
         if sess is None:
             return {"ok": True}
         sess["sock"].close()
-        with contextlib.suppress(OSError):
-            os.kill(sess["holder"], signal.SIGKILL)
+        self._kill(sess["holder"])
+        self._kill(sess["init"])  # a pid namespace dies with its init: the whole session
         self._sweep()  # its spare, now without a holder to vouch for it, goes too
-        self._rmtree(sess["dir"])
+        if sess["dir"] is not None:
+            self._rmtree(sess["dir"], sess["uid"])
+        if sess["uid"] is not None:
+            self._clear(SHM, uid=sess["uid"])
         return {"ok": True}
 
     def run_session(self, req: dict) -> dict:
@@ -937,13 +1533,14 @@ class Worker:
             return self._session_lost(req["session"], b"", b"", t0)
         for fd in (code_fd, out_w, err_w):
             os.close(fd)
-        state: dict = {"started": None, "done": None, "reaped": None, "gone": False}
+        # started: the cell's pid as we see it (from the kernel); local: as it sees itself
+        state: dict = {"started": None, "local": None, "done": None, "reaped": None, "gone": False}
 
         def on_msg() -> bool:
             try:
-                got, fds = _sock_recv(sock)
+                got, fds, sender = _recv_creds(sock)
             except OSError:
-                got, fds = None, []
+                got, fds, sender = None, [], None
             except ValueError:  # garbage written by the cell itself: ignore it
                 return finished()
             for fd in fds:
@@ -963,14 +1560,22 @@ class Worker:
                     pass
                 state["gone"] = True
                 return True
+            if not sender:
+                return finished()  # a sender we cannot see is none of ours
             if got.get("cell") == cell and "started" in got and state["started"] is None:
-                state["started"] = got["started"]
-            elif got.get("cell") == cell and "done" in got and got["done"] == state["started"]:
+                state["started"], state["local"] = sender, got["started"]
+            elif (
+                got.get("cell") == cell
+                and "done" in got
+                and sender == state["started"]
+                and got["done"] == state["local"]
+            ):
                 state["done"] = got
             elif (
                 "reaped" in got
-                and state["started"] is not None
-                and got.get("pid") == state["started"]
+                and state["local"] is not None
+                and sender == sess["holder"]
+                and got.get("pid") == state["local"]
             ):
                 state["reaped"] = got["reaped"]
             # anything else is stale (an idle spare that died) or forged by a cell's children
@@ -1009,10 +1614,8 @@ class Worker:
             return self._result(out, err, state["done"]["exit"], state["done"]["kind"], t0)
         if state["done"] is not None:
             # Commit: the cell process becomes the holder; the old holder goes away.
-            old, sess["holder"] = sess["holder"], state["done"]["done"]
-            with contextlib.suppress(OSError):
-                os.kill(old, signal.SIGKILL)
-                self.dying.add(old)
+            old, sess["holder"] = sess["holder"], state["started"]
+            self._kill(old)
             self._sweep(current_holder=sess["holder"])
             self._spawn(sess)
             return self._result(out, err, state["done"]["exit"], state["done"]["kind"], t0)
@@ -1045,6 +1648,11 @@ class Worker:
         self._spawn(sess)
         return self._result(out, err, None, reason, t0)
 
+    def _pending(self) -> bool:
+        """Whether the next request is already waiting (then it goes first)."""
+        r, _, _ = select.select([self.proto_in], [], [], 0)
+        return bool(r)
+
     def serve(self) -> None:
         write_frame(self.proto_out, {"ready": True, "pid": os.getpid()})
         while True:
@@ -1074,12 +1682,34 @@ class Worker:
                     "duration_s": 0.0,
                 }
             write_frame(self.proto_out, resp)
+            if op == "run" and not req.get("session"):
+                self._stateless_cleanup()
             while self.trash:
-                self._rmtree(self.trash.pop())
+                self._rmtree(*self.trash.pop())
             self._reap()
             if op == "run" and not req.get("session"):
                 with contextlib.suppress(OSError):
                     self.make_spare()
+            elif op in ("run", "close") and not self._pending():
+                # After a session's turn or close, not right after an open: its first cell
+                # is on its way then.
+                with contextlib.suppress(OSError):
+                    self.make_spare_session()
+
+
+def _isolate_worker(cfg: dict) -> None:
+    isolation = cfg.get("isolation", "none")
+    if isolation == "ns":
+        _ns_bootstrap()
+        _stateless_pidns()
+    elif isolation == "uid":
+        if os.getuid() != 0:
+            raise OSError(errno.EPERM, "isolation 'uid' needs a worker started as root")
+        os.chmod(cfg["scratch"], 0o711)  # docker makes a tmpfs 1777 whatever its mode= says
+        os.setgroups([])  # once here, so every cell starts without supplementary groups
+        os.umask(0o077)
+    elif isolation != "none":
+        raise ValueError(f"unknown isolation {isolation!r}")
 
 
 def main() -> None:
@@ -1087,6 +1717,11 @@ def main() -> None:
     cfg.setdefault("scratch", "/tmp")
     for path in cfg.get("site", []):
         sys.path.insert(0, path)
+    try:
+        _isolate_worker(cfg)
+    except Exception as e:
+        write_frame(1, {"ready": False, "error": f"sandbox isolation setup failed: {e}"})
+        os._exit(70)
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     with contextlib.suppress(Exception):
         _libc.mallopt(-8, 2)  # M_ARENA_MAX: fewer per-thread arenas keeps RLIMIT_AS usable
@@ -1098,6 +1733,9 @@ def main() -> None:
             __import__(name)
     if cfg.get("harden"):
         prepare_seccomp()
+        _probe_landlock()
+    if cfg.get("isolation") == "ns":
+        _drop_bounding_set()  # cells start with none; we keep what namespaces need
     import gc
 
     gc.collect()
