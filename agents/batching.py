@@ -227,8 +227,8 @@ class DecodeBatch:
             from transformers.cache_utils import DynamicCache
 
             layers = []
-            for li in range(len(next(kv for p, kv in priors if p))):
-                k0, v0 = next(kv for p, kv in priors if p)[li]
+            ref = next(kv for p, kv in priors if p)  # any kept cache: the per-layer shapes
+            for li, (k0, v0) in enumerate(ref):
                 K = k0.new_zeros((J, k0.shape[0], P, k0.shape[-1]))
                 V = v0.new_zeros((J, v0.shape[0], P, v0.shape[-1]))
                 for j, (p, kv) in enumerate(priors):
@@ -318,31 +318,16 @@ class DecodeBatch:
         if not keep:
             self.rows, self.cache, self.mask, self.next_tok = [], None, None, None
             return
-        idx = None if len(keep) == len(self.rows) else torch.tensor(keep, device=self.device)
-        if not self.repack:
-            if idx is not None:
-                self.cache.batch_select_indices(idx)
-                self.mask, self.next_tok = self.mask[idx], self.next_tok[idx]
-                self.rows = [self.rows[b] for b in keep]
-            return
-        mask = self.mask if idx is None else self.mask[idx]
-        first = int(mask.any(0).nonzero()[0])
-        if idx is None and first == 0:
-            return
-        _set_layers(
-            self.cache,
-            [
-                (
-                    (k if idx is None else k[idx])[:, :, first:],
-                    (v if idx is None else v[idx])[:, :, first:],
-                )
-                for k, v in _layers(self.cache)
-            ],
-        )
-        self.mask = mask[:, first:]
-        if idx is not None:
-            self.next_tok = self.next_tok[idx]
+        if len(keep) < len(self.rows):
+            idx = torch.tensor(keep, device=self.device)
+            self.cache.batch_select_indices(idx)
+            self.mask, self.next_tok = self.mask[idx], self.next_tok[idx]
             self.rows = [self.rows[b] for b in keep]
+        first = int(self.mask.any(0).nonzero()[0]) if self.repack else 0
+        if first:
+            kv = [(k[:, :, first:], v[:, :, first:]) for k, v in _layers(self.cache)]
+            _set_layers(self.cache, kv)
+            self.mask = self.mask[:, first:]
 
 
 def _layers(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:

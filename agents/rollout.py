@@ -69,7 +69,8 @@ class _Slot:
     status: str = READY
     t0: float = 0.0
     future: Future | None = None
-    step_started: float = 0.0
+    turn_started: float = 0.0
+    """When the current turn was queued for generation (continuous schedule)."""
     turn: Turn | None = None
     content: str = ""
     sampled_end: str = ""
@@ -285,7 +286,6 @@ def rollout(
                 finish(slot, "max_tokens", truncated=True)
                 return
             slot.status = STEPPING
-            slot.step_started = time.perf_counter()
             slot.future = pool.submit(_step_env, slot.env, slot.content)
 
         def wait_steps() -> bool:
@@ -307,12 +307,12 @@ def rollout(
                 collect_steps()
                 for slot in take_ready():
                     slot.status = GENERATING
-                    slot.step_started = time.perf_counter()
+                    slot.turn_started = time.perf_counter()
                     stream.add(slot.index, slot.episode.token_ids, turn_seed(slot))
                 if stream.busy:
                     for key, comp in stream.step():
                         slot = slots[key]
-                        after_turn(slot, comp, time.perf_counter() - slot.step_started)
+                        after_turn(slot, comp, time.perf_counter() - slot.turn_started)
                 elif not wait_steps():
                     break
         else:

@@ -146,25 +146,9 @@ class Trainer:
         ):
             yield
             return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from tirgym.progress import progress_bar
 
-        columns = (
-            TextColumn("{task.description:<22}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[stats]}"),
-        )
-        with Progress(*columns) as bar:
+        with progress_bar("{task.description:<22}", "{task.fields[stats]}") as bar:
             self._bar = bar
             self._bar_task = bar.add_task(
                 "RL", total=self.cfg.steps, completed=self.step_idx, stats=""

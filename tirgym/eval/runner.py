@@ -417,25 +417,11 @@ class _Progress:
         if not enabled or total == 0:
             return
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
 
-        self._p = Progress(
-            TextColumn("[bold]eval"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("success {task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=False,
+        from tirgym.progress import progress_bar
+
+        self._p = progress_bar(
+            "[bold]eval", "success {task.fields[rate]}", console=Console(stderr=True)
         )
         self._p.start()
         self._task = self._p.add_task("eval", total=total, completed=completed, rate=self._rate())
