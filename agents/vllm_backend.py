@@ -185,7 +185,9 @@ class VLLMPolicy:
             raise TirgymError(
                 f"Bad vllm options: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}"
             ) from None
-        path = str(path)
+        from tirgym.agents.backends import resolve_model
+
+        path = resolve_model(path)
         if not (Path(path) / "config.json").is_file():
             raise TirgymError(f"Cannot load a model from {path!r}: no config.json there.")
         vllm = import_vllm()

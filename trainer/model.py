@@ -28,9 +28,12 @@ def pick_device(spec: str, local_rank: int = 0) -> torch.device:
 
 
 def resolve_model_path(cfg, run_dir: Path) -> str:
-    """`tiny` builds a random Qwen2 model + tokenizer into the run dir (once); else the path/hub id."""
+    """`tiny` builds a random Qwen2 model + tokenizer into the run dir (once); a `.gguf` file
+    or `smollm2` becomes a converted dir in the cache; else the local path or hub id."""
     if cfg.model != "tiny":
-        return cfg.model
+        from tirgym.agents.backends import resolve_model
+
+        return resolve_model(cfg.model)
     path = Path(run_dir) / "tiny_model"
     if not (path / "config.json").exists():
         from tirgym.agents.models import build_tiny_model
