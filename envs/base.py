@@ -142,6 +142,12 @@ class TextEnv(gym.Env[str, str]):
     def on_tool_call(self, call: ToolCall) -> Outcome:
         return Outcome(reply=f"Unknown tool {call.name!r}.", tool_error=True)
 
+    @property
+    def num_tasks(self) -> int | None:
+        """Distinct tasks the env draws from (a dataset's rows; seed s gives row s % num_tasks),
+        None when tasks are generated without bound. Eval runs each row once by default."""
+        return None
+
     def state_key(self) -> str:
         """A key of the current state for anchor-state grouping (GiGPO).
 

@@ -94,6 +94,10 @@ class CodeTaskEnv(TextEnv):
         base = super().task_id()
         return base if self.dataset else f"{base}:{self.difficulty}"
 
+    @property
+    def num_tasks(self) -> int | None:
+        return len(_dataset(str(self.dataset))) if self.dataset else None
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         self.tool.end_episode()
         return super().reset(seed=seed, options=options)

@@ -104,6 +104,10 @@ class _MathEnv(TextEnv):
         base = super().task_id()
         return f"{base}:{self.difficulty}" if not self.dataset else base
 
+    @property
+    def num_tasks(self) -> int | None:
+        return len(_dataset(self.dataset, self.split)) if self.dataset else None
+
 
 class MathAnswerEnv(_MathEnv):
     """One turn: the model reasons and gives its final answer in \\boxed{} or <answer>.
