@@ -45,7 +45,7 @@ def assert_outputs(out: Path) -> dict:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert (out / "success.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     res = load_results(out)
-    assert res["schema"] == "tirgym.eval.results" and res["schema_version"] == 1
+    assert res["schema"] == "tirgym.eval.results" and res["schema_version"] == 2
     assert "## Summary" in (out / "report.md").read_text()
     return res
 
@@ -179,3 +179,88 @@ def test_random_baseline_and_compare(tmp_path: Path, capsys) -> None:
     table = capsys.readouterr().out
     assert "overall" in table and " *" in table
     assert render_table(cmp).count("\n") >= 4
+
+
+GSM8K_ROWS = [
+    {"question": "What is 2 + 3?", "answer": "2 + 3 = 5\n#### 5"},
+    {"question": "What is 4 * 6?", "answer": "#### 24"},
+    {"question": "What is 10 - 7?", "answer": "#### 3"},
+]
+
+
+def _rows_file(tmp_path: Path, rows: list[dict], name: str = "rows.jsonl") -> str:
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_dataset_env_runs_each_row_once_by_default(tmp_path: Path, caplog) -> None:
+    data = _rows_file(tmp_path, GSM8K_ROWS)
+    kw = dict(envs=["tirgym/MathAnswer-v0"], env_kwargs={"dataset": data})
+    res = evaluate("solver", out_dir=tmp_path / "once", **kw).results
+    (entry,) = res["entries"]
+    assert entry["num_tasks"] == 3 and entry["seeds"]["count"] == 3
+    assert res["overall"]["tasks"] == 3 and res["overall"]["episodes"] == 3
+    assert res["warnings"] == []
+    # 20 seeds on 3 rows: warned, and the repeats are still 3 tasks, not 20
+    caplog.set_level("WARNING")
+    wrapped = evaluate("solver", seeds="0:20", out_dir=tmp_path / "wrap", **kw).results
+    assert wrapped["overall"]["episodes"] == 20 and wrapped["overall"]["tasks"] == 3
+    assert any("20 seeds wrap around its 3 dataset rows" in w for w in wrapped["warnings"])
+    assert "wrap around" in caplog.text  # said before the run, not only in the files
+    assert "## Warnings" in (tmp_path / "wrap" / "report.md").read_text()
+
+
+def test_code_dataset_env_reports_its_rows(tmp_path: Path) -> None:
+    import tirgym
+
+    rows = [
+        {"task_id": i, "text": "Return x.", "code": "def f(x):\n    return x", "test_list": []}
+        for i in range(4)
+    ]
+    data = _rows_file(tmp_path, [{**r, "test_list": ["assert f(1) == 1"]} for r in rows])
+    env = tirgym.make("tirgym/CodeTask-v0", dataset=data)
+    try:
+        assert env.unwrapped.num_tasks == 4
+    finally:
+        env.close()
+    assert tirgym.make("tirgym/GuessNumber-v0").unwrapped.num_tasks is None
+
+
+def test_samples_at_temperature_zero_warn(tmp_path: Path) -> None:
+    kw = dict(envs=["tirgym/GuessNumber-v0"], seeds="0:3", out_dir=tmp_path / "t0")
+    res = evaluate("solver", samples=3, **kw).results
+    assert res["sampling"]["temperature"] == 0.0
+    (w,) = res["warnings"]
+    assert "3 samples per task at temperature 0" in w
+    report = (tmp_path / "t0" / "report.md").read_text()
+    assert "## Warnings" in report and "Wilson score at the effective sample size" in report
+    # one estimate, one interval: success@1 is pass@1
+    o = res["overall"]
+    assert o["pass_at_k"]["1"]["mean"] == o["success"]["mean"]
+    assert o["pass_at_k"]["1"]["ci"] == o["success"]["ci"]
+
+
+def test_compare_shows_common_task_means_and_warns_on_settings(tmp_path: Path) -> None:
+    """The baseline ran 12 tasks, the other 4 of them with more samples: the difference is
+    made of the baseline's mean on those 4 tasks, and that mean is what the table shows."""
+    env = ["tirgym/GuessNumber-v0"]
+    base = evaluate("random", envs=env, seeds="0:12", samples=1, out_dir=tmp_path / "rnd")
+    evaluate("solver", envs=env, seeds="0:4", samples=2, out_dir=tmp_path / "sol")
+    cmp = compare_dirs([tmp_path / "rnd", tmp_path / "sol"])
+    row = {r.env: r for r in cmp.rows}["overall"]
+    common = [float(e.success) for e in base.episodes if e.seed < 4]
+    test = row.tests[0]
+    assert test.n_tasks == 4 and test.mean_a == pytest.approx(sum(common) / 4)
+    assert test.mean_b == 1.0 and test.diff == pytest.approx(1.0 - test.mean_a)
+    assert row.values[0] == base.results["overall"]["success"]["mean"]  # its own 12 tasks
+    (w,) = cmp.warnings
+    assert "samples 1 vs 2" in w
+    table = render_table(cmp)
+    assert table.startswith("**warning**: ")
+    assert f"{100 * test.mean_a:.1f}% → 100.0%" in table
+    vs = cmp.to_dict()["rows"][-1]["vs_baseline"][0]
+    assert vs["baseline_mean"] == test.mean_a and vs["mean"] == 1.0
+    # the same settings: no warnings
+    evaluate("solver", envs=env, seeds="0:4", samples=1, out_dir=tmp_path / "sol1")
+    assert compare_dirs([tmp_path / "rnd", tmp_path / "sol1"]).warnings == []

@@ -49,7 +49,13 @@ def test_compute_metrics_counts_by_hand() -> None:
     a, b, o = m["envs"]["A"], m["envs"]["B"], m["overall"]
     assert (a["tasks"], a["episodes"], b["tasks"], o["tasks"], o["episodes"]) == (2, 6, 1, 3, 9)
     assert a["success"]["mean"] == pytest.approx(2 / 6)
-    assert a["success"]["ci"] == pytest.approx(list(wilson_interval(2, 6)))
+    # tasks solved 2/3 and 0/3: R = 1/3, V = ((1/3)^2 + (1/3)^2) / 2^2 = 1/18,
+    # n_eff = R (1 - R) / V = (2/9) / (1/18) = 4 (2 tasks of 3 samples: between 2 and 6)
+    assert a["success"]["n_eff"] == pytest.approx(4.0)
+    assert a["success"]["ci"] == pytest.approx(list(wilson_interval(4 / 3, 4)))
+    # success@1 is pass@1: one estimate, one interval
+    assert a["pass_at_k"]["1"]["mean"] == a["success"]["mean"]
+    assert a["pass_at_k"]["1"]["ci"] == a["success"]["ci"]
     for k in (1, 2, 3):
         assert a["pass_at_k"][str(k)]["mean"] == pytest.approx((pass_at_k(3, 2, k) + 0.0) / 2)
         assert o["pass_at_k"][str(k)]["mean"] == pytest.approx((pass_at_k(3, 2, k) + 0 + 1) / 3)
@@ -77,5 +83,35 @@ def test_missing_entry_and_uneven_samples() -> None:
     m = compute_metrics(entries, eps, k_max=2)
     assert m["envs"]["Z"]["episodes"] == 0 and m["envs"]["Z"]["success"]["mean"] is None
     # pass@2 only over the task with two samples
-    assert m["envs"]["A"]["pass_at_k"]["2"] == {"mean": 1.0, "ci": [1.0, 1.0], "tasks": 1}
+    # one task: the interval is Wilson's over one task, not a zero-width bootstrap
+    assert m["envs"]["A"]["pass_at_k"]["2"] == {
+        "mean": 1.0,
+        "ci": pytest.approx(list(wilson_interval(1, 1))),
+        "tasks": 1,
+    }
     assert m["envs"]["A"]["pass_at_k"]["1"]["mean"] == pytest.approx((0.5 + 1.0) / 2)
+
+    assert m["envs"]["A"]["success"]["mean"] == pytest.approx((0.5 + 1.0) / 2)  # tasks weigh 1
+
+
+def test_identical_samples_give_intervals_over_tasks() -> None:
+    """24 tasks x 4 identical samples (temperature 0), 6 tasks solved: the interval is
+    Wilson's over 24 tasks; the 96 episodes are not 96 independent draws."""
+    eps = [ep("A", s, i, s < 6, [t()]) for s in range(24) for i in range(4)]
+    m = compute_metrics([EvalEntry("A", "x")], eps, k_max=4)["envs"]["A"]
+    assert (m["tasks"], m["episodes"], m["success"]["mean"]) == (24, 96, 0.25)
+    assert m["success"]["ci"] == pytest.approx(list(wilson_interval(6, 24)))
+    assert m["pass_at_k"]["1"]["ci"] == m["success"]["ci"]
+    assert m["pass_at_k"]["4"]["mean"] == 0.25  # identical samples: pass@4 == success@1
+    assert m["pass_at_k"]["4"]["ci"] == pytest.approx(list(wilson_interval(6, 24)))
+    assert m["truncation_rate"]["ci"] == pytest.approx(list(wilson_interval(0, 24)))
+
+
+def test_dataset_rows_that_repeat_are_one_task() -> None:
+    """A 3-row dataset run on seeds 0..5: seeds s and s + 3 are the same row, so 3 tasks."""
+    eps = [ep("D", s, 0, s % 3 == 0, [t()]) for s in range(6)]
+    m = compute_metrics([EvalEntry("D", "x", num_tasks=3)], eps, k_max=1)["envs"]["D"]
+    assert (m["tasks"], m["episodes"]) == (3, 6)
+    assert m["success"]["ci"] == pytest.approx(list(wilson_interval(1, 3)))
+    generated = compute_metrics([EvalEntry("D", "x")], eps, k_max=1)["envs"]["D"]
+    assert generated["tasks"] == 6

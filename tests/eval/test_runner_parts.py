@@ -1,4 +1,5 @@
-"""The runner's pure parts: seed ranges, entry resolution, chunking, torn-file repair."""
+"""The runner's pure parts: seed ranges, entry resolution, per-entry seeds, warnings,
+chunking, torn-file repair."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ import pytest
 from tirgym.episode import Episode, append_jsonl
 from tirgym.errors import TirgymError
 from tirgym.eval.metrics import EvalEntry
-from tirgym.eval.runner import _chunks, load_finished, parse_seeds, repair_jsonl, resolve_entries
+from tirgym.eval.runner import (
+    _chunks,
+    entry_seeds,
+    load_finished,
+    parse_seeds,
+    plan_warnings,
+    repair_jsonl,
+    resolve_entries,
+)
 
 BASE = range(1000, 1020)
 
@@ -69,3 +78,25 @@ def test_torn_line_is_cut_and_duplicates_ignored(tmp_path: Path) -> None:
     append_jsonl(path, [_ep(2, 0)])
     assert sorted(load_finished(path)) == [("G", 1, 0), ("G", 1, 1), ("G", 2, 0)]
     assert repair_jsonl(path) == 0
+
+
+def test_entry_seeds_run_each_dataset_row_once_by_default() -> None:
+    default = list(BASE)
+    rows = EvalEntry("D", "x", num_tasks=3)
+    generated = EvalEntry("G", "x")
+    assert entry_seeds(rows, None, default) == [1000, 1001, 1002]  # rows 1, 2, 0: each once
+    assert entry_seeds(generated, None, default) == default
+    assert entry_seeds(rows, [1, 2], default) == [1, 2]  # given seeds always win
+
+
+def test_plan_warnings() -> None:
+    g, d = EvalEntry("G", "x"), EvalEntry("D", "x", num_tasks=3)
+    seeds = {"G": list(range(20)), "D": [0, 1, 2]}
+    assert plan_warnings([g, d], seeds, samples=1, temperature=0.0) == []
+    assert plan_warnings([g, d], seeds, samples=4, temperature=1.0) == []
+    (t0,) = plan_warnings([g, d], seeds, samples=4, temperature=0.0)
+    assert "4 samples per task at temperature 0" in t0 and "pass@4 = success@1" in t0
+    (wrap,) = plan_warnings([d], {"D": list(range(20))}, samples=1, temperature=0.0)
+    assert "D: 20 seeds wrap around its 3 dataset rows" in wrap and "up to 7 times" in wrap
+    # two seeds on one row wrap even when there are fewer seeds than rows
+    assert plan_warnings([d], {"D": [0, 3]}, samples=1, temperature=0.0)

@@ -1,4 +1,5 @@
-"""pass@k against brute-force enumeration; CIs against known values and simulated coverage."""
+"""pass@k against brute-force enumeration; CIs against known values, hand-worked clustered
+cases and simulated coverage."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ import math
 import numpy as np
 import pytest
 
-from tirgym.eval.stats import bootstrap_ci, paired_test, pass_at_k, wilson_interval
+from tirgym.eval.stats import (
+    bootstrap_ci,
+    clustered_rate,
+    paired_test,
+    pass_at_k,
+    wilson_interval,
+)
 
 
 def brute_pass_at_k(n: int, c: int, k: int) -> float:
@@ -91,3 +98,72 @@ def test_paired_test_exact_and_monte_carlo() -> None:
     assert mixed.p_value > 0.5
     with pytest.raises(ValueError):
         paired_test([1.0], [1.0, 0.0])
+
+
+def test_clustered_rate_one_sample_per_task_is_wilson_over_tasks() -> None:
+    # R = 1/2, V = 4 * (1/2)^2 / 4^2 = 1/16, n_eff = (1/4) / (1/16) = 4 tasks
+    r = clustered_rate([1, 1, 0, 0])
+    assert (r.mean, r.n_eff, r.tasks) == (0.5, pytest.approx(4.0), 4)
+    assert r.ci == pytest.approx(wilson_interval(2, 4))
+
+
+def test_clustered_rate_identical_samples_count_tasks_not_episodes() -> None:
+    # temperature 0: 24 tasks x 4 identical samples, 6 tasks solved. Every per-task value is
+    # 0 or 1, so n_eff = 24 tasks, not 96 episodes.
+    fractions = [1.0] * 6 + [0.0] * 18
+    r = clustered_rate(fractions, max_n=96)
+    assert r.n_eff == pytest.approx(24.0)
+    assert r.ci == pytest.approx(wilson_interval(6, 24))
+    as_if_independent = wilson_interval(24, 96)
+    assert r.ci[1] - r.ci[0] > 1.9 * (as_if_independent[1] - as_if_independent[0])
+
+
+def test_clustered_rate_between_tasks_and_episodes() -> None:
+    # 4 tasks x 2 samples with 2, 2, 1, 0 successes: R = 5/8,
+    # V = (2 (3/8)^2 + (1/8)^2 + (5/8)^2) / 16 = (11/16) / 16, R(1-R) = 15/64,
+    # n_eff = (15/64) / (11/256) = 60/11: more than 4 tasks, fewer than 8 episodes
+    r = clustered_rate([1.0, 1.0, 0.5, 0.0], max_n=8)
+    assert r.mean == pytest.approx(5 / 8) and r.n_eff == pytest.approx(60 / 11)
+    assert r.ci == pytest.approx(wilson_interval(5 / 8 * 60 / 11, 60 / 11))
+    # samples that split evenly inside every task carry no between-task variance: the cap
+    even = clustered_rate([0.5, 0.5], max_n=4)
+    assert even.n_eff == 4.0 and even.ci == pytest.approx(wilson_interval(2, 4))
+
+
+def test_clustered_rate_ratio_with_unequal_denominators() -> None:
+    # format errors: task 1 has 1 of 1 turns bad, task 2 has 0 of 3. R = 1/4,
+    # V = ((1 - 1/4)^2 + (0 - 3/4)^2) / 4^2 = (9/8) / 16, n_eff = (3/16) / (9/128) = 8/3
+    r = clustered_rate([1, 0], [1, 3])
+    assert r.mean == pytest.approx(0.25) and r.n_eff == pytest.approx(8 / 3)
+    assert r.ci == pytest.approx(wilson_interval(0.25 * 8 / 3, 8 / 3))
+
+
+def test_clustered_rate_edges() -> None:
+    # all failures: V = 0 says nothing about within-task correlation; count tasks
+    none = clustered_rate([0, 0, 0], [2, 2, 2])
+    assert none.mean == 0.0 and none.n_eff == 3.0
+    assert none.ci == pytest.approx(wilson_interval(0, 3)) and none.ci[0] == 0.0
+    assert clustered_rate([3, 3], [3, 3]).ci[1] == 1.0
+    assert clustered_rate([]) is None
+    assert clustered_rate([0], [0]) is None  # a task with no observations is left out
+    assert clustered_rate([1, 0], [1, 0]).tasks == 1
+    with pytest.raises(ValueError):
+        clustered_rate([2], [1])
+
+
+def test_clustered_rate_coverage_with_correlated_samples() -> None:
+    """Tasks of varying difficulty, 4 samples each: the clustered interval keeps near-nominal
+    coverage where a Wilson interval over episodes falls well short."""
+    rng = np.random.default_rng(0)
+    tasks, k, trials = 30, 4, 1500
+    clustered = naive = 0
+    for _ in range(trials):
+        p_task = rng.beta(0.3, 0.3, size=tasks)  # most tasks near always- or never-solved
+        c = rng.binomial(k, p_task)
+        truth = 0.5  # the mean of Beta(0.3, 0.3)
+        r = clustered_rate(c / k, max_n=tasks * k)
+        clustered += r.ci[0] <= truth <= r.ci[1]
+        lo, hi = wilson_interval(int(c.sum()), tasks * k)
+        naive += lo <= truth <= hi
+    assert 0.92 <= clustered / trials <= 0.98
+    assert naive / trials < 0.85

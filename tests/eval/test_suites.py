@@ -1,4 +1,4 @@
-"""Built-in suites: they parse, smoke runs today, games/math wait for their envs, all = every env."""
+"""Built-in suites: they parse, name only registered envs, all = every env."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import yaml
 
 import tirgym
 from tirgym import registry
+from tirgym.errors import TirgymError
 from tirgym.registry import Suite
 
 SUITES_DIR = Path(tirgym.__file__).resolve().parent.parent / "configs" / "suites"
@@ -55,13 +56,22 @@ def test_smoke_suite_loads() -> None:
     assert s.envs and all(e.id in tirgym.env_ids() for e in s.envs)
 
 
-@pytest.mark.parametrize("name", ["games", "math"])
-def test_suite_loads_once_its_envs_are_registered(name: str) -> None:
-    missing = _missing(name)
-    if missing:
-        pytest.skip(f"{name} suite waits for unregistered envs: {', '.join(missing)}")
+@pytest.mark.parametrize("name", ["smoke", "games", "math"])
+def test_suite_names_only_registered_envs(name: str) -> None:
+    """A typo'd id in a built-in suite file fails here (and get_suite names it)."""
+    assert _missing(name) == [], f"{name}.yaml names envs that are not registered"
     s = tirgym.get_suite(name)
     assert len(s.envs) == len(_yaml(name)["envs"])
+
+
+def test_missing_ids_are_caught(tmp_path: Path) -> None:
+    bad = tmp_path / "typo.yaml"
+    bad.write_text("name: evaltypo\nenvs:\n  - {id: tirgym/GuesNumber-v0}\n")
+    try:
+        with pytest.raises(TirgymError, match="GuesNumber"):
+            tirgym.get_suite(str(bad))
+    finally:  # loading a file registers its suite; leave the registry as other tests expect
+        registry._SUITES.pop("evaltypo", None)
 
 
 def test_all_suite_covers_every_registered_env_even_late_ones() -> None:

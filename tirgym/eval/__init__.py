@@ -10,15 +10,23 @@ are thin shells over it and `compare_dirs`.
 
 from tirgym.eval.compare import Comparison, compare_dirs, render_table
 from tirgym.eval.metrics import EvalEntry, compute_metrics
-from tirgym.eval.report import load_results, write_outputs
-from tirgym.eval.runner import EvalResult, evaluate, parse_seeds, resolve_entries
-from tirgym.eval.stats import bootstrap_ci, paired_test, pass_at_k, wilson_interval
+from tirgym.eval.report import write_outputs
+from tirgym.eval.results import EvalResult, load_results
+from tirgym.eval.runner import evaluate, parse_seeds, resolve_entries
+from tirgym.eval.stats import (
+    bootstrap_ci,
+    clustered_rate,
+    paired_test,
+    pass_at_k,
+    wilson_interval,
+)
 
 __all__ = [
     "Comparison",
     "EvalEntry",
     "EvalResult",
     "bootstrap_ci",
+    "clustered_rate",
     "compare_dirs",
     "compute_metrics",
     "evaluate",

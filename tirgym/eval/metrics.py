@@ -1,8 +1,10 @@
 """Per-env and overall metrics from finished episodes.
 
-Pure functions over Episodes: the runner, `tirgym compare` and tests all call them. The
-unit of resampling is the task (env entry, seed): the K samples of one task are
-correlated, so bootstrap CIs resample tasks, never single episodes.
+Pure functions over Episodes: the runner, `tirgym compare` and tests all call them. A
+task is (entry, seed), or (entry, row) for a dataset-backed entry whose seeds wrap around
+its rows. Every number is an estimate over tasks with one interval method
+(`tirgym.eval.results.INTERVALS`): the K samples of one task are correlated, so intervals
+count tasks, never single episodes, as the independent units.
 """
 
 from __future__ import annotations
@@ -15,18 +17,23 @@ from typing import Any
 import numpy as np
 
 from tirgym.episode import Episode
-from tirgym.eval.stats import bootstrap_ci, pass_at_k, wilson_interval
+from tirgym.eval.stats import bootstrap_ci, clustered_rate, pass_at_k
 
 TRUNCATING_STOPS = frozenset({"max_turns", "max_tokens", "timeout"})
 
 
 @dataclass(frozen=True)
 class EvalEntry:
-    """One row of an eval: an env id at fixed kwargs, under a display label."""
+    """One row of an eval: an env id at fixed kwargs, under a display label.
+
+    `num_tasks` is the number of distinct tasks of a dataset-backed env (seed s gives row
+    s % num_tasks), None for generated tasks.
+    """
 
     label: str
     env_id: str
     kwargs: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    num_tasks: int | None = field(default=None, compare=False)
 
 
 Key = tuple[str, int, int]
@@ -38,11 +45,19 @@ def episode_key(ep: Episode) -> Key:
     return (meta["entry"], int(ep.seed), int(meta["sample"]))
 
 
-def _rate(num: int, den: int) -> dict[str, Any]:
-    if den == 0:
+def _rate(num: list[float], den: list[float] | None = None, max_n: float | None = None) -> dict:
+    r = clustered_rate(num, den, max_n=max_n)
+    if r is None:
         return {"mean": None, "ci": None, "num": 0, "den": 0}
-    lo, hi = wilson_interval(num, den)
-    return {"mean": num / den, "ci": [lo, hi], "num": num, "den": den}
+    total_den = len(num) if den is None else sum(den)
+    return {
+        "mean": r.mean,
+        "ci": [r.ci[0], r.ci[1]],
+        "num": sum(num),
+        "den": total_den,
+        "tasks": r.tasks,
+        "n_eff": r.n_eff,
+    }
 
 
 def _mean(values: list[float]) -> float | None:
@@ -61,29 +76,40 @@ def episode_wall_s(ep: Episode) -> float:
     return float(ep.info.get("eval", {}).get("wall_s", 0.0))
 
 
+def pass_at_k_rate(tasks: list[list[Episode]], k: int) -> dict[str, Any]:
+    """Mean over tasks (those with >= k samples) of the unbiased pass@k estimator, with the
+    clustered Wilson interval; a task's n samples hold n // k independent k-draws at most."""
+    groups = [g for g in tasks if len(g) >= k]
+    vals = [pass_at_k(len(g), sum(bool(e.success) for e in g), k) for g in groups]
+    rate = _rate(vals, max_n=sum(len(g) // k for g in groups))
+    return {"mean": rate["mean"], "ci": rate["ci"], "tasks": len(groups)}
+
+
 def summarize(groups: Mapping[Any, list[Episode]], k_max: int, *, seed: int = 0) -> dict[str, Any]:
     """Metrics over tasks; `groups` maps a task to its episodes (its K samples).
 
-    success@1 is the mean over all episodes (Wilson CI over episodes, as for every rate);
-    pass@k for k = 1..k_max is the mean over tasks of the unbiased estimator with each
-    task's own sample count (tasks with fewer than k samples are left out of pass@k), CI
-    by bootstrap over tasks. Turn-level rates (format errors, length cuts) pool turns.
+    success@1 is pass@1: the mean over tasks of each task's success fraction (the episode
+    mean when every task has K samples). pass@k for k = 1..k_max uses each task's own
+    sample count (tasks with fewer than k samples are left out). Turn-level rates (format
+    errors, length cuts, tool errors) pool a task's turns and weigh tasks by their turns.
+    Every rate has the clustered Wilson interval of `stats.clustered_rate`; reward, a
+    bootstrap over tasks.
     """
     tasks = [groups[t] for t in sorted(groups)]
+    tasks = [g for g in tasks if g]
     eps = [e for g in tasks for e in g]
-    n_ep = len(eps)
-    succ = sum(bool(e.success) for e in eps)
-    turns = [t for e in eps for t in e.turns]
-    tool_calls = sum(t.tool_calls for t in turns)
-    tool_errors = sum(t.tool_errors for t in turns)
-    fmt_err_turns = sum(1 for t in turns if t.format_errors)
-    length_cuts = sum(1 for t in turns if t.finish_reason == "length")
-    truncated = sum(1 for e in eps if e.truncated or e.stop_reason in TRUNCATING_STOPS)
 
-    pass_k: dict[str, Any] = {}
-    for k in range(1, k_max + 1):
-        vals = [pass_at_k(len(g), sum(bool(e.success) for e in g), k) for g in tasks if len(g) >= k]
-        pass_k[str(k)] = {**_mean_ci(vals, seed), "tasks": len(vals)}
+    def per_task(count) -> list[float]:
+        return [float(sum(count(e) for e in g)) for g in tasks]
+
+    turns_per_task = per_task(lambda e: len(e.turns))
+    calls_per_task = per_task(lambda e: sum(t.tool_calls for t in e.turns))
+    pass_k = {str(k): pass_at_k_rate(tasks, k) for k in range(1, k_max + 1)}
+    success = _rate(
+        [sum(bool(e.success) for e in g) / len(g) for g in tasks],
+        max_n=len(eps),
+    )
+    truncated = per_task(lambda e: e.truncated or e.stop_reason in TRUNCATING_STOPS)
 
     stop_reasons: dict[str, int] = {}
     for e in eps:
@@ -93,18 +119,25 @@ def summarize(groups: Mapping[Any, list[Episode]], k_max: int, *, seed: int = 0)
 
     return {
         "tasks": len(tasks),
-        "episodes": n_ep,
-        "success": _rate(succ, n_ep),
+        "episodes": len(eps),
+        "success": {**success, "num": sum(bool(e.success) for e in eps), "den": len(eps)},
         "pass_at_k": pass_k,
-        "reward": _mean_ci([float(np.mean([e.total_reward for e in g])) for g in tasks if g], seed),
+        "reward": _mean_ci([float(np.mean([e.total_reward for e in g])) for g in tasks], seed),
         "outcome_reward": _mean([e.outcome_reward for e in eps]),
         "turns": _mean([len(e.turns) for e in eps]),
         "tool_calls": _mean([sum(t.tool_calls for t in e.turns) for e in eps]),
-        "tool_error_rate": _rate(tool_errors, tool_calls),
-        "format_error_rate": _rate(fmt_err_turns, len(turns)),
+        "tool_error_rate": _rate(
+            per_task(lambda e: sum(t.tool_errors for t in e.turns)), calls_per_task
+        ),
+        "format_error_rate": _rate(
+            per_task(lambda e: sum(1 for t in e.turns if t.format_errors)), turns_per_task
+        ),
         "response_tokens": _mean([_response_tokens(e) for e in eps]),
-        "truncation_rate": _rate(truncated, n_ep),
-        "length_cut_rate": _rate(length_cuts, len(turns)),
+        "truncation_rate": _rate(truncated, [float(len(g)) for g in tasks]),
+        "length_cut_rate": _rate(
+            per_task(lambda e: sum(1 for t in e.turns if t.finish_reason == "length")),
+            turns_per_task,
+        ),
         "stop_reasons": dict(sorted(stop_reasons.items())),
         "wall_s_mean": _mean([episode_wall_s(e) for e in eps]),
     }
@@ -129,6 +162,19 @@ def group_by_task(episodes: Iterable[Episode]) -> dict[str, dict[int, list[Episo
     }
 
 
+def task_groups(
+    by_seed: Mapping[int, list[Episode]], num_tasks: int | None
+) -> dict[int, list[Episode]]:
+    """Seed -> episodes regrouped by task: for a dataset-backed entry (`num_tasks` rows, seed
+    s on row s % num_tasks) the seeds that wrap onto one row are one task."""
+    if not num_tasks:
+        return dict(by_seed)
+    out: dict[int, list[Episode]] = {}
+    for s in sorted(by_seed):
+        out.setdefault(s % num_tasks, []).extend(by_seed[s])
+    return out
+
+
 def compute_metrics(
     entries: list[EvalEntry], episodes: Iterable[Episode], k_max: int, *, seed: int = 0
 ) -> dict[str, Any]:
@@ -137,14 +183,14 @@ def compute_metrics(
     envs: dict[str, Any] = {}
     pooled: dict[tuple[str, int], list[Episode]] = {}
     for entry in entries:
-        seeds = by_task.get(entry.label, {})
+        groups = task_groups(by_task.get(entry.label, {}), entry.num_tasks)
         envs[entry.label] = {
             "env_id": entry.env_id,
             "kwargs": entry.kwargs,
-            **summarize(seeds, k_max, seed=seed),
+            **summarize(groups, k_max, seed=seed),
         }
-        for s, g in seeds.items():
-            pooled[(entry.label, s)] = g
+        for t, g in groups.items():
+            pooled[(entry.label, t)] = g
     overall = summarize(pooled, k_max, seed=seed)
     succ = [v["success"]["mean"] for v in envs.values() if v["success"]["mean"] is not None]
     overall["macro_success"] = float(np.mean(succ)) if succ else None

@@ -11,51 +11,22 @@ an uninterrupted one. The trainer's periodic eval calls this same function.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tirgym.episode import Episode, append_jsonl, iter_jsonl
 from tirgym.errors import TirgymError
-from tirgym.eval.metrics import EvalEntry, Key, compute_metrics, episode_key
+from tirgym.eval.metrics import EvalEntry, Key, episode_key
+from tirgym.eval.report import write_outputs
+from tirgym.eval.results import EPISODES_FILE, RUN_FILE, EvalResult, build_results
 from tirgym.registry import HELDOUT_SEED_BASE, EvalSettings, Suite, env_meta, get_suite
 
-RESULTS_SCHEMA = "tirgym.eval.results"
-RESULTS_SCHEMA_VERSION = 1
-EPISODES_FILE = "episodes.jsonl"
-RUN_FILE = "run.json"
-
-
-@dataclass
-class EvalResult:
-    """What `evaluate` returns: the results.json content and the episodes behind it."""
-
-    results: dict[str, Any]
-    episodes: list[Episode]
-    out_dir: Path | None = None
-    files: dict[str, Path] = field(default_factory=dict)
-
-    def scalars(self, prefix: str = "eval") -> dict[str, float]:
-        """Flat metrics for a logger: `{prefix}/{env}/success`, `{prefix}/overall/pass@k`, ..."""
-        out: dict[str, float] = {}
-        rows = {**self.results["envs"], "overall": self.results["overall"]}
-        for label, m in rows.items():
-            base = f"{prefix}/{label}"
-            if m["success"]["mean"] is not None:
-                out[f"{base}/success"] = m["success"]["mean"]
-            for k, v in m["pass_at_k"].items():
-                if v["mean"] is not None:
-                    out[f"{base}/pass@{k}"] = v["mean"]
-            if m["reward"]["mean"] is not None:
-                out[f"{base}/reward"] = m["reward"]["mean"]
-            for name in ("turns", "response_tokens"):
-                if m[name] is not None:
-                    out[f"{base}/{name}"] = m[name]
-        return out
+log = logging.getLogger(__name__)
 
 
 # ---- planning -------------------------------------------------------------------------
@@ -132,6 +103,62 @@ def _label(env_id: str, kwargs: dict[str, Any]) -> str:
     if not kwargs:
         return env_id
     return env_id + "[" + ",".join(f"{k}={v}" for k, v in sorted(kwargs.items())) + "]"
+
+
+def count_tasks(entry: EvalEntry) -> EvalEntry:
+    """The entry with `num_tasks` filled in from its env (a dataset's row count, None for
+    generated tasks); building the env also reports bad kwargs before anything runs."""
+    if entry.num_tasks is not None:
+        return entry
+    from tirgym.registry import make
+
+    env = make(entry.env_id, **entry.kwargs)
+    try:
+        n = getattr(env.unwrapped, "num_tasks", None)
+    finally:
+        env.close()
+    return EvalEntry(entry.label, entry.env_id, dict(entry.kwargs), n)
+
+
+def entry_seeds(entry: EvalEntry, seeds: list[int] | None, default: list[int]) -> list[int]:
+    """The seeds an entry runs: the given ones, else each row once for a dataset-backed
+    entry (num_tasks consecutive seeds from the default start cover every row), else the
+    default seeds."""
+    if seeds is not None:
+        return seeds
+    if entry.num_tasks:
+        return list(range(default[0], default[0] + entry.num_tasks))
+    return default
+
+
+def plan_warnings(
+    entries: list[EvalEntry], seeds: dict[str, list[int]], samples: int, temperature: float
+) -> list[str]:
+    """What makes an eval's numbers weaker than they look, in one line each."""
+    out = []
+    if samples > 1 and temperature == 0:
+        out.append(
+            f"{samples} samples per task at temperature 0: a model gives the same answer to "
+            f"every sample, so pass@{samples} = success@1 and the extra samples add no "
+            "information (intervals count tasks, not samples); sample with --temperature > 0 "
+            "or use --samples 1."
+        )
+    for e in entries:
+        n, ss = e.num_tasks, seeds[e.label]
+        if n and len({s % n for s in ss}) < len(ss):
+            out.append(
+                f"{e.label}: {len(ss)} seeds wrap around its {n} dataset rows, so rows repeat "
+                f"(up to {max(_row_counts(ss, n))} times) and it has {len({s % n for s in ss})} "
+                f"distinct tasks; by default each row runs once (leave out --seeds)."
+            )
+    return out
+
+
+def _row_counts(seeds: list[int], n: int) -> list[int]:
+    counts: dict[int, int] = {}
+    for s in seeds:
+        counts[s % n] = counts.get(s % n, 0) + 1
+    return list(counts.values())
 
 
 # ---- out dir ---------------------------------------------------------------------------
@@ -228,13 +255,23 @@ def evaluate(
     from tirgym.agents.types import RolloutLimits, SamplingParams, Task
 
     entries, settings, suite_name = resolve_entries(suite, envs, env_kwargs)
+    entries = [count_tasks(e) for e in entries]
     k = samples if samples is not None else settings.samples
     if k < 1:
         raise TirgymError(f"--samples must be >= 1, got {k}.")
     seed_base = settings.seed_start if settings.seed_start is not None else HELDOUT_SEED_BASE
+    default_seeds = list(range(seed_base, seed_base + settings.num_seeds))
+    # a suite that sets num_seeds asks for that many seeds on every entry, datasets too
+    given = seeds is not None or "num_seeds" in settings.model_fields_set
     seed_list = parse_seeds(seeds, range(seed_base, seed_base + settings.num_seeds))
+    seeds_of = {
+        e.label: entry_seeds(e, seed_list if given else None, default_seeds) for e in entries
+    }
     temp = settings.temperature if temperature is None else temperature
     turns_cap = max_turns if max_turns is not None else settings.max_turns
+    warnings = plan_warnings(entries, seeds_of, k, temp)
+    for w in warnings:
+        log.warning("warning: %s", w)
 
     if isinstance(policy, str):
         label = policy_label or policy
@@ -272,7 +309,9 @@ def evaluate(
         _check_run_file(out, run, fresh)
         done = load_finished(ep_path)
 
-    plan: list[Key] = [(e.label, s, i) for e in entries for s in seed_list for i in range(k)]
+    plan: list[Key] = [
+        (e.label, s, i) for e in entries for s in seeds_of[e.label] for i in range(k)
+    ]
     todo = [key for key in plan if key not in done]
     by_label = {e.label: e for e in entries}
 
@@ -308,12 +347,10 @@ def evaluate(
     elapsed = time.monotonic() - t_start
 
     episodes = [done[key] for key in plan]
-    results = build_results(entries, episodes, k, seed_list, run, suite_name)
+    results = build_results(entries, episodes, k, seeds_of, run, suite_name, warnings)
     results["wall_s_this_run"] = elapsed
     result = EvalResult(results=results, episodes=episodes, out_dir=out)
     if out is not None and write_report:
-        from tirgym.eval.report import write_outputs
-
         result.files = write_outputs(result, out, charts=charts)
     return result
 
@@ -355,42 +392,6 @@ class _Sink:
                 self.on_episode(ep)
 
         return record
-
-
-def build_results(
-    entries: list[EvalEntry],
-    episodes: Iterable[Episode],
-    k: int,
-    seed_list: list[int],
-    run: dict[str, Any],
-    suite_name: str | None,
-) -> dict[str, Any]:
-    import tirgym
-    from tirgym.eval.metrics import clean_json
-
-    metrics = compute_metrics(entries, episodes, k)
-    return clean_json(
-        {
-            "schema": RESULTS_SCHEMA,
-            "schema_version": RESULTS_SCHEMA_VERSION,
-            "tirgym_version": tirgym.__version__,
-            "suite": suite_name,
-            "policy": run["policy"],
-            "samples": k,
-            "seeds": _seed_summary(seed_list),
-            "sampling": run["sampling"],
-            "limits": run["limits"],
-            "entries": [{"name": e.label, "env_id": e.env_id, "kwargs": e.kwargs} for e in entries],
-            **metrics,
-        }
-    )
-
-
-def _seed_summary(seeds: list[int]) -> dict[str, Any]:
-    contiguous = seeds == list(range(seeds[0], seeds[0] + len(seeds)))
-    if contiguous:
-        return {"start": seeds[0], "count": len(seeds)}
-    return {"list": seeds, "count": len(seeds)}
 
 
 def _chunks(keys: list[Key], size: int) -> Iterable[tuple[str, list[Key]]]:

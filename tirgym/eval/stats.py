@@ -1,5 +1,8 @@
 """Estimators and confidence intervals for eval metrics.
 
+Pure functions, each checked against hand-worked cases in tests/eval/test_stats.py. The
+unit of every interval is the task: the K samples of one task are correlated (identical at
+temperature 0), so treating episodes as independent would make intervals too narrow.
 Every interval here is deterministic for a fixed `seed`, so results.json is reproducible:
 the resume test compares two runs byte for byte (wall-time fields aside).
 """
@@ -37,27 +40,91 @@ def _z(confidence: float) -> float:
     return NormalDist().inv_cdf(0.5 + confidence / 2)
 
 
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a binomial rate; stays inside [0, 1] and is sane at 0/n and n/n.
 
-    n == 0 gives the uninformative (0, 1).
+    n may be an effective (fractional) sample size, with successes = rate * n. n == 0 gives
+    the uninformative (0, 1).
     """
     if n == 0:
         return (0.0, 1.0)
     if not 0 <= successes <= n:
         raise ValueError(f"need 0 <= successes <= n, got {successes}/{n}")
+    return _wilson(successes / n, n, confidence)
+
+
+def _wilson(p: float, n: float, confidence: float) -> tuple[float, float]:
     z = _z(confidence)
-    p = successes / n
     z2n = z * z / n
     centre = (p + z2n / 2) / (1 + z2n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z2n)
     lo, hi = centre - half, centre + half
     # exact at the edges (floating error would otherwise leave 1e-17 above 0 at p=0)
-    if successes == 0:
+    if p <= 0.0:
         lo = 0.0
-    if successes == n:
+    if p >= 1.0:
         hi = 1.0
     return (max(0.0, lo), min(1.0, hi))
+
+
+@dataclass(frozen=True)
+class TaskRate:
+    """A rate over tasks: its estimate, 95% interval and the effective sample size behind it."""
+
+    mean: float
+    ci: tuple[float, float]
+    n_eff: float
+    tasks: int
+
+
+def clustered_rate(
+    num: Sequence[float] | np.ndarray,
+    den: Sequence[float] | np.ndarray | None = None,
+    *,
+    max_n: float | None = None,
+    confidence: float = 0.95,
+) -> TaskRate | None:
+    """A rate whose observations come in clusters (tasks), with an interval that treats the
+    cluster, not the observation, as the independent unit.
+
+    Task i contributes `num[i]` events out of `den[i]` observations (`den` None: one each,
+    so the estimate is the mean of per-task values in [0, 1]). The estimate is the ratio
+    R = sum(num) / sum(den); its variance is the cluster-robust (CR0 sandwich) one,
+    V = sum_i (num_i - R den_i)^2 / sum(den)^2. The interval is Wilson's at rate R and the
+    effective sample size n_eff = R (1 - R) / V (Kish's design-effect correction), so:
+
+    - one observation per task, or K identical samples per task (temperature 0), gives
+      n_eff = tasks: the plain Wilson interval over tasks;
+    - independent samples within tasks give n_eff near the number of observations.
+
+    n_eff is capped at `max_n` (default sum(den): no more information than observations).
+    When R is 0 or 1, V is 0 and says nothing about how alike a task's samples are, so
+    n_eff is the number of tasks (the cautious end); when 0 < R < 1 and V is 0, n_eff is
+    the cap. Tasks with den 0 are left out; none left gives None.
+    """
+    a = np.asarray(num, dtype=np.float64)
+    b = np.ones_like(a) if den is None else np.asarray(den, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"num and den need equal length, got {a.size} and {b.size}")
+    if np.any(b < 0) or np.any(a < 0) or np.any(a > b + 1e-12):
+        raise ValueError("need 0 <= num <= den for every task")
+    keep = b > 0
+    a, b = a[keep], b[keep]
+    tasks = int(a.size)
+    if tasks == 0:
+        return None
+    total = float(b.sum())
+    cap = total if max_n is None else float(max_n)
+    r = min(1.0, max(0.0, float(a.sum()) / total))
+    var = float(np.sum((a - r * b) ** 2)) / total**2
+    if r in (0.0, 1.0):
+        n_eff = float(tasks)
+    elif var <= 0.0:
+        n_eff = cap
+    else:
+        n_eff = r * (1.0 - r) / var
+    n_eff = max(1.0, min(cap, n_eff))
+    return TaskRate(mean=r, ci=_wilson(r, n_eff, confidence), n_eff=n_eff, tasks=tasks)
 
 
 def bootstrap_ci(
