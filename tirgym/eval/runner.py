@@ -24,7 +24,7 @@ from tirgym.errors import TirgymError
 from tirgym.eval.metrics import EvalEntry, Key, episode_key
 from tirgym.eval.report import write_outputs
 from tirgym.eval.results import EPISODES_FILE, RUN_FILE, EvalResult, build_results
-from tirgym.registry import HELDOUT_SEED_BASE, EvalSettings, Suite, env_meta, get_suite
+from tirgym.registry import HELDOUT_SEED_BASE, EvalSettings, Suite, env_meta, get_suite, make
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +110,6 @@ def count_tasks(entry: EvalEntry) -> EvalEntry:
     generated tasks); building the env also reports bad kwargs before anything runs."""
     if entry.num_tasks is not None:
         return entry
-    from tirgym.registry import make
-
     env = make(entry.env_id, **entry.kwargs)
     try:
         n = getattr(env.unwrapped, "num_tasks", None)
