@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -24,6 +24,8 @@ from tirgym.sandbox.tool import PYTHON_TOOL
 
 DIFFICULTIES = ("easy", "medium", "hard")
 REWARD_MODES = ("fraction", "all")
+Difficulty = Literal["easy", "medium", "hard"]
+RewardMode = Literal["fraction", "all"]
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.S | re.I)
 
 
@@ -47,12 +49,14 @@ class CodeTaskEnv(TextEnv):
 
     tools: ClassVar[list] = [PYTHON_TOOL]
     description = "Write a Python function that passes hidden tests."
+    option_kwargs: ClassVar[tuple[type, ...]] = (PythonToolOptions,)
+    """Kwargs the constructor takes out of **kwargs (read by the registry's kwarg check)."""
 
     def __init__(
         self,
-        difficulty: str = "easy",
+        difficulty: Difficulty = "easy",
         dataset: str | None = None,
-        reward_mode: str = "fraction",
+        reward_mode: RewardMode = "fraction",
         test_timeout_s: float = 10.0,
         **kwargs: Any,
     ):
@@ -113,7 +117,12 @@ class CodeTaskEnv(TextEnv):
         code = extract_code(answer)
         problem = self.problem
         report = run_hidden_tests(
-            self.tool.sandbox(), code, problem.tests, problem.setup, timeout_s=self.test_timeout_s
+            self.tool.sandbox(),
+            code,
+            problem.tests,
+            problem.setup,
+            timeout_s=self.test_timeout_s,
+            entry_point=problem.entry_point,
         )
         success = report.total > 0 and report.passed == report.total
         score = report.fraction if self.reward_mode == "fraction" else float(success)

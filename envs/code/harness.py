@@ -1,65 +1,35 @@
-"""Running hidden tests against a submission in one stateless sandbox process.
+"""Running hidden tests against a submission: the judge in a fresh sandbox session.
 
-The harness program runs the submission in its own namespace, then each test, and writes
-one JSON record per test to the stdout it saved before the submission ran, prefixed by a
-random marker. For `expr` tests it reports only `repr(value)`: the expected values never
-enter the sandbox and the comparison happens here on `ast.literal_eval`'d builtins, so
-printing fake records or returning objects with a doctored `__eq__` gains nothing.
-`stmt` tests (dataset asserts that are not `f(...) == literal`) are judged inside the
-sandbox and are only as tamper-proof as the process: a record seen twice counts as failed.
+`judge.py` is the program that runs there: the trusted test code in one process, the
+submission in a forked process that only answers calls with plain data, so the submission can
+neither reach the tests nor the channel the results travel on (see judge.py for why). The
+judge writes one record per test to its stdout, prefixed by a fresh random marker. For `expr`
+tests it reports only the value: the expected values never enter the sandbox and the
+comparison happens here, on plain data.
 """
 
 from __future__ import annotations
 
-import ast
+import functools
 import json
 import math
-import re
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from tirgym.envs.code import judge
 from tirgym.envs.code.tasks import TestCase
 
-MAX_REPR_CHARS = 100_000
-_PLACEHOLDER = re.compile(r"\b(MARK|TESTS|SUBMISSION|SETUP|LIMIT)\b")
-
-_HARNESS = r"""
-def _tirgym_main():
-    import sys, json
-    write, flush, dumps, mark = sys.stdout.write, sys.stdout.flush, json.dumps, MARK
-    run_exec, run_eval, run_compile, text, kind_of = exec, eval, compile, repr, type
-
-    def emit(record):
-        write(mark + dumps(record) + "\n")
-        flush()
-
-    def describe(e):
-        return (kind_of(e).__name__ + ": " + str(e))[:300]
-
-    tests = json.loads(TESTS)
-    ns = {"__name__": "__submission__"}
-    try:
-        run_exec(run_compile(SUBMISSION, "<submission>", "exec"), ns)
-        if SETUP:
-            run_exec(run_compile(SETUP, "<test setup>", "exec"), ns)
-    except BaseException as e:
-        emit({"i": -1, "error": describe(e)})
-        return
-    for i, (kind, src) in enumerate(tests):
-        try:
-            if kind == "expr":
-                value = run_eval(run_compile(src, "<test>", "eval"), ns)
-                emit({"i": i, "ok": True, "repr": text(value)[:LIMIT]})
-            else:
-                run_exec(run_compile(src, "<test>", "exec"), ns)
-                emit({"i": i, "ok": True})
-        except BaseException as e:
-            emit({"i": i, "ok": False, "error": describe(e)})
+MAX_VALUE_CHARS = 100_000
+"""A reported value longer than this (as JSON) counts as a failed test."""
+JUDGE_GRACE_S = 2.0
+"""Extra sandbox time after the judge's own budget, so it can report what timed out."""
 
 
-_tirgym_main()
-"""
+@functools.lru_cache(maxsize=1)
+def _judge_source() -> str:
+    return Path(judge.__file__).read_text(encoding="utf-8")
 
 
 @dataclass
@@ -75,21 +45,25 @@ class TestReport:
         return self.passed / self.total if self.total else 0.0
 
 
-def harness_program(
-    submission: str, tests: tuple[TestCase, ...], setup: str = ""
+def judge_program(
+    submission: str,
+    tests: tuple[TestCase, ...],
+    setup: str = "",
+    entry_point: str = "",
+    budget_s: float = 10.0,
 ) -> tuple[str, str]:
     """(program, marker) for one evaluation; the marker is fresh each time."""
     mark = f"@@tirgym-{secrets.token_hex(8)}@@"
-    payload = json.dumps([[t.kind, t.src] for t in tests])
-    values = {
-        "MARK": repr(mark),
-        "TESTS": repr(payload),
-        "SUBMISSION": repr(submission),
-        "SETUP": repr(setup),
-        "LIMIT": str(MAX_REPR_CHARS),
+    config = {
+        "mark": mark,
+        "tests": [[t.kind, t.src] for t in tests],
+        "submission": submission,
+        "setup": setup,
+        "entry_point": entry_point,
+        "budget_s": budget_s,
+        "limit": MAX_VALUE_CHARS,
     }
-    # one pass, so a placeholder word inside the submission or a test is never replaced
-    program = _PLACEHOLDER.sub(lambda m: values[m.group(0)], _HARNESS)
+    program = f"{_judge_source()}\n\nmain(__import__('json').loads({json.dumps(config)!r}))\n"
     return program, mark
 
 
@@ -116,15 +90,15 @@ def values_equal(got: Any, want: Any) -> bool:
         return False
 
 
-def _literal(text: str) -> tuple[bool, Any]:
+def _value(record: dict) -> tuple[bool, Any]:
     try:
-        return True, ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return True, judge.plain(record.get("value"))
+    except (ValueError, TypeError, KeyError, RecursionError, MemoryError):
         return False, None
 
 
 def grade(stdout: str, mark: str, tests: tuple[TestCase, ...], status: str = "ok") -> TestReport:
-    """Read the harness records from stdout and score each test."""
+    """Read the judge's records from stdout and score each test."""
     records: dict[int, list[dict]] = {}
     for line in stdout.splitlines():
         if not line.startswith(mark):
@@ -143,7 +117,7 @@ def grade(stdout: str, mark: str, tests: tuple[TestCase, ...], status: str = "ok
         ok = False
         if len(got) == 1 and got[0].get("ok") is True:
             if test.kind == "expr":
-                parsed, value = _literal(str(got[0].get("repr", "")))
+                parsed, value = _value(got[0])
                 ok = parsed and values_equal(value, test.expected)
                 if not ok and first_error is None:
                     first_error = f"wrong result on hidden test {i + 1}"
@@ -163,11 +137,18 @@ def run_hidden_tests(
     tests: tuple[TestCase, ...],
     setup: str = "",
     timeout_s: float = 10.0,
+    entry_point: str = "",
 ) -> TestReport:
-    """Run every test in one fresh sandbox process; a test not reported (crash, timeout) fails."""
-    program, mark = harness_program(submission, tests, setup)
-    max_bytes = 2 * MAX_REPR_CHARS * max(1, len(tests)) + 65536
-    result = sandbox.run(program, timeout_s=timeout_s, max_output_bytes=max_bytes)
+    """Run every test in a fresh sandbox session; a test not reported (crash, timeout) fails.
+
+    A session rather than a stateless run because the judge forks the submission's process.
+    """
+    program, mark = judge_program(submission, tests, setup, entry_point, budget_s=timeout_s)
+    max_bytes = (MAX_VALUE_CHARS + 256) * max(1, len(tests)) + 65536
+    with sandbox.session() as session:
+        result = session.run(
+            program, timeout_s=timeout_s + JUDGE_GRACE_S, max_output_bytes=max_bytes
+        )
     report = grade(result.stdout, mark, tests, result.status)
     if report.first_error is None and result.status == "error" and not all(report.results):
         report.first_error = (

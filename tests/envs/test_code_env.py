@@ -93,6 +93,163 @@ def test_hacks_do_not_pass(sandbox_kwargs, hack):
     assert reward == 0.0 and not info["success"], hack
 
 
+# Rewrites the judge's test list through frame introspection: every frame above the
+# submission that holds a list named `tests` gets trivially passing statements.
+FRAME_HACK = """
+import sys
+frame = sys._getframe(1)
+while frame is not None:
+    tests = frame.f_locals.get("tests")
+    if isinstance(tests, list):
+        for k in range(len(tests)):
+            tests[k] = ["stmt", "pass"]
+    frame = frame.f_back
+"""
+# Finds the record marker in any frame, prints a pass record for every test (to stdout and
+# to the parent's stdout through /proc) and exits before any test runs.
+FAKE_RECORDS_HACK = """
+import json, os, sys
+mark = None
+frame = sys._getframe(1)
+while frame is not None and mark is None:
+    scope = frame.f_locals
+    mark = scope.get("mark") or (scope.get("config") or {}).get("mark")
+    frame = frame.f_back
+lines = "".join(mark + json.dumps({"i": i, "ok": True, "value": 0}) + "\\n" for i in range(20))
+print(lines, flush=True)
+try:
+    os.write(os.open(f"/proc/{os.getppid()}/fd/1", os.O_WRONLY), lines.encode())
+except OSError:
+    pass
+os._exit(0)
+"""
+STMT_ROWS = [
+    {
+        "task_id": 2,
+        "text": "Write a function to find the shared elements from the given two lists.",
+        "code": "def similar_elements(a, b):\n    return tuple(set(a) & set(b))",
+        "test_list": [
+            "assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))",
+            "assert set(similar_elements((1, 2, 3, 4),(5, 4, 3, 7))) == set((3, 4))",
+            "assert not similar_elements((1, 2),(3, 4))",
+        ],
+    }
+]
+
+
+@pytest.mark.parametrize("hack", [FRAME_HACK, FAKE_RECORDS_HACK], ids=["frame", "fake-records"])
+def test_the_submission_cannot_reach_the_tests_or_the_record_channel(
+    tmp_path, sandbox_kwargs, hack
+):
+    if hack is FAKE_RECORDS_HACK and sandbox_kwargs["sandbox"] == "local":
+        pytest.skip("local runs code unsandboxed: the host user may open any /proc/PID/fd")
+    path = tmp_path / "stmt.jsonl"
+    path.write_text(json.dumps(STMT_ROWS[0]) + "\n")
+    env = _make(sandbox_kwargs, dataset=str(path))
+    env.reset(seed=0)
+    wrong = "def similar_elements(a, b):\n    return (0,)\n"
+    _, reward, *_, info = _submit(env, hack + wrong)
+    assert reward == 0.0 and not info["success"]
+    env.close()
+    env = _make(sandbox_kwargs, difficulty="easy")  # procedural tasks (expr tests) too
+    env.reset(seed=1)
+    wrong = f"def {env.problem.entry_point}(*a):\n    return ('wrong',)\n"
+    _, reward, *_ = _submit(env, hack + wrong)
+    assert reward == 0.0
+    env.reset(seed=1)
+    assert env.step(env.solve())[1] == 1.0  # an honest solution still scores 1
+    env.close()
+
+
+def _problem(tests, setup="", entry="f"):
+    from tirgym.envs.code.tasks import CodeProblem
+
+    return CodeProblem("t", "", entry, "", tuple(tests), setup, "mbpp")
+
+
+def _judge(sandbox_kwargs, code, tests, setup="", entry="f"):
+    from tirgym.envs.code.harness import run_hidden_tests
+    from tirgym.sandbox import get_sandbox
+
+    with get_sandbox(backend=sandbox_kwargs["sandbox"], workers=1) as sb:
+        return run_hidden_tests(sb, code, tuple(tests), setup, timeout_s=5, entry_point=entry)
+
+
+def test_judge_gives_the_tests_plain_data_only(sandbox_kwargs):
+    doctored = (
+        "class Yes:\n    def __eq__(self, o): return True\n    def __bool__(self): return True\n"
+        "def f(x):\n    return Yes()\n"
+    )
+    tests = [
+        TestCase("stmt", "assert f(1) == [1, 2]"),
+        TestCase("stmt", "assert f(1)"),
+        TestCase("expr", "f(1)", 0),
+    ]
+    report = _judge(sandbox_kwargs, doctored, tests)
+    assert report.results == [False, False, False]
+
+
+def test_judge_supports_objects_mutation_and_exceptions(sandbox_kwargs):
+    code = (
+        "class Pair:\n    def __init__(self, a, b):\n        self.a, self.b = a, b\n"
+        "def longest(pairs):\n    return max(p.b - p.a for p in pairs)\n"
+        "def bump(xs, d):\n    xs.append(1)\n    d['k'] = 2\n"
+        "def count(n):\n    return iter(range(n))\n"
+        "def check(n):\n    if n < 0:\n        raise ValueError('negative')\n    return n\n"
+    )
+    tests = [
+        TestCase("expr", "longest([Pair(1, 5), Pair(2, 3)])", 4),
+        TestCase("stmt", "xs, d = [0], {}\nbump(xs, d)\nassert xs == [0, 1] and d == {'k': 2}"),
+        TestCase("expr", "list(count(3))", [0, 1, 2]),
+        TestCase(
+            "stmt",
+            "try:\n    check(-1)\nexcept ValueError:\n    pass\nelse:\n    raise AssertionError",
+        ),
+        TestCase("expr", "check(2**9000) > 0", True),
+        TestCase(
+            "expr",
+            "[float('inf'), {1: (2, 3)}, {4}, b'x', 1j]",
+            [float("inf"), {1: (2, 3)}, {4}, b"x", 1j],
+        ),
+    ]
+    report = _judge(sandbox_kwargs, code, tests, entry="longest")
+    assert report.results == [True] * 6, report.first_error
+
+
+def test_judge_reports_a_submission_that_hangs_or_dies(sandbox_kwargs):
+    tests = [TestCase("expr", "f(1)", 1), TestCase("expr", "f(2)", 2)]
+    hang = _judge(
+        sandbox_kwargs, "def f(x):\n    while x == 1:\n        pass\n    return x\n", tests
+    )
+    assert hang.results == [False, False] and "ran out of time" in hang.first_error
+    died = _judge(sandbox_kwargs, "import os\ndef f(x):\n    os._exit(3)\n", tests)
+    assert died.results == [False, False] and "exited" in died.first_error
+
+
+def test_judge_codec_round_trip():
+    from tirgym.envs.code import judge
+
+    value = [
+        None,
+        True,
+        -(2**9000),
+        1.5,
+        "s",
+        b"b",
+        bytearray(b"a"),
+        (1,),
+        {2},
+        frozenset({3}),
+        {(1, 2): [3]},
+        2j,
+    ]
+    assert judge.plain(judge.encode(value, judge.no_refs)) == value
+    with pytest.raises(TypeError, match="plain data"):
+        judge.encode(object(), judge.no_refs)
+    with pytest.raises(ValueError):
+        judge.plain({"ref": 1, "type": "x"})
+
+
 def test_placeholder_words_in_the_submission_are_kept(sandbox_kwargs):
     env = _make(sandbox_kwargs, difficulty="easy")
     env.reset(seed=0)
@@ -122,9 +279,9 @@ def test_grade_reads_only_marked_unique_records():
     out = "\n".join(
         [
             "noise",
-            mark + json.dumps({"i": 0, "ok": True, "repr": "[1, 2.0000000001]"}),
-            mark + json.dumps({"i": 1, "ok": True, "repr": "3"}),
-            mark + json.dumps({"i": 1, "ok": True, "repr": "3"}),
+            mark + json.dumps({"i": 0, "ok": True, "value": {"list": [1, 2.0000000001]}}),
+            mark + json.dumps({"i": 1, "ok": True, "value": 3}),
+            mark + json.dumps({"i": 1, "ok": True, "value": 3}),
             mark + json.dumps({"i": 2, "ok": True}),
         ]
     )
