@@ -1,9 +1,11 @@
 """`tirgym compare`: side-by-side results of eval dirs, with paired significance per env.
 
-The first dir is the baseline; each other dir is compared with it on the tasks (entry,
-seed) both evaluated, pairing per-task mean success (or reward) over the samples. Pairing
-removes task difficulty from the noise, so a real difference shows with fewer tasks than
-two independent CIs would need.
+The first dir is the baseline; each other dir is compared with it on the tasks (entry and
+seed, or dataset row) both evaluated, pairing per-task mean success (or reward) over the
+samples. Pairing removes task difficulty from the noise, so a real difference shows with
+fewer tasks than two independent CIs would need. The table shows both dirs' means on those
+common tasks, the numbers the difference is made of, and warns when the evals differ in a
+setting that changes what the numbers mean (samples, temperature, token and turn limits).
 """
 
 from __future__ import annotations
