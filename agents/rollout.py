@@ -190,8 +190,10 @@ def rollout(
         finished.append(slot.index)
         if stream is not None:
             stream.release(slot.index)
-        if slot.future is None or slot.future.done():
+        if slot.future is None:
             _close(slot.env)
+        else:  # still stepping (timed out): close when the step returns (now, if it has)
+            slot.future.add_done_callback(lambda _f, env=slot.env: _close(env))
         if on_episode is not None and notify:
             on_episode(ep)
 

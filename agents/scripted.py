@@ -9,6 +9,7 @@ RL since no sampler logprobs exist.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,8 +44,10 @@ class SolverPolicy:
 
 
 class RandomPolicy:
-    """Uniformly random moves: an env's `random_action(rng)` if it has one, else a mix
-    of integer answers, tool calls with empty arguments and malformed text."""
+    """The random baseline: an env's own `random_turn(rng)` where it has one (every game:
+    random legal-looking moves in the env's answer format), else a mix of integer answers
+    (in the env's `low..high` where it has them), tool calls with empty arguments and
+    malformed text."""
 
     trainable = False
 
@@ -57,17 +60,25 @@ class RandomPolicy:
 
     def _one(self, r: TurnRequest) -> str:
         rng = r.rng if r.rng is not None else np.random.default_rng()
-        own = getattr(r.env, "random_action", None)
-        if own is not None:
-            return own(rng)
+        own = getattr(r.env, "random_turn", None)
+        if own is not None:  # games draw from a random.Random, seeded from the episode's stream
+            return own(random.Random(int(rng.integers(2**63))))
         tools = [t["name"] for t in getattr(r.env, "tools", [])]
         u = float(rng.random())
         if tools and u < 0.3:
             name = tools[int(rng.integers(len(tools)))]
             return f"<tool_call>{json.dumps({'name': name, 'arguments': {}})}</tool_call>"
         if u < 0.9:
-            return f"<answer>{int(rng.integers(self.low, self.high + 1))}</answer>"
+            low, high = self._range(r.env)
+            return f"<answer>{int(rng.integers(low, high + 1))}</answer>"
         return "I am not sure."
+
+
+    def _range(self, env: Any) -> tuple[int, int]:
+        low, high = getattr(env, "low", None), getattr(env, "high", None)
+        if isinstance(low, int) and isinstance(high, int) and low <= high:
+            return low, high
+        return self.low, self.high
 
 
 class ReplayPolicy:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -102,8 +102,8 @@ class TextEnv(gym.Env[str, str]):
         max_turns: int = 1,
         format_penalty: float = 0.0,
         max_invalid_turns: int = 3,
-        multiple_actions: str = "first",
-        text_after_action: str = "ignore",
+        multiple_actions: Literal["first", "error"] = "first",
+        text_after_action: Literal["ignore", "error"] = "ignore",
         render_mode: str | None = None,
     ):
         if max_turns < 1:
@@ -116,8 +116,8 @@ class TextEnv(gym.Env[str, str]):
             tools=tuple(t["name"] for t in self.tools),
             allow_answer=self.allow_answer,
             allow_python_block=self.allow_python_block,
-            multiple_actions=multiple_actions,  # type: ignore[arg-type]
-            text_after_action=text_after_action,  # type: ignore[arg-type]
+            multiple_actions=multiple_actions,
+            text_after_action=text_after_action,
         )
         self.observation_space = text_space()
         self.action_space = text_space()

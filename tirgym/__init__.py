@@ -13,6 +13,7 @@ from tirgym.registry import (
     Suite,
     SuiteEntry,
     env_ids,
+    env_kwargs,
     env_meta,
     get_suite,
     list_envs,
@@ -21,6 +22,7 @@ from tirgym.registry import (
     register,
     register_suite,
     suite_names,
+    validate_env_kwargs,
 )
 
 __version__ = "0.1.0"
@@ -32,6 +34,7 @@ __all__ = [
     "SuiteEntry",
     "TirgymError",
     "env_ids",
+    "env_kwargs",
     "env_meta",
     "get_suite",
     "list_envs",
@@ -40,7 +43,13 @@ __all__ = [
     "register",
     "register_suite",
     "suite_names",
+    "validate_env_kwargs",
 ]
 
 # Built-in envs register with string entry points: cheap, nothing heavy is imported.
 import tirgym.envs  # noqa: E402,F401
+from tirgym.registry import load_plugins  # noqa: E402
+
+# Installed packages' `tirgym.envs` entry points register now, once, so that
+# `gymnasium.make` finds their envs after a bare `import tirgym`.
+load_plugins()

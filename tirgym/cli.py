@@ -130,6 +130,17 @@ def _at_least_1(**options: int | None) -> None:
             _fail(f"--{name.replace('_', '-')} must be >= 1, got {value}.")
 
 
+def _probe_env(env_id: str, kwargs: dict) -> None:
+    """Build the env once: kwargs of the right type can still be refused by the env itself
+    (a ValueError such as low > high), which should read as the user's error, in one line."""
+    import tirgym
+
+    try:
+        tirgym.make(env_id, **kwargs).close()
+    except ValueError as e:
+        _fail(f"{env_id} refuses kwargs {json.dumps(kwargs)}: {e}")
+
+
 def _check_errored(episodes) -> None:
     """Errored episodes (reset or step raised, a hung env) are errors, not failures: say how
     many and the first reason; when every episode errored, fail with it."""
@@ -502,10 +513,11 @@ def eval_cmd(
 
     _at_least_1(max_turns=max_turns, max_new_tokens=max_new_tokens, max_total_tokens=max_total_tokens,
                 batch_size=batch_size)
-    if suite is not None:  # bad env ids or kwargs fail before a model loads
-        tirgym.get_suite(suite)
-    for e in env or []:
-        tirgym.validate_env_kwargs(e, _json_option(kwargs, "--kwargs"))
+    # bad env ids or kwargs fail before a model loads
+    entries = [(x.id, x.kwargs) for x in tirgym.get_suite(suite).envs] if suite is not None else []
+    entries += [(e, _json_option(kwargs, "--kwargs")) for e in env or []]
+    for env_id, kw in entries:
+        _probe_env(env_id, kw)
     pol = _policy_from_spec(spec, **opts)
     res = evaluate(
         pol,

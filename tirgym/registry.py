@@ -3,7 +3,7 @@
 Registration goes through gymnasium's registry, so `gymnasium.make("tirgym/X-v0")` works
 as well as `tirgym.make`. tirgym keeps the extra metadata (tags, description, default
 turn limit) beside it. Built-in envs register on `import tirgym`; third-party packages
-register through the entry-point group `tirgym.envs`, loaded on first use.
+register through the entry-point group `tirgym.envs`, loaded on `import tirgym`.
 
 Suites are named lists of env ids with weights and eval settings. Built-in suites are
 YAML files in configs/suites/, so users add their own without code.
@@ -11,18 +11,22 @@ YAML files in configs/suites/, so users add their own without code.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 import importlib.resources
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import yaml
+from gymnasium.envs.registration import load_env_creator
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tirgym.env_kwargs import KwargsSpec, check_kwargs, kwargs_spec
 from tirgym.errors import TirgymError, did_you_mean
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,8 @@ _SUITES: dict[str, Suite] = {}
 _ALL_ENV_SUITES: set[str] = set()
 """Suites declared with `envs: all`: their entries are re-listed from the registry on each get_suite."""
 _plugins_loaded = False
+_plugins_loading = False
+_plugins_lock = threading.RLock()
 
 
 def register(
@@ -70,23 +76,36 @@ def register(
     _ENVS[id] = EnvMeta(id, entry_point, tuple(tags), description, max_turns, kwargs)
 
 
-def _load_plugins() -> None:
-    """Import every distribution's `tirgym.envs` entry point once (they call register)."""
-    global _plugins_loaded
+def load_plugins() -> None:
+    """Import every distribution's `tirgym.envs` entry point once (they call register).
+
+    Runs on `import tirgym`, so `gymnasium.make` finds plugin envs too. Threads that look
+    an env up while another thread loads wait for it (the flag is set only once every
+    plugin is in); a plugin calling back into the registry while it loads (same thread,
+    the lock is reentrant) sees what is registered so far.
+    """
+    global _plugins_loaded, _plugins_loading
     if _plugins_loaded:
         return
-    _plugins_loaded = True
-    for ep in importlib.metadata.entry_points(group="tirgym.envs"):
+    with _plugins_lock:
+        if _plugins_loaded or _plugins_loading:
+            return
+        _plugins_loading = True
         try:
-            obj = ep.load()
-            if callable(obj):
-                obj()
-        except Exception as e:  # a broken plugin must not take tirgym down
-            log.warning("tirgym plugin %s failed to load: %s", ep.name, e)
+            for ep in importlib.metadata.entry_points(group="tirgym.envs"):
+                try:
+                    obj = ep.load()
+                    if callable(obj):
+                        obj()
+                except Exception as e:  # a broken plugin must not take tirgym down
+                    log.warning("tirgym plugin %s failed to load: %s", ep.name, e)
+            _plugins_loaded = True
+        finally:
+            _plugins_loading = False
 
 
 def env_ids(tag: str | None = None) -> list[str]:
-    _load_plugins()
+    load_plugins()
     return sorted(i for i, m in _ENVS.items() if tag is None or tag in m.tags)
 
 
@@ -95,7 +114,7 @@ def list_envs(tag: str | None = None) -> list[EnvMeta]:
 
 
 def env_meta(id: str) -> EnvMeta:
-    _load_plugins()
+    load_plugins()
     if id not in _ENVS:
         raise TirgymError(
             f"Unknown env id {id!r}.{did_you_mean(id, list(_ENVS))} "
@@ -105,12 +124,48 @@ def env_meta(id: str) -> EnvMeta:
 
 
 def make(id: str, **kwargs: Any) -> gym.Env:
-    """Make a registered env; an unknown id fails with close-match suggestions."""
-    env_meta(id)
+    """Make a registered env; an unknown id or a bad kwarg fails with one clear line.
+
+    Kwargs are checked against the constructor before it runs, so an error raised inside
+    the constructor (a TypeError included) is the env's own and propagates unchanged.
+    """
+    validate_env_kwargs(id, {k: v for k, v in kwargs.items() if k not in _GYM_MAKE_ARGS})
+    return gym.make(id, **kwargs)
+
+
+_GYM_MAKE_ARGS = ("max_episode_steps", "disable_env_checker")
+"""Arguments of gymnasium.make itself, not of the env."""
+
+
+def env_kwargs(id: str) -> KwargsSpec:
+    """The kwargs env `id` takes (names, defaults, types, allowed values), with the
+    defaults it was registered with."""
+    meta = env_meta(id)
+    entry = gym.spec(id).entry_point
     try:
-        return gym.make(id, **kwargs)
-    except TypeError as e:
-        raise TirgymError(f"Bad arguments for env {id!r}: {e}") from None
+        creator = load_env_creator(entry) if isinstance(entry, str) else entry
+    except (ImportError, AttributeError) as e:
+        raise TirgymError(f"Env {id!r} cannot be imported from {entry!r}: {e}") from None
+    spec = kwargs_spec(creator)
+    if not meta.kwargs:
+        return spec
+    params = dict(spec.params)
+    for name, value in meta.kwargs.items():
+        if name in params:
+            params[name] = dataclasses.replace(params[name], default=value, required=False)
+    return KwargsSpec(params, spec.open)
+
+
+def validate_env_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
+    """Check env kwargs without building the env: unknown id or kwarg names (with close
+    matches), values outside a kwarg's allowed choices, wrong types. Raises TirgymError."""
+    if not isinstance(kwargs, dict):
+        raise TirgymError(f"kwargs for {env_id} must be a mapping, got {type(kwargs).__name__}.")
+    spec = env_kwargs(env_id)
+    check_kwargs(env_id, spec, kwargs)
+    missing = [p.name for p in spec.params.values() if p.required and p.name not in kwargs]
+    if missing:
+        raise TirgymError(f"{env_id} needs the kwarg(s) {', '.join(missing)}.")
 
 
 # ---- suites ------------------------------------------------------------------------
@@ -211,7 +266,7 @@ def suite_names() -> list[str]:
 def get_suite(name: str) -> Suite:
     """A suite by name, or from a YAML path."""
     if name.endswith((".yaml", ".yml")) and Path(name).exists():
-        return load_suite_file(name)
+        return _checked(load_suite_file(name))
     _load_builtin_suites()
     if name not in _SUITES:
         raise TirgymError(
@@ -223,6 +278,14 @@ def get_suite(name: str) -> Suite:
         suite = _SUITES[name] = suite.model_copy(
             update={"envs": [SuiteEntry(id=i) for i in env_ids()]}
         )
+    return _checked(suite)
+
+
+def _checked(suite: Suite) -> Suite:
+    """Fail early, naming the suite entry with a bad env id or kwarg."""
     for entry in suite.envs:
-        env_meta(entry.id)  # fail early, naming the bad id
+        try:
+            validate_env_kwargs(entry.id, entry.kwargs)
+        except TirgymError as e:
+            raise TirgymError(f"suite {suite.name!r}, entry {entry.label!r}: {e}") from None
     return suite

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from tirgym.envs.base import Outcome, TextEnv
 from tirgym.errors import TirgymError
 
 DIFFICULTIES = ("easy", "medium", "hard")
+Difficulty = Literal["easy", "medium", "hard"]
 _PARENS = re.compile(r"\(([^()]*)\)")
 _SEPARATORS = re.compile(r"\|\|?|[\n\t;,]")
 _NOISE = str.maketrans({c: " " for c in "()[]{}'\"`"})
@@ -79,7 +80,7 @@ class GameEnv(TextEnv):
 
     def __init__(
         self,
-        difficulty: str = "medium",
+        difficulty: Difficulty = "medium",
         moves_per_turn: int | None = None,
         step_cost: float = 0.0,
         progress_reward: float = 0.0,

@@ -10,7 +10,7 @@ reset, so constructing these envs costs nothing.
 from __future__ import annotations
 
 import functools
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from tirgym.protocol import ParsedTurn, ToolCall
 from tirgym.sandbox.tool import PYTHON_TOOL
 
 DIFFICULTIES = ("easy", "medium", "hard")
+Difficulty = Literal["easy", "medium", "hard"]
 _NO_ACTION = "No action found"
 
 
@@ -51,7 +52,7 @@ class _MathEnv(TextEnv):
     def __init__(
         self,
         family: str = "mixed",
-        difficulty: str = "easy",
+        difficulty: Difficulty = "easy",
         dataset: str | None = None,
         split: str | None = None,
         verifier_policy: dict[str, Any] | None = None,
@@ -178,6 +179,8 @@ class MathTIREnv(_MathEnv):
 
     tools: ClassVar[list] = [PYTHON_TOOL]
     description = "Solve the math problem, using the python tool to compute."
+    option_kwargs: ClassVar[tuple[type, ...]] = (PythonToolOptions,)
+    """Kwargs the constructor takes out of **kwargs (read by the registry's kwarg check)."""
 
     def __init__(self, python_blocks: bool = True, **kwargs: Any):
         options = PythonToolOptions.pop_from(kwargs)

@@ -4,8 +4,9 @@ import agents_helpers as helpers
 import pytest
 import torch
 
+import tirgym
 from tirgym.agents import RolloutLimits, SamplingParams, Task, rollout
-from tirgym.agents.scripted import ReplayPolicy, SolverPolicy
+from tirgym.agents.scripted import RandomPolicy, ReplayPolicy, SolverPolicy
 from tirgym.episode import Episode, load_jsonl, save_jsonl
 
 GUESS = "tirgym/GuessNumber-v0"
@@ -206,3 +207,69 @@ def test_unknown_env_is_a_user_error():
 
     with pytest.raises(TirgymError):
         rollout(SolverPolicy(), [Task("tirgym/NoSuch-v0", 0)])
+
+
+class ClosingEnv(helpers.SleepyEnv):
+    """Records its close(), as a sandbox-backed env releases its session there."""
+
+    closed: list[int] = []
+
+    def close(self):
+        ClosingEnv.closed.append(self.task_seed)
+        super().close()
+
+
+tirgym.register("test/Closing-v0", f"{__name__}:ClosingEnv", override=True)
+
+
+def test_env_still_stepping_at_the_timeout_is_closed_when_its_step_returns():
+    ClosingEnv.closed.clear()
+    eps = rollout(
+        ReplayPolicy(["<answer>1</answer>"] * 4),
+        [Task("test/Closing-v0", 7, kwargs={"sleep_s": 1.0})],
+        limits=RolloutLimits(episode_timeout_s=0.3),
+    )
+    assert eps[0].stop_reason == "timeout"
+    deadline = time.perf_counter() + 5
+    while not ClosingEnv.closed and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    assert ClosingEnv.closed == [7]
+
+
+@pytest.mark.parametrize("env_id,kwargs", [
+    ("tirgym/Maze-v0", {"difficulty": "easy"}),
+    ("tirgym/Countdown-v0", {"difficulty": "easy"}),
+])
+def test_random_policy_plays_valid_moves_in_games(env_id, kwargs):
+    eps = rollout(RandomPolicy(), [Task(env_id, s, kwargs) for s in range(4)],
+                  params=SamplingParams(seed=0))
+    turns = [t for e in eps for t in e.turns]
+    replies = [m["content"] for e in eps for m in e.messages[2:] if m["role"] != "assistant"]
+    assert turns and all(not t.format_errors for t in turns)
+    assert not [r for r in replies if "Cannot read" in r]  # the game reads every move
+    assert len({t.text for t in turns}) > len(turns) // 2  # it really moves at random
+    again = rollout(RandomPolicy(), [Task(env_id, s, kwargs) for s in range(4)],
+                    params=SamplingParams(seed=0))
+    assert [t.text for e in again for t in e.turns] == [t.text for t in turns]  # seeded
+
+
+def test_random_guesses_stay_in_the_envs_range():
+    eps = rollout(RandomPolicy(), [Task(GUESS, s, {"low": 1, "high": 8}) for s in range(4)],
+                  params=SamplingParams(seed=0))
+    guesses = [int(t.text[len("<answer>"):-len("</answer>")]) for e in eps for t in e.turns
+               if t.text.startswith("<answer>")]
+    assert guesses and all(1 <= g <= 8 for g in guesses)
+
+
+def test_demos_say_why_episodes_were_dropped_and_take_a_larger_cap(tiny_path, tmp_path, capsys):
+    from tirgym.cli import main
+
+    tirgym.register_suite("long-game", [{"id": "tirgym/Maze-v0", "name": "Maze-hard",
+                                         "kwargs": {"difficulty": "hard"}}], override=True)
+    args = ["demos", "--suite", "long-game", "--n", "2", "--tokenizer", str(tiny_path),
+            "--out", str(tmp_path / "d.jsonl")]
+    main([*args, "--max-total-tokens", "600"])
+    out = capsys.readouterr().out
+    assert "Maze-hard: kept 0/2 (dropped: max_tokens 2); raise --max-total-tokens (now 600)" in out
+    main([*args, "--max-total-tokens", "32000"])
+    assert "Maze-hard: kept 2/2" in capsys.readouterr().out

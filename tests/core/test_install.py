@@ -73,3 +73,24 @@ def test_plugin_registers_through_entry_point(wheel_venv):
         "print(env.step('<answer>heads</answer>')[4]['success'])\n"
     )
     assert _run([str(py), "-c", code], cwd=tmp).strip().endswith("True")
+
+
+@pytest.mark.slow
+def test_gymnasium_make_finds_plugin_envs_after_import_tirgym(wheel_venv):
+    py, tmp = wheel_venv
+    code = (
+        "import gymnasium, tirgym\n"
+        "env = gymnasium.make('demo/Coin-v0'); env.reset(seed=0)\n"
+        "print(env.step('<answer>heads</answer>')[4]['success'])\n"
+    )
+    assert _run([str(py), "-c", code], cwd=tmp).strip().endswith("True")
+
+
+@pytest.mark.slow
+def test_plugin_rollout_on_threads_never_misses_the_env(wheel_venv):
+    # episodes reset on a thread pool; each run is a fresh process (plugins not loaded yet)
+    py, tmp = wheel_venv
+    for _ in range(20):
+        out = _run([str(py), "-m", "tirgym", "rollout", "--env", "demo/Coin-v0", "--policy", "solver",
+                    "--n", "5"], cwd=tmp)
+        assert "success 5/5" in out, out

@@ -13,6 +13,9 @@ class CoinEnv(TextEnv):
         ok = answer.strip().lower() == "heads"
         return Outcome(reply="yes" if ok else "no", terminated=True, success=ok)
 
+    def solve(self):
+        return "<answer>heads</answer>"
+
 
 def register_envs():
     import tirgym
