@@ -3,6 +3,7 @@
 Pure functions, each checked against hand-worked cases in tests/eval/test_stats.py. The
 unit of every interval is the task: the K samples of one task are correlated (identical at
 temperature 0), so treating episodes as independent would make intervals too narrow.
+docs/ALGORITHMS.md ("Eval statistics") gives the formulas.
 Every interval here is deterministic for a fixed `seed`, so results.json is reproducible:
 the resume test compares two runs byte for byte (wall-time fields aside).
 """
