@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tirgym.agents.types import RolloutLimits, SamplingParams
 from tirgym.errors import TirgymError, did_you_mean
 from tirgym.registry import HELDOUT_SEED_BASE
 
@@ -127,6 +128,24 @@ class RolloutConfig(Section):
     temperature: float = Field(1.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     episode_timeout_s: float = Field(600.0, gt=0)
+
+    def sampling(self, seed: int | None) -> SamplingParams:
+        """How each turn is sampled; `seed` roots the episodes' sampling streams."""
+        return SamplingParams(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_new_tokens=self.max_new_tokens,
+            seed=seed,
+        )
+
+    def limits(self) -> RolloutLimits:
+        """When an episode stops: turns, tokens per turn and in all, wall time."""
+        return RolloutLimits(
+            max_turns=self.max_turns,
+            max_new_tokens=self.max_new_tokens,
+            max_total_tokens=self.max_total_tokens,
+            episode_timeout_s=self.episode_timeout_s,
+        )
 
 
 class FilterConfig(Section):

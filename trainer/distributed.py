@@ -62,6 +62,14 @@ def all_reduce_max(value: int, info: DistInfo, device: torch.device) -> int:
     return int(t.item())
 
 
+def all_reduce_max_float(value: float, info: DistInfo, device: torch.device) -> float:
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
 def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     if not info.enabled:
         return [obj]
@@ -111,6 +119,16 @@ def shard_fsdp2(model: torch.nn.Module) -> torch.nn.Module:
     fully_shard(model)
     model.set_gradient_divide_factor(1.0)  # our losses already use global denominators
     return model
+
+
+def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Every weight of an FSDP2-sharded model, gathered onto the CPU of every rank (a
+    collective: all ranks call it); what `save_pretrained` and the vllm weight push need."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(
+        model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+    )
 
 
 def barrier(info: DistInfo) -> None:

@@ -1,7 +1,7 @@
 """Held-out success for the trainer's before/periodic/after evals, behind one function.
 
-Uses the eval worker's `tirgym.eval.evaluate` (in memory, no files) when it is
-importable, else runs `rollout` itself. Seeds come from eval.seed_start upward (at or
+Runs `tirgym.eval.evaluate` in memory (no files), so training evals and `tirgym eval`
+sample and score episodes the same way. Seeds come from eval.seed_start upward (at or
 above HELDOUT_SEED_BASE by default), disjoint from every training seed; under torchrun
 each rank evaluates a slice of the seeds and the counts are summed.
 """
@@ -21,43 +21,27 @@ def _eval_seeds(eval_cfg, rank: int, world: int) -> list[int]:
 
 
 def _run_entry(policy, entry, seeds: list[int], eval_cfg, rollout_cfg, seed: int) -> list[Any]:
-    max_new = eval_cfg.max_new_tokens or rollout_cfg.max_new_tokens
+    """The episodes of one env on `seeds` (in memory: no files, no report)."""
     if not seeds:
         return []
-    try:
-        from tirgym.eval import evaluate
-        from tirgym.eval.metrics import EvalEntry
-    except ImportError:
-        evaluate = None
-    if evaluate is not None:
-        res = evaluate(
-            policy,
-            envs=[EvalEntry(entry.label, entry.env_id, dict(entry.kwargs))],
-            samples=eval_cfg.samples,
-            seeds=seeds,
-            out_dir=None,
-            temperature=eval_cfg.temperature,
-            max_new_tokens=max_new,
-            max_turns=rollout_cfg.max_turns,
-            max_total_tokens=rollout_cfg.max_total_tokens,
-            episode_timeout_s=rollout_cfg.episode_timeout_s,
-            sampling_seed=seed,
-            write_report=False,
-        )
-        return res.episodes
-    from tirgym.agents import RolloutLimits, SamplingParams, Task, rollout
+    from tirgym.eval import evaluate
+    from tirgym.eval.metrics import EvalEntry
 
-    tasks = [
-        Task(env_id=entry.env_id, seed=s, kwargs=dict(entry.kwargs), name=entry.name) for s in seeds
-    ]
-    params = SamplingParams(temperature=eval_cfg.temperature, max_new_tokens=max_new, seed=seed)
-    limits = RolloutLimits(
+    res = evaluate(
+        policy,
+        envs=[EvalEntry(entry.label, entry.env_id, dict(entry.kwargs))],
+        samples=eval_cfg.samples,
+        seeds=seeds,
+        out_dir=None,
+        temperature=eval_cfg.temperature,
+        max_new_tokens=eval_cfg.max_new_tokens or rollout_cfg.max_new_tokens,
         max_turns=rollout_cfg.max_turns,
-        max_new_tokens=max_new,
         max_total_tokens=rollout_cfg.max_total_tokens,
         episode_timeout_s=rollout_cfg.episode_timeout_s,
+        sampling_seed=seed,
+        write_report=False,
     )
-    return rollout(policy, tasks, group_size=eval_cfg.samples, params=params, limits=limits)
+    return res.episodes
 
 
 def held_out_success(

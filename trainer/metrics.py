@@ -17,6 +17,9 @@ from tirgym.trainer.reasoning_metrics import (
     batch_semantic_entropy,
     planning_token_ratio,
     reflections_per_response,
+    response_length_stats,
+    tool_stats,
+    void_turn_ratio,
 )
 
 log = logging.getLogger(__name__)
@@ -25,30 +28,28 @@ log = logging.getLogger(__name__)
 def episode_metrics(
     episodes: list[Episode], tokenizer=None, grams=None, scope: str = "think"
 ) -> dict[str, float]:
-    """Reward/success/length/turn/tool/format statistics of one step's episodes, and the
-    reasoning metrics of ALGORITHMS.md (reflections, semantic entropy, planning ratio)."""
+    """Every per-step statistic of a step's episodes: reward, success, length, turns, tools,
+    format errors, and the reasoning metrics (reflections, semantic entropy, planning-token
+    ratio: the last needs the tokenizer)."""
     if not episodes:
         return {"episodes": 0.0}
     rewards = np.array([e.total_reward for e in episodes], dtype=np.float64)
-    lengths = np.array([e.num_sampled_tokens for e in episodes], dtype=np.float64)
     turns = [t for e in episodes for t in e.turns]
+    mean_len, p95_len = response_length_stats(episodes)
+    calls, err_rate = tool_stats(episodes)
     out = {
         "episodes": float(len(episodes)),
         "reward_mean": float(rewards.mean()),
         "reward_std": float(rewards.std()),
         "outcome_mean": float(np.mean([e.outcome_reward for e in episodes])),
         "success_rate": float(np.mean([e.success for e in episodes])),
-        "response_tokens_mean": float(lengths.mean()),
-        "response_tokens_p95": float(np.percentile(lengths, 95)),
+        "response_tokens_mean": mean_len,
+        "response_tokens_p95": p95_len,
         "turns_mean": float(np.mean([len(e.turns) for e in episodes])),
-        "tool_calls_per_episode": float(
-            np.mean([sum(t.tool_calls for t in e.turns) for e in episodes])
-        ),
-        "tool_error_rate": _ratio(
-            sum(t.tool_errors for t in turns), sum(t.tool_calls for t in turns)
-        ),
+        "tool_calls_per_episode": calls,
+        "tool_error_rate": err_rate,
         "format_error_rate": _ratio(sum(bool(t.format_errors) for t in turns), len(turns)),
-        "void_turn_ratio": _ratio(sum(t.action == "none" for t in turns), len(turns)),
+        "void_turn_ratio": void_turn_ratio(episodes),
         "truncated_rate": float(np.mean([e.truncated for e in episodes])),
         "reflections_per_response": float(reflections_per_response(episodes)),
         "semantic_entropy": float(batch_semantic_entropy(episodes, grams)),

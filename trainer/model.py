@@ -92,6 +92,31 @@ def apply_lora(model, lora_cfg, adapter_path: str | None = None):
     return get_peft_model(model, pc)
 
 
+def load_start_model(cfg, ckpt: Path | None, base_path: str, device: torch.device):
+    """The weights a run starts from: the checkpoint's (LoRA runs: the model under the
+    adapter, i.e. the SFT weights or the base), else the base model."""
+    gc = cfg.update.gradient_checkpointing
+    if ckpt is not None and cfg.lora is None:
+        return load_model(str(ckpt / "model"), device, gc)
+    if ckpt is not None and cfg.sft is not None:
+        return load_model(str(Path(cfg.run_dir()) / "sft_model"), device, gc)
+    return load_model(base_path, device, gc)
+
+
+def reference_model(cfg, ckpt: Path | None, base_path: str, model, device: torch.device):
+    """The frozen KL reference (the start model: SFT weights or the base), or None when
+    there is no KL term or LoRA is on (then the base under the adapter is the reference)."""
+    if not (cfg.loss.kl_beta > 0 and cfg.lora is None):
+        return None
+    if ckpt is None:
+        return frozen_copy(model)
+    ref_path = Path(cfg.run_dir()) / "sft_model" if cfg.sft is not None else Path(base_path)
+    ref = load_model(str(ref_path), device).eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref
+
+
 def frozen_copy(model) -> Any:
     """A no-grad copy for the KL reference policy."""
     ref = copy.deepcopy(model)

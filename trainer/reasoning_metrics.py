@@ -1,26 +1,24 @@
-"""Emergent-reasoning metrics logged every step (see ../shared/ALGORITHMS.md).
-
-Small functions over episodes (and, for token entropy, logits or given entropies), plus
-`reasoning_metrics(...)` that returns them all as one flat dict of floats for the logger.
+"""Emergent-reasoning metrics: small functions over episodes (and, for token entropy,
+logits or given entropies). `tirgym.trainer.metrics.episode_metrics` logs them every step.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 
 import numpy as np
 
 from tirgym.episode import Episode
+from tirgym.eval.stats import pass_at_k
 from tirgym.trainer.planning import (
     StrategicGrams,
-    as_grams,
-    planning_mask,
     semantic_entropy,
     strategic_gram_counts,
     think_texts,
 )
+
+__all__ = ["pass_at_k"]  # unbiased pass@k lives with the eval statistics
 
 REFLECTION_WORDS = (
     "recheck",
@@ -122,50 +120,8 @@ def planning_token_ratio(masks: Sequence[np.ndarray], episodes: Sequence[Episode
     return plan / sampled
 
 
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k) / C(n, k), n samples, c correct."""
-    if not 0 <= c <= n or k < 1 or k > n:
-        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
-
-
 def batch_semantic_entropy(
     episodes: Sequence[Episode], grams: StrategicGrams | None = None, by: str = "cluster"
 ) -> float:
     """Semantic entropy of strategic-gram (cluster) frequencies in the batch's think text."""
     return semantic_entropy(strategic_gram_counts((think_texts(e) for e in episodes), grams, by))
-
-
-def reasoning_metrics(
-    episodes: Sequence[Episode],
-    *,
-    tokenizer=None,
-    grams: StrategicGrams | None = None,
-    planning_masks: Sequence[np.ndarray] | None = None,
-    token_entropy_value: float | None = None,
-) -> dict[str, float]:
-    """All per-step reasoning metrics as floats. planning_token_ratio needs planning_masks or
-    a tokenizer (omitted otherwise); token_entropy is passed through when given."""
-    episodes = list(episodes)
-    sg = as_grams(grams)
-    mean_len, p95_len = response_length_stats(episodes)
-    calls, err_rate = tool_stats(episodes)
-    out = {
-        "response_len_mean": mean_len,
-        "response_len_p95": p95_len,
-        "turns_mean": float(np.mean([len(e.turns) for e in episodes])) if episodes else 0.0,
-        "tool_calls_per_episode": calls,
-        "tool_error_rate": err_rate,
-        "void_turn_ratio": void_turn_ratio(episodes),
-        "reflections_per_response": reflections_per_response(episodes),
-        "semantic_entropy": batch_semantic_entropy(episodes, sg),
-    }
-    if planning_masks is None and tokenizer is not None:
-        planning_masks = [planning_mask(e, tokenizer, sg) for e in episodes]
-    if planning_masks is not None:
-        out["planning_token_ratio"] = planning_token_ratio(planning_masks, episodes)
-    if token_entropy_value is not None:
-        out["token_entropy"] = float(token_entropy_value)
-    return out

@@ -67,7 +67,7 @@ def _scripted_policy(spec: str, tokenizer: Any):
 
 def make_demos(cfg, tokenizer: Any, seed: int) -> list[Episode]:
     """Demonstrations from a scripted policy on the demo env mix (seeds apart from RL's)."""
-    from tirgym.agents import RolloutLimits, SamplingParams, Task, rollout
+    from tirgym.agents import Task, rollout
     from tirgym.trainer.tasks import expand_mix
 
     d = cfg.sft.demos
@@ -81,18 +81,9 @@ def make_demos(cfg, tokenizer: Any, seed: int) -> list[Episode]:
         lo, hi = e.seeds
         s = lo + (d.seed_offset + int(rng.integers(0, max(1, hi - lo)))) % (hi - lo)
         tasks.append(Task(env_id=e.env_id, seed=s, kwargs=dict(e.kwargs), name=e.name))
+    policy = _scripted_policy(d.policy, tokenizer)
     r = cfg.rollout
-    eps = rollout(
-        _scripted_policy(d.policy, tokenizer),
-        tasks,
-        group_size=1,
-        params=SamplingParams(seed=seed, max_new_tokens=r.max_new_tokens),
-        limits=RolloutLimits(
-            max_turns=r.max_turns,
-            max_new_tokens=r.max_new_tokens,
-            max_total_tokens=r.max_total_tokens,
-        ),
-    )
+    eps = rollout(policy, tasks, group_size=1, params=r.sampling(seed), limits=r.limits())
     if d.only_success:
         eps = [e for e in eps if e.success]
     return eps

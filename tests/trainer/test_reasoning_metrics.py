@@ -11,11 +11,11 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
 from tirgym.episode import Episode, Turn
+from tirgym.trainer.metrics import episode_metrics
 from tirgym.trainer.reasoning_metrics import (
     entropy_from_logits,
     pass_at_k,
     planning_token_ratio,
-    reasoning_metrics,
     reflection_counts,
     response_length_stats,
     token_entropy,
@@ -82,11 +82,11 @@ def test_planning_ratio_and_all_metrics():
     ids = tok.encode("~~").ids + tok.encode(text).ids
     e = Episode("e", 0, token_ids=ids, loss_mask=[0, 0] + [1] * len(text),
                 turns=[Turn(2, len(ids), text=text, action="answer")])  # fmt: skip
-    m = reasoning_metrics([e], tokenizer=tok, token_entropy_value=0.5)
+    m = episode_metrics([e], tokenizer=tok)
     n_plan = len("notice that") + len("let me check")
     assert m["planning_token_ratio"] == pytest.approx(n_plan / len(text))
     assert m["semantic_entropy"] == pytest.approx(math.log(2))  # deduce + verify clusters
     assert m["reflections_per_response"] == 1.0
-    assert m["token_entropy"] == 0.5 and m["void_turn_ratio"] == 0.0
+    assert m["void_turn_ratio"] == 0.0
     assert planning_token_ratio([np.ones(len(ids), bool)], [e]) == 1.0  # prompt never counts
-    assert "planning_token_ratio" not in reasoning_metrics([e])
+    assert "planning_token_ratio" not in episode_metrics([e])
