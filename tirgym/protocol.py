@@ -5,9 +5,11 @@ A turn is an optional `<think>...</think>` followed by exactly one action:
 chat templates and vLLM tool parsers use) or `<answer>...</answer>`. Envs may also accept
 a fenced ```python block as a call of the `python` tool.
 
-`parse_turn` never raises on model text. It scans with `str.find` (linear time, no
-backtracking regexes), so adversarial or huge inputs cost no more than reading them, and
-every problem becomes a precise message the env can show the model.
+`scan_turn` finds a turn's parts (think, actions) and is the one scanner that both
+`parse_turn` and the trainer's token labelling use. It scans with `str.find` (linear time, no
+backtracking regexes), so adversarial or huge inputs cost no more than reading them.
+`parse_turn` never raises on model text: every problem becomes a precise message the env can
+show the model.
 """
 
 from __future__ import annotations
@@ -119,29 +121,86 @@ def _parse_tool_json(body: str, fmt: TurnFormat) -> tuple[ToolCall | None, str |
     return ToolCall(name=name, arguments=args), None
 
 
-def _find_actions(text: str, fmt: TurnFormat) -> list[tuple[int, int, str, str | None]]:
-    """(start, end, kind, body-or-None-if-unclosed) for each action, in order."""
-    actions: list[tuple[int, int, str, str | None]] = []
-    kinds = [("tool_call", TOOL_OPEN, TOOL_CLOSE), ("answer", ANSWER_OPEN, ANSWER_CLOSE)]
-    if fmt.allow_python_block:
-        kinds.append(("python", PY_OPEN, PY_CLOSE))
-    pos = 0
-    while pos < len(text):
-        best = None
-        for kind, open_tag, close_tag in kinds:
-            i = text.find(open_tag, pos)
-            if i >= 0 and (best is None or i < best[0]):
-                best = (i, kind, open_tag, close_tag)
-        if best is None:
-            break
-        i, kind, open_tag, close_tag = best
-        j = text.find(close_tag, i + len(open_tag))
+RegionKind = Literal["think", "tool_call", "answer", "python"]
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """One tagged part of a turn, in character offsets of the turn's text.
+
+    `start`/`end` include the tags; `body_start`/`body_end` are what is between them. An
+    unclosed region runs to the end of the text it was found in (`closed` is False).
+    """
+
+    kind: RegionKind
+    start: int
+    end: int
+    body_start: int
+    body_end: int
+    closed: bool = True
+
+
+_ACTION_TAGS: tuple[tuple[RegionKind, str, str], ...] = (
+    ("tool_call", TOOL_OPEN, TOOL_CLOSE),
+    ("answer", ANSWER_OPEN, ANSWER_CLOSE),
+)
+_PYTHON_TAGS: tuple[RegionKind, str, str] = ("python", PY_OPEN, PY_CLOSE)
+
+
+def _think_region(text: str) -> tuple[Region | None, int, int]:
+    """The think region and the [lo, hi) range where actions are looked for."""
+    close = text.find(THINK_CLOSE)
+    open_ = text.find(THINK_OPEN)
+    if close >= 0 and open_ < close:  # `<think>..</think>`, or `..</think>` (template-opened)
+        body_start = open_ + len(THINK_OPEN) if open_ >= 0 else 0
+        end = close + len(THINK_CLOSE)
+        return Region("think", max(open_, 0), end, body_start, close), end, len(text)
+    if open_ >= 0:  # unclosed (or opened after the close): only the text before it can act
+        region = Region("think", open_, len(text), open_ + len(THINK_OPEN), len(text), False)
+        return region, 0, open_
+    return None, 0, len(text)
+
+
+def _action_regions(text: str, lo: int, hi: int, fmt: TurnFormat) -> list[Region]:
+    """Every action in text[lo:hi], in order; an unclosed one ends the scan.
+
+    Each kind's next opening tag is found once and reused until the scan passes it, so the
+    cost is one pass over the text however many tags it holds.
+    """
+    kinds = _ACTION_TAGS + ((_PYTHON_TAGS,) if fmt.allow_python_block else ())
+    nxt = [text.find(open_tag, lo, hi) for _, open_tag, _ in kinds]
+    regions: list[Region] = []
+    pos = lo
+    while True:
+        best = -1
+        for k, (_, open_tag, _) in enumerate(kinds):
+            if 0 <= nxt[k] < pos:
+                nxt[k] = text.find(open_tag, pos, hi)
+            if nxt[k] >= 0 and (best < 0 or nxt[k] < nxt[best]):
+                best = k
+        if best < 0:
+            return regions
+        kind, open_tag, close_tag = kinds[best]
+        i = nxt[best]
+        body_start = i + len(open_tag)
+        j = text.find(close_tag, body_start, hi)
         if j < 0:
-            actions.append((i, len(text), kind, None))
-            break
-        actions.append((i, j + len(close_tag), kind, text[i + len(open_tag) : j]))
+            regions.append(Region(kind, i, hi, body_start, hi, False))
+            return regions
         pos = j + len(close_tag)
-    return actions
+        regions.append(Region(kind, i, pos, body_start, j))
+
+
+def scan_turn(text: str, fmt: TurnFormat | None = None) -> list[Region]:
+    """The think region (if any) and every action of one turn, in the parser's reading.
+
+    The one place that decides where a turn's parts are: `parse_turn` reads its actions from
+    here and the trainer labels tokens by the same regions. Linear time on any input.
+    """
+    fmt = fmt or TurnFormat()
+    think, lo, hi = _think_region(text)
+    actions = _action_regions(text, lo, hi, fmt)
+    return [think, *actions] if think is not None else actions
 
 
 def parse_turn(text: str, fmt: TurnFormat | None = None) -> ParsedTurn:
@@ -150,21 +209,15 @@ def parse_turn(text: str, fmt: TurnFormat | None = None) -> ParsedTurn:
     if not isinstance(text, str):
         return ParsedTurn(errors=[f"A turn must be text, got {type(text).__name__}."])
     turn = ParsedTurn()
-    rest = text
-    # Thinking: `<think>..</think>`, or `..</think>` when the template opened it for us.
-    close = text.find(THINK_CLOSE)
-    open_ = text.find(THINK_OPEN)
-    if close >= 0 and (open_ < 0 or open_ < close):
-        start = open_ + len(THINK_OPEN) if 0 <= open_ < close else 0
-        turn.think = text[start:close].strip()
-        rest = text[close + len(THINK_CLOSE) :]
-    elif open_ >= 0:
-        head = text[:open_]
-        turn.think = text[open_ + len(THINK_OPEN) :].strip()
-        turn.errors.append("Unclosed <think>: close your reasoning with </think> before acting.")
-        rest = head
+    think, lo, hi = _think_region(text)
+    if think is not None:
+        turn.think = text[think.body_start : think.body_end].strip()
+        if not think.closed:
+            turn.errors.append(
+                "Unclosed <think>: close your reasoning with </think> before acting."
+            )
 
-    actions = _find_actions(rest, fmt)
+    actions = _action_regions(text, lo, hi, fmt)
     if not actions:
         if fmt.allow_answer and fmt.tools != ():
             want = "a <tool_call>...</tool_call> or an <answer>...</answer>"
@@ -178,18 +231,19 @@ def parse_turn(text: str, fmt: TurnFormat | None = None) -> ParsedTurn:
         return turn
 
     first = actions[0]
-    start, end, kind, body = first
+    kind = first.kind
     if len(actions) > 1:
         turn.extra_actions = len(actions) - 1
         if fmt.multiple_actions == "error":
             turn.errors.append(f"Found {len(actions)} actions; give exactly one action per turn.")
-    elif fmt.text_after_action == "error" and rest[end:].strip():
+    elif fmt.text_after_action == "error" and text[first.end : hi].strip():
         turn.errors.append("Text after the action: end your turn right after the closing tag.")
 
-    if body is None:
+    if not first.closed:
         tag = {"tool_call": TOOL_CLOSE, "answer": ANSWER_CLOSE, "python": "```"}[kind]
         turn.errors.append(f"Unclosed {kind} block: close it with {tag}.")
         return turn
+    body = text[first.body_start : first.body_end]
     if kind == "answer":
         if not fmt.allow_answer:
             turn.errors.append("This environment takes no <answer>; use a tool call.")
@@ -227,7 +281,7 @@ def render_format_instructions(
     ]
     if tools:
         lines.append(
-            "To call a tool, write <tool_call>{\"name\": <tool name>, \"arguments\": "
+            'To call a tool, write <tool_call>{"name": <tool name>, "arguments": '
             "<JSON object>}</tool_call>; the result comes back in the next message."
         )
         lines.append("Available tools (JSON schemas):")

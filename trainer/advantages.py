@@ -408,7 +408,7 @@ def compute_advantages(
 
 
 def _span_factor(ep: Episode, tokenizer, w: SpanWeights) -> np.ndarray:
-    from tirgym.trainer.planning import SPAN_ANSWER, SPAN_THINK, SPAN_TOOL, span_labels
+    from tirgym.trainer.token_spans import SPAN_ANSWER, SPAN_THINK, SPAN_TOOL, span_labels
 
     labels = span_labels(ep, tokenizer)
     table = np.ones(4)

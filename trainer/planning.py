@@ -5,18 +5,16 @@ gives extra credit to *planning* tokens: tokens inside a strategic gram (SG), a 
 phrase that works as a planning move ("notice that", "let's try a different approach",
 "let me verify"). This module finds them.
 
-Choices (the paper's code was not public; see ../shared/ALGORITHMS.md):
+Choices (the paper's code was not public; see docs/ALGORITHMS.md):
 - A gram is a word sequence; it matches case-insensitively at word boundaries, with any
   run of spaces, commas, apostrophes or hyphens between its words ("first, we need to"
   matches "First we need to"; "let's" is the words "let s").
 - Grams are matched only inside each turn's think text (`<think>...</think>`, or
   everything before `</think>` when the chat template opened the tag) unless
   `scope="all"`.
-- Character offsets come from decoding the *sampled* token ids of each turn piece by
-  piece (incremental detokenisation, the way inference engines stream text), never from
-  re-tokenising the text: a token is a planning token iff the characters it produced
-  overlap a matched gram. A token that produced only part of a multi-byte character
-  shares the span of the token that completed it.
+- A token is a planning token iff the characters it produced overlap a matched gram; the
+  characters come from the sampled ids (`tirgym.trainer.token_spans`), never from
+  re-tokenising the text.
 - Mining: word n-grams (n = 3..5, never across sentence punctuation) from the think text
   of successful rollouts, clustered (an embedder when one is given, greedy lexical
   clustering otherwise: word-set Jaccard >= 0.5 or one gram contained in the other);
@@ -38,17 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tirgym.episode import Episode, Turn
-from tirgym.protocol import (
-    ANSWER_CLOSE,
-    ANSWER_OPEN,
-    PY_CLOSE,
-    PY_OPEN,
-    THINK_CLOSE,
-    THINK_OPEN,
-    TOOL_CLOSE,
-    TOOL_OPEN,
-)
+from tirgym.episode import Episode
+from tirgym.trainer.token_spans import TurnTokens, decode_ids, decode_turn, think_region
 
 # Built-in lexicon: planning moves grouped by function; the group is the gram's cluster
 # (used by semantic entropy). Kept to phrases that plan or steer, not ones that compute.
@@ -212,131 +201,6 @@ def as_grams(grams: StrategicGrams | Iterable[str] | None) -> StrategicGrams:
     return StrategicGrams.from_list(grams)
 
 
-# ---------------------------------------------------------------------------------------
-# Sampled tokens -> characters
-# ---------------------------------------------------------------------------------------
-
-
-def _decode(tokenizer, ids: Sequence[int]) -> str:
-    """Decode without dropping special tokens or cleaning spaces (HF or `tokenizers`)."""
-    ids = list(ids)
-    try:
-        return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-    except TypeError:  # a raw `tokenizers.Tokenizer`
-        return tokenizer.decode(ids, skip_special_tokens=False)
-
-
-def token_char_spans(tokenizer, ids: Sequence[int]) -> tuple[str, list[tuple[int, int]]]:
-    """The text the sampled ids produce and, per id, the [start, end) characters it added.
-
-    Incremental detokenisation: the text a token adds is decode(window + token) minus
-    decode(window), where the window starts at the previously emitted token, so
-    window-start artefacts (a dropped leading space, a visible '##') cancel out. A token
-    that leaves a UTF-8 character unfinished spans up to and including that character
-    once a later token completes it; a token that adds nothing gets an empty span.
-    Offsets index the returned text exactly.
-    """
-    ids = list(ids)
-    spans: list[tuple[int, int]] = [(0, 0)] * len(ids)
-    parts: list[str] = []
-    pos = 0
-    prefix_offset = read_offset = 0
-    emitted = 0  # characters of decode(ids[prefix_offset:...]) already emitted
-    pending: list[tuple[int, int, int]] = []  # (token, first char touched, char awaited)
-    for i in range(len(ids)):
-        new_text = _decode(tokenizer, ids[prefix_offset : i + 1])
-        incomplete = new_text.endswith("\ufffd") and i < len(ids) - 1 and i + 1 - prefix_offset < 64
-        stable = new_text.rstrip("\ufffd") if incomplete else new_text
-        chunk = stable[emitted:]
-        start = pos
-        if chunk:
-            parts.append(chunk)
-            pos += len(chunk)
-            emitted = len(stable)
-            # Tokens that left a character unfinished end with that character.
-            for k, first, awaited in pending:
-                spans[k] = (first, min(pos, awaited + 1))
-            pending = []
-        if incomplete:
-            pending.append((i, start, pos))
-            continue
-        spans[i] = (start, pos)
-        if chunk:
-            prefix_offset, read_offset = read_offset, i + 1
-            emitted = len(_decode(tokenizer, ids[prefix_offset:read_offset]))
-    return "".join(parts), spans
-
-
-def think_region(text: str) -> tuple[int, int] | None:
-    """[start, end) of the think text inside one turn's text, or None when there is none."""
-    close = text.find(THINK_CLOSE)
-    open_ = text.find(THINK_OPEN)
-    if close >= 0 and (open_ < 0 or open_ < close):
-        start = open_ + len(THINK_OPEN) if 0 <= open_ < close else 0
-        return start, close
-    if open_ >= 0:
-        return open_ + len(THINK_OPEN), len(text)
-    return None
-
-
-SPAN_OTHER, SPAN_THINK, SPAN_TOOL, SPAN_ANSWER = 0, 1, 2, 3
-SPAN_NAMES = {
-    SPAN_OTHER: "other",
-    SPAN_THINK: "think",
-    SPAN_TOOL: "tool_call",
-    SPAN_ANSWER: "answer",
-}
-
-
-def span_regions(text: str) -> list[tuple[int, int, int]]:
-    """(start, end, label) character regions of one turn: think, tool calls, answer (tags included)."""
-    regions: list[tuple[int, int, int]] = []
-    close = text.find(THINK_CLOSE)
-    open_ = text.find(THINK_OPEN)
-    rest = 0
-    if close >= 0 and (open_ < 0 or open_ < close):
-        start = open_ if open_ >= 0 else 0
-        regions.append((start, close + len(THINK_CLOSE), SPAN_THINK))
-        rest = close + len(THINK_CLOSE)
-    elif open_ >= 0:
-        regions.append((open_, len(text), SPAN_THINK))
-        return regions
-    kinds = [
-        (TOOL_OPEN, TOOL_CLOSE, SPAN_TOOL),
-        (ANSWER_OPEN, ANSWER_CLOSE, SPAN_ANSWER),
-        (PY_OPEN, PY_CLOSE, SPAN_TOOL),
-    ]
-    pos = rest
-    while pos < len(text):
-        best = None
-        for o, c, label in kinds:
-            i = text.find(o, pos)
-            if i >= 0 and (best is None or i < best[0]):
-                best = (i, o, c, label)
-        if best is None:
-            break
-        i, o, c, label = best
-        j = text.find(c, i + len(o))
-        end = len(text) if j < 0 else j + len(c)
-        regions.append((i, end, label))
-        pos = end
-    return regions
-
-
-@dataclass
-class TurnTokens:
-    """One turn's sampled ids decoded, with per-token character spans (relative to `text`)."""
-
-    start: int
-    text: str
-    spans: list[tuple[int, int]]
-
-
-def decode_turn(episode: Episode, turn: Turn, tokenizer) -> TurnTokens:
-    text, spans = token_char_spans(tokenizer, episode.token_ids[turn.start : turn.end])
-    return TurnTokens(turn.start, text, spans)
-
-
 def _mark(mask: np.ndarray, tt: TurnTokens, intervals: list[tuple[int, int]], value) -> None:
     if not intervals:
         return
@@ -369,7 +233,7 @@ def planning_mask(
             continue
         ids = episode.token_ids[turn.start : turn.end]
         # Cheap pre-check on one full decode; the exact offsets only for turns with a hit.
-        if not _has_match(sg, _decode(tokenizer, ids), scope):
+        if not _has_match(sg, decode_ids(tokenizer, ids), scope):
             continue
         tt = decode_turn(episode, turn, tokenizer)
         region = (0, len(tt.text)) if scope == "all" else think_region(tt.text)
@@ -384,28 +248,6 @@ def planning_mask(
 def _has_match(sg: StrategicGrams, text: str, scope: str) -> bool:
     region = (0, len(text)) if scope == "all" else think_region(text)
     return region is not None and bool(sg.pattern.search(text, *region))
-
-
-def span_labels(episode: Episode, tokenizer) -> np.ndarray:
-    """int8 array over episode.token_ids: SPAN_THINK / SPAN_TOOL / SPAN_ANSWER / SPAN_OTHER.
-
-    A sampled token takes the label of the region its first character falls in (a token
-    straddling `</think><answer>` counts as think); prompt and tool-output tokens are OTHER.
-    """
-    labels = np.zeros(len(episode.token_ids), dtype=np.int8)
-    for turn in episode.turns:
-        if turn.end <= turn.start:
-            continue
-        tt = decode_turn(episode, turn, tokenizer)
-        regions = span_regions(tt.text)
-        for k, (s, e) in enumerate(tt.spans):
-            if e <= s:
-                continue
-            for a, b, label in regions:
-                if a <= s < b:
-                    labels[tt.start + k] = label
-                    break
-    return labels
 
 
 # ---------------------------------------------------------------------------------------

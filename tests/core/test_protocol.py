@@ -1,10 +1,11 @@
 import json
 import time
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tirgym.protocol import TurnFormat, parse_turn, render_format_instructions
+from tirgym.protocol import TurnFormat, parse_turn, render_format_instructions, scan_turn
 
 PY = TurnFormat(tools=("python",), allow_python_block=True)
 
@@ -101,8 +102,23 @@ def test_deeply_nested_json_does_not_raise():
     assert not t.ok
 
 
-TAGS = ["<think>", "</think>", "<answer>", "</answer>", "<tool_call>", "</tool_call>",
-        "```python\n", "```", "{", "}", '"name"', ":", '"arguments"', '"python"', "\n"]
+TAGS = [
+    "<think>",
+    "</think>",
+    "<answer>",
+    "</answer>",
+    "<tool_call>",
+    "</tool_call>",
+    "```python\n",
+    "```",
+    "{",
+    "}",
+    '"name"',
+    ":",
+    '"arguments"',
+    '"python"',
+    "\n",
+]
 fragments = st.one_of(st.sampled_from(TAGS), st.text(max_size=30))
 
 
@@ -122,3 +138,49 @@ def test_huge_adversarial_input_is_linear():
     start = time.perf_counter()
     parse_turn(text, PY)
     assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "```python" * 111_112,
+        "<answer>x</answer>" * 55_556,
+        "```python\n1\n```" * 62_500 + "<answer>",
+        "<tool_call>{}</tool_call>" * 40_000,
+    ],
+    ids=["python-opens", "answers", "python-blocks", "tool-calls"],
+)
+def test_one_megabyte_of_repeated_actions_is_linear(text):
+    start = time.perf_counter()
+    t = parse_turn(text, PY)
+    assert time.perf_counter() - start < 2.0  # about 0.2 s here; quadratic took minutes
+    assert t.extra_actions > 10_000
+
+
+def test_scan_turn_regions():
+    text = "<think>plan <answer>no</answer></think>text ```python\nx\n``` <answer>4</answer>"
+    regions = scan_turn(text, PY)
+    assert [r.kind for r in regions] == ["think", "python", "answer"]
+    think, py, ans = regions
+    assert (think.start, text[think.body_start : think.body_end]) == (0, "plan <answer>no</answer>")
+    assert (
+        text[py.start : py.end] == "```python\nx\n```"
+        and text[ans.body_start : ans.body_end] == "4"
+    )
+    assert [r.kind for r in scan_turn(text)] == ["think", "answer"]  # blocks only where enabled
+    opened = scan_turn("<answer>1</answer><think>unclosed")
+    assert [(r.kind, r.closed) for r in opened] == [("think", False), ("answer", True)]
+    assert scan_turn("reasoning</think>")[0].body_start == 0  # the template opened <think>
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(fragments, max_size=30), st.sampled_from([TurnFormat(), PY]))
+def test_parse_turn_reads_the_first_scanned_action(parts, fmt):
+    text = "".join(parts)
+    t = parse_turn(text, fmt)
+    actions = [r for r in scan_turn(text, fmt) if r.kind != "think"]
+    assert t.extra_actions == max(0, len(actions) - 1)
+    if t.answer is not None:
+        assert actions[0].kind == "answer"
+    if t.tool_calls:
+        assert actions[0].kind in ("tool_call", "python")

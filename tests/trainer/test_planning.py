@@ -16,11 +16,8 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 from transformers import PreTrainedTokenizerFast
 
 from tirgym.episode import Episode, Turn
+from tirgym.protocol import TurnFormat
 from tirgym.trainer.planning import (
-    SPAN_ANSWER,
-    SPAN_OTHER,
-    SPAN_THINK,
-    SPAN_TOOL,
     GramBank,
     StrategicGrams,
     builtin_grams,
@@ -28,10 +25,16 @@ from tirgym.trainer.planning import (
     normalize_gram,
     planning_mask,
     semantic_entropy,
-    span_labels,
     strategic_gram_counts,
-    token_char_spans,
     word_ngrams,
+)
+from tirgym.trainer.token_spans import (
+    SPAN_ANSWER,
+    SPAN_OTHER,
+    SPAN_THINK,
+    SPAN_TOOL,
+    span_labels,
+    token_char_spans,
 )
 
 # ----------------------------------------------------------------------------- tokenizers
@@ -282,6 +285,19 @@ def test_span_labels():
     assert (lab[1 : 1 + n_think] == SPAN_THINK).all()
     assert (lab[1 + n_think : 1 + len(text)] == SPAN_TOOL).all()
     assert (lab[1 + len(text) :] == SPAN_ANSWER).all()
+
+
+def test_span_labels_read_python_blocks_as_the_env_does():
+    text = "<think>t</think>```python\nx\n```"
+    tok = char_tokenizer(text + "~")
+    ep = episode_of([tok.encode(text).ids], prompt=tok.encode("~").ids)
+    n_think = len("<think>t</think>")
+    tool = span_labels(ep, tok)  # default: python blocks are tool calls
+    assert (tool[1 + n_think :] == SPAN_TOOL).all()
+    plain = span_labels(ep, tok, TurnFormat())  # an env without python blocks
+    assert (plain[1 : 1 + n_think] == SPAN_THINK).all() and (
+        plain[1 + n_think :] == SPAN_OTHER
+    ).all()
 
 
 # ----------------------------------------------------------------------------- grams
