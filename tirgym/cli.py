@@ -541,6 +541,10 @@ def eval_cmd(
     r = res.results
     k = r["samples"]
     width = max(len(x) for x in [*r["envs"], "overall"])
+    from collections import Counter
+
+    errored = Counter(ep.info.get("task_name", ep.env_id) for ep in res.episodes if "error" in ep.info)
+    errored["overall"] = sum(errored.values())
     for label, m in [*r["envs"].items(), ("overall", r["overall"])]:
         s, pk = m["success"], m["pass_at_k"][str(k)]
         if s["mean"] is None:
@@ -548,7 +552,8 @@ def eval_cmd(
             continue
         typer.echo(
             f"{label:<{width}}  success@1 {100 * s['mean']:5.1f}% [{100 * s['ci'][0]:.1f}, "
-            f"{100 * s['ci'][1]:.1f}]  pass@{k} {100 * pk['mean']:5.1f}%  ({m['episodes']} episodes)"
+            f"{100 * s['ci'][1]:.1f}]  pass@{k} {100 * pk['mean']:5.1f}%  ({m['episodes']} episodes"
+            + (f", {errored[label]} errored)" if errored.get(label) else ")")
         )
     typer.echo("wrote " + ", ".join(str(p) for p in res.files.values()))
     _check_errored(res.episodes)

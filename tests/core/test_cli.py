@@ -146,8 +146,9 @@ def test_eval_where_every_episode_errored_exits_2(capsys, tmp_path):
         main(["eval", "--policy", "solver", "--env", "test/Flaky-v0", "--kwargs", '{"bad_seeds": []}',
               "--seeds", "3", "--no-charts", "--no-progress", "--out", str(tmp_path / "ev")])
     assert e.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: all 3 episodes errored; first: reset failed: RuntimeError")
+    out, err = capsys.readouterr()
+    assert "(3 episodes, 3 errored)" in out
+    assert err.strip().splitlines()[-1].startswith("error: all 3 episodes errored; first: reset failed: RuntimeError")
 
 
 # ---- info, play -----------------------------------------------------------------------
