@@ -576,6 +576,42 @@ def compare_cmd(
     typer.echo(json.dumps(clean_json(cmp.to_dict()), indent=2) if as_json else render_table(cmp))
 
 
+@app.command("serve-env")
+def serve_env_cmd(
+    envs: Annotated[
+        list[str] | None, typer.Option("--envs", help="Env id to serve (repeatable); default: every env.")
+    ] = None,
+    suite: Annotated[str | None, typer.Option(help="Serve the envs of this suite.")] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8700,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="TIRGYM_ENV_TOKEN", help="Bearer token clients must send (env TIRGYM_ENV_TOKEN)."),
+    ] = None,
+    session_ttl: Annotated[float, typer.Option(min=1.0, help="Close sessions idle this many seconds.")] = 600.0,
+    max_sessions: Annotated[int, typer.Option(min=1, help="Most sessions open at once.")] = 256,
+    step_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds one reset/step may run.")] = 300.0,
+) -> None:
+    """Serve envs over HTTP for remote clients (`tirgym.make(id, remote=URL)`, other trainers)."""
+    import tirgym
+    from tirgym.serve import ServeSettings, serve_env
+
+    ids: list[str] = list(envs or [])
+    if suite is not None:
+        ids += [e.id for e in tirgym.get_suite(suite).envs if e.id not in ids]
+    for env_id in ids:
+        tirgym.env_meta(env_id)  # unknown ids fail here, in one line
+    settings = ServeSettings(
+        env_ids=tuple(ids) if ids else None,
+        token=token or None,
+        session_ttl_s=session_ttl,
+        max_sessions=max_sessions,
+        step_timeout_s=step_timeout,
+    )
+    typer.echo(f"serving {len(ids) or 'all'} env(s) on http://{host}:{port}" + (" (token required)" if token else ""))
+    serve_env(settings, host=host, port=port)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line and exit code 2."""
     try:

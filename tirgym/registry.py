@@ -123,12 +123,18 @@ def env_meta(id: str) -> EnvMeta:
     return _ENVS[id]
 
 
-def make(id: str, **kwargs: Any) -> gym.Env:
+def make(id: str, *, remote: str | None = None, **kwargs: Any) -> gym.Env:
     """Make a registered env; an unknown id or a bad kwarg fails with one clear line.
 
     Kwargs are checked against the constructor before it runs, so an error raised inside
     the constructor (a TypeError included) is the env's own and propagates unchanged.
+    remote: URL of a `tirgym serve-env` server: the env runs there and a RemoteEnv client
+    is returned (the server checks the kwargs).
     """
+    if remote is not None:
+        from tirgym.envs.remote import RemoteEnv
+
+        return RemoteEnv(remote, id, kwargs)
     validate_env_kwargs(id, {k: v for k, v in kwargs.items() if k not in _GYM_MAKE_ARGS})
     return gym.make(id, **kwargs)
 
