@@ -48,14 +48,14 @@ def score(name: str, rows: list[dict], verdicts: list[bool], seconds: float) -> 
 
 
 def run_tirgym(rows: list[dict], repeat: int) -> tuple[list[bool], float]:
-    MathVerifier().verify("1/2", "0.5")  # warm-up: imports, first mpmath context
-    MathVerifier().verify("x>1", "(1,\\infty)")
+    MathVerifier().verify(prediction="1/2", gold="0.5")  # warm-up: imports, first mpmath context
+    MathVerifier().verify(prediction="x>1", gold="(1,\\infty)")
     best = float("inf")
     verdicts: list[bool] = []
     for _ in range(repeat):
         verifier = MathVerifier()  # cold gold cache each round
         start = time.perf_counter()
-        verdicts = [verifier.verify(r["prediction"], r["gold"]).equal for r in rows]
+        verdicts = [verifier.verify(prediction=r["prediction"], gold=r["gold"]).equal for r in rows]
         best = min(best, time.perf_counter() - start)
     return verdicts, best
 
@@ -92,7 +92,7 @@ def pathological_from_thread() -> None:
 
         def work(text: str = text, result: dict = result) -> None:
             start = time.perf_counter()
-            result["verdict"] = verifier.verify(text, "12")
+            result["verdict"] = verifier.verify(prediction=text, gold="12")
             result["seconds"] = time.perf_counter() - start
 
         thread = threading.Thread(target=work)

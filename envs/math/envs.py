@@ -88,7 +88,7 @@ class _MathEnv(TextEnv):
             return check_countdown(prediction, task.meta["numbers"], task.meta["target"])
         from tirgym.rewards.math import math_equal
 
-        return math_equal(prediction, task.answer, **self.verifier_policy)
+        return math_equal(prediction=prediction, gold=task.answer, **self.verifier_policy)
 
     def on_answer(self, answer: str) -> Outcome:
         prediction = _prediction(answer)

@@ -1,4 +1,4 @@
-"""Mathematical comparison of two parsed answers under a Policy.
+"""Mathematical comparison of two parsed answers under a VerifyPolicy.
 
 Numbers: exact when both sides are exact (Fractions; irrationals at 60 digits with a
 relative tolerance of 1e-40, never a fixed number of decimals, so 1/2^99 != 1/2^98). A
@@ -35,7 +35,7 @@ MAX_ITEMS = 64
 
 
 @dataclass(frozen=True)
-class Policy:
+class VerifyPolicy:
     """Comparison options (keyword arguments of ``math_equal``).
 
     allow_rounded_decimals: a decimal equals an exact value it rounds or truncates to at the
@@ -135,6 +135,8 @@ def to_value(node: tuple) -> tuple:
                 return ("eqn", parts[0], parts[2])
             return ("eqsym", "", parts[-1]) if all(_is_symbol(p) for p in parts[:-1]) else ("bad",)
         return ("realset", node)
+    if kind == "union" and all(it[0] in ("set", "empty") for it in node[1]):
+        return ("coll", tuple(x for it in node[1] for x in to_value(it)[1]))
     if kind in ("interval", "union", "reals"):
         return ("realset", node)
     if kind == "pair":
@@ -143,9 +145,39 @@ def to_value(node: tuple) -> tuple:
         return ("tuple", node[1])
     if kind == "matrix":
         return ("matrix", node[1])
+    scaled = _scaled_matrix(node)
+    if scaled is not None:
+        return ("matrix", scaled)
     if _has_pm(node):
         return ("coll", tuple(expand_pm(node)))
     return ("expr", node)
+
+
+def _scaled_matrix(node: tuple) -> tuple | None:
+    """Rows of ``2\\begin{pmatrix}..\\end{pmatrix}`` (or ``-M``) with the scalar applied to
+    every entry; None unless the node is scalars times exactly one matrix."""
+    if node[0] == "neg" and node[1][0] == "matrix":
+        return tuple(tuple(("neg", x) for x in row) for row in node[1][1])
+    if node[0] != "*":
+        return None
+    matrices = [f for f in node[1] if f[0] == "matrix"]
+    if len(matrices) != 1 or any(f[0] in _NOT_SCALAR for f in node[1] if f is not matrices[0]):
+        return None
+    scalars = tuple(f for f in node[1] if f is not matrices[0])
+    return tuple(tuple(("*", (*scalars, x)) for x in row) for row in matrices[0][1])
+
+
+_NOT_SCALAR = {"list", "set", "tuple", "pair", "interval", "union", "rel", "reals", "empty"}
+
+
+def _mentions_number(node: tuple) -> bool:
+    return "('n'," in repr(node)
+
+
+def _names_a_value(left: tuple, right: tuple) -> bool:
+    """``a+b = 7``: a quantity written in letters only, equal to a constant, names that
+    constant (like ``x = 7``); ``2a = 7`` or ``a = b + 1`` do not."""
+    return not _mentions_number(left) and bool(free_symbols(left)) and not free_symbols(right)
 
 
 def _sequence_items(node: tuple) -> tuple | None:
@@ -188,7 +220,7 @@ def _flatten_items(items: tuple) -> list[tuple]:
 
 
 class Comparer:
-    def __init__(self, policy: Policy, deadline: Deadline):
+    def __init__(self, policy: VerifyPolicy, deadline: Deadline):
         self.policy = policy
         self.deadline = deadline
 
@@ -217,6 +249,8 @@ class Comparer:
             return self.values_equal(to_value(pv[2]), gv)
         if gk == "eqsym":
             return self.values_equal(pv, to_value(gv[2]))
+        if pk == "eqn" and _names_a_value(pv[1], pv[2]):
+            return self.values_equal(to_value(pv[2]), gv)
         if pk == "eqn" or gk == "eqn":
             return False
         if pk == "coll" or gk == "coll":
@@ -545,4 +579,4 @@ def _perfect_matching(left: tuple, right: tuple, eq) -> bool:
     return all(augment(i, [False] * n) for i in range(n))
 
 
-__all__ = ["Comparer", "Policy", "VerifyError", "to_value"]
+__all__ = ["Comparer", "VerifyPolicy", "VerifyError", "to_value"]

@@ -93,6 +93,11 @@ def unwrap_text_macros(s: str) -> str:
     return s
 
 
+def _is_unit(word: str) -> bool:
+    """A unit word, or a rate of unit words: ``cm``, ``m/s``, ``km/h``."""
+    return word in UNIT_WORDS or ("/" in word and all(w in UNIT_WORDS for w in word.split("/")))
+
+
 def _strip_units(s: str) -> str:
     """Drop trailing unit words after a value: ``5 cm`` -> ``5``, ``36\\pi cm^2`` -> ``36\\pi``.
 
@@ -121,11 +126,11 @@ def _strip_units(s: str) -> str:
     if any(w in RESERVED_WORDS for w in words):
         return s
     if _PLAIN_NUMBER_RE.fullmatch(prefix):
-        units = all(w in UNIT_WORDS or len(w) >= 4 for w in words)
+        units = all(_is_unit(w) or len(w) >= 4 for w in words)
     else:
         one_letter = any(len(w) == 1 for w in words)
         has_variable = _LETTER_RE.search(_COMMAND_RE.sub(" ", prefix)) is not None
-        units = all(w in UNIT_WORDS for w in words) and not (one_letter and has_variable)
+        units = all(_is_unit(w) for w in words) and not (one_letter and has_variable)
     return prefix.strip() if units else s
 
 

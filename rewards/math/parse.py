@@ -490,7 +490,7 @@ class Parser:
 
 _PRIMARY_CMDS = {
     "\\frac", "\\sqrt", "\\binom", "\\pi", "\\infty", "\\imath", "\\lfloor", "\\lceil",
-    "\\langle", "\\mathbb", "\\choose", "\\angle", "\\measuredangle",
+    "\\langle", "\\mathbb", "\\choose", "\\angle", "\\measuredangle", "\\begin",
 }  # fmt: skip
 
 

@@ -18,8 +18,13 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from multiprocessing import get_context
 
-from tirgym.rewards.math.compare import Comparer, Policy, rounds_to
-from tirgym.rewards.math.extract import extract_answer, has_answer_marker
+from tirgym.rewards.math.compare import Comparer, VerifyPolicy, rounds_to
+from tirgym.rewards.math.extract import (
+    MAX_EXTRACT_CHARS,
+    boxed_contents,
+    extract_answer,
+    has_answer_marker,
+)
 from tirgym.rewards.math.limits import MAX_ANSWER_CHARS, Deadline, ParseError, TimeLimit
 from tirgym.rewards.math.normalize import is_empty_set_phrase, normalize
 from tirgym.rewards.math.parse import parse_expression
@@ -48,12 +53,25 @@ class Verdict:
         return self.equal
 
 
-def _answer_text(text: str) -> str:
+def _answer_text(text: str, deadline: Deadline) -> str:
     if has_answer_marker(text):
-        got = extract_answer(text)
+        got = extract_answer(text, deadline=deadline)
         if got is not None:
             return got
     return text
+
+
+def _boxes_as_list(prediction: str, gold_parsed: tuple, deadline: Deadline) -> str | None:
+    """Several boxes against a gold list of as many items: ``\\boxed{2}, \\boxed{3}`` is the
+    list ``2, 3``. Otherwise the last box counts (an earlier one is usually a step, and a
+    response must not win by boxing every candidate)."""
+    if gold_parsed[0] != "ast" or gold_parsed[1][0] != "list" or "\\" not in prediction:
+        return None
+    boxes = boxed_contents(prediction[-MAX_EXTRACT_CHARS:], deadline)
+    if len(boxes) < 2 or len(boxes) != len(gold_parsed[1][1]):
+        return None
+    joined = ", ".join(boxes)
+    return joined if len(joined) <= MAX_ANSWER_CHARS else None
 
 
 def _decimal_fraction(text: str) -> tuple[Fraction, Fraction | None]:
@@ -132,17 +150,23 @@ def _show(parsed: tuple) -> str:
 
 
 class MathVerifier:
-    """Compare predictions with gold answers; see ``Policy`` for the options."""
+    """Compare predictions with gold answers; see ``VerifyPolicy`` for the options."""
 
     def __init__(self, *, timeout_s: float = DEFAULT_TIMEOUT_S, **policy: bool):
-        self.policy = Policy(**policy)
+        self.policy = VerifyPolicy(**policy)
         self.timeout_s = timeout_s
         self._gold_cache: dict[tuple, tuple] = {}
         self._pool: ProcessPoolExecutor | None = None
         self._pool_workers = 0
 
     # -- single --------------------------------------------------------------------------
-    def verify(self, prediction: str, gold: str) -> Verdict:
+    def verify(self, *, prediction: str, gold: str) -> Verdict:
+        """Whether ``prediction`` (a model response or bare answer) equals ``gold``.
+
+        Keyword-only: Math-Verify's ``verify(gold, target)`` takes the gold first, so a
+        positional call here could swap them silently (and asymmetric rules, such as a
+        decimal gold accepting what rounds to it, would then judge the wrong side).
+        """
         start = time.perf_counter()
         try:
             equal, reason, pp, gp = self._verify(prediction, gold, Deadline(self.timeout_s))
@@ -159,8 +183,9 @@ class MathVerifier:
         hit = self._gold_cache.get(key)
         if hit is not None:
             return hit
-        text = _answer_text(gold)
+        text = _answer_text(gold, deadline)
         norm = normalize(text)
+        deadline.check()
         parsed = parse_answer(
             text,
             deadline,
@@ -176,13 +201,15 @@ class MathVerifier:
     def _verify(self, prediction: str, gold: str, deadline: Deadline):
         if not isinstance(prediction, str) or not isinstance(gold, str):
             return False, "not a string", None, None
-        pred_text = _answer_text(prediction)
+        pred_text = _answer_text(prediction, deadline)
         gold_text = gold if len(gold) > MAX_ANSWER_CHARS else None
         if len(pred_text) > MAX_ANSWER_CHARS or gold_text is not None:
-            same = pred_text.strip() == (gold_text or _answer_text(gold)).strip()
+            same = pred_text.strip() == (gold_text or _answer_text(gold, deadline)).strip()
             return same, "oversized: string comparison", None, None
         gold_norm, gold_parsed = self._gold(gold, deadline)
+        pred_text = _boxes_as_list(prediction, gold_parsed, deadline) or pred_text
         pred_norm = normalize(pred_text)
+        deadline.check()
         if not self.policy.case_sensitive_symbols:
             same = pred_norm.lower() == gold_norm.lower()
         else:
@@ -239,12 +266,13 @@ class MathVerifier:
     def verify_many(
         self, pairs: Iterable[tuple[str, str]], workers: int | None = None
     ) -> list[Verdict]:
-        """Verify pairs, in worker processes when ``workers > 1`` (default: CPU count)."""
+        """Verify ``(prediction, gold)`` pairs, in worker processes when ``workers > 1`` (default:
+        CPU count)."""
         pairs = list(pairs)
         if workers is None:
             workers = os.cpu_count() or 1
         if workers <= 1 or len(pairs) < 2 * workers:
-            return [self.verify(p, g) for p, g in pairs]
+            return [self.verify(prediction=p, gold=g) for p, g in pairs]
         pool = self._get_pool(workers)
         chunk = max(1, len(pairs) // (workers * 4))
         chunks = [pairs[k : k + chunk] for k in range(0, len(pairs), chunk)]
@@ -287,14 +315,17 @@ def _verify_chunk(job: tuple[tuple[dict, float], Sequence[tuple[str, str]]]) -> 
     verifier = _WORKER_VERIFIERS.get(key)
     if verifier is None:
         verifier = _WORKER_VERIFIERS[key] = MathVerifier(timeout_s=timeout_s, **policy)
-    return [verifier.verify(p, g) for p, g in pairs]
+    return [verifier.verify(prediction=p, gold=g) for p, g in pairs]
 
 
 _DEFAULT_VERIFIERS: dict[tuple, MathVerifier] = {}
 
 
-def math_equal(prediction: str, gold: str, **policy) -> bool:
+def math_equal(*, prediction: str, gold: str, **policy) -> bool:
     """True when ``prediction`` is mathematically equal to ``gold`` under ``policy``.
+
+    Keyword-only, so that the gold cannot be passed where the prediction belongs (Math-Verify's
+    ``verify`` takes the gold first).
 
     Keyword options and defaults: allow_rounded_decimals=False, percent_as_fraction=True,
     degrees_equal_radians=True, tuple_equals_vector=True, case_sensitive_symbols=True,
@@ -304,4 +335,4 @@ def math_equal(prediction: str, gold: str, **policy) -> bool:
     verifier = _DEFAULT_VERIFIERS.get(key)
     if verifier is None:
         verifier = _DEFAULT_VERIFIERS[key] = MathVerifier(**policy)
-    return verifier.verify(prediction, gold).equal
+    return verifier.verify(prediction=prediction, gold=gold).equal

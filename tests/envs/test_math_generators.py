@@ -40,7 +40,7 @@ def test_reference_solution_prints_the_gold(family, difficulty):
     for seed in (0, 1):
         task = generate(family, seed, difficulty)
         printed = _run(task.solution_code)
-        assert math_equal(printed, task.answer), (task.question, printed, task.answer)
+        assert math_equal(prediction=printed, gold=task.answer), (task.question, printed, task.answer)
         if family == "countdown":
             numbers, target = task.meta["numbers"], task.meta["target"]
             assert check_countdown(task.answer, numbers, target)
@@ -108,7 +108,7 @@ def test_loader_reads_gsm8k_and_math_formats(tmp_path):
     tasks = load_math_dataset(math_file)
     assert [t.answer for t in tasks] == [r"\frac{1}{2}", r"\sqrt{2}"]
     assert tasks[0].family == "Algebra" and tasks[0].difficulty == "Level 1"
-    assert math_equal("0.5", tasks[0].answer)
+    assert math_equal(prediction="0.5", gold=tasks[0].answer)
 
     folder = tmp_path / "ds"
     folder.mkdir()

@@ -32,3 +32,20 @@ def test_no_answer_and_bad_input():
     assert extract_answer("") is None
     assert extract_answer(None) is None  # type: ignore[arg-type]
     assert extract_answer(r"\boxed{unclosed") is None
+
+
+def test_markdown_and_concluding_sentences():
+    assert extract_answer("**Answer:** 42") == "42"
+    assert extract_answer("Work.\n**Answer: 42**") == "42"
+    assert extract_answer("The answer is **7**.") == "7"
+    assert extract_answer("We expand both sides. So $n = 5$.") == "n = 5"
+    assert extract_answer("Therefore, $x = \\frac{1}{2}$") == "x = \\frac{1}{2}"
+    assert extract_answer("So we are done.") is None  # no math in the conclusion
+    assert extract_answer("So $a$ is odd. Then we check more cases.") is None  # not the last
+
+
+def test_the_last_phrase_wins_and_answers_end_at_the_sentence():
+    assert extract_answer("The answer is 3. Wait, no: the answer is 4. Done") == "4"
+    assert extract_answer("final answer is 12 I hope it is correct") == "12"
+    assert extract_answer("#### 72  \nmore text") == "72"
+    assert extract_answer("final answer is:") is None

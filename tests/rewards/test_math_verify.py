@@ -24,7 +24,7 @@ def test_corpus_accuracy_and_no_false_positives_on_near_misses(name):
     verifier = MathVerifier()
     wrong = []
     for r in rows:
-        got = verifier.verify(r["prediction"], r["gold"]).equal
+        got = verifier.verify(prediction=r["prediction"], gold=r["gold"]).equal
         if got != r["label"]:
             wrong.append((r["category"], r["prediction"], r["gold"], r["label"]))
     accuracy = 1 - len(wrong) / len(rows)
@@ -45,7 +45,7 @@ def test_corpus_covers_every_category_from_the_issue():
 
 
 def test_verdict_fields():
-    v = MathVerifier().verify(r"\boxed{\frac{2}{4}}", "0.5")
+    v = MathVerifier().verify(prediction=r"\boxed{\frac{2}{4}}", gold="0.5")
     assert isinstance(v, Verdict) and v.equal and bool(v)
     assert v.reason and v.prediction_parsed and v.gold_parsed
     assert 0 <= v.elapsed < 1
@@ -75,25 +75,29 @@ def test_verdict_fields():
     ],
 )
 def test_issue_examples(pred, gold, expected):
-    assert math_equal(pred, gold) is expected
+    assert math_equal(prediction=pred, gold=gold) is expected
 
 
 def test_policies_change_the_outcome():
-    assert not math_equal("0.333", r"\frac13")
-    assert math_equal("0.333", r"\frac13", allow_rounded_decimals=True)
-    assert math_equal("0.6666", r"\frac23", allow_rounded_decimals=True)  # truncated
-    assert not math_equal("0.4", r"\frac13", allow_rounded_decimals=True)
-    assert not math_equal("0.3334", r"\frac13", allow_rounded_decimals=True)
-    assert math_equal(r"25\%", "0.25")
-    assert not math_equal(r"25\%", "0.25", percent_as_fraction=False)
-    assert math_equal(r"25\%", "25", percent_as_fraction=False)
-    assert math_equal(r"90^\circ", r"\frac{\pi}{2}")
-    assert not math_equal(r"90^\circ", r"\frac{\pi}{2}", degrees_equal_radians=False)
+    assert not math_equal(prediction="0.333", gold=r"\frac13")
+    assert math_equal(prediction="0.333", gold=r"\frac13", allow_rounded_decimals=True)
+    assert math_equal(
+        prediction="0.6666", gold=r"\frac23", allow_rounded_decimals=True
+    )  # truncated
+    assert not math_equal(prediction="0.4", gold=r"\frac13", allow_rounded_decimals=True)
+    assert not math_equal(prediction="0.3334", gold=r"\frac13", allow_rounded_decimals=True)
+    assert math_equal(prediction=r"25\%", gold="0.25")
+    assert not math_equal(prediction=r"25\%", gold="0.25", percent_as_fraction=False)
+    assert math_equal(prediction=r"25\%", gold="25", percent_as_fraction=False)
+    assert math_equal(prediction=r"90^\circ", gold=r"\frac{\pi}{2}")
+    assert not math_equal(
+        prediction=r"90^\circ", gold=r"\frac{\pi}{2}", degrees_equal_radians=False
+    )
     vec = r"\begin{pmatrix}1\\2\end{pmatrix}"
-    assert math_equal("(1,2)", vec)
-    assert not math_equal("(1,2)", vec, tuple_equals_vector=False)
-    assert not math_equal("2X", "2x")
-    assert math_equal("2X", "2x", case_sensitive_symbols=False)
+    assert math_equal(prediction="(1,2)", gold=vec)
+    assert not math_equal(prediction="(1,2)", gold=vec, tuple_equals_vector=False)
+    assert not math_equal(prediction="2X", gold="2x")
+    assert math_equal(prediction="2X", gold="2x", case_sensitive_symbols=False)
 
 
 PATHOLOGICAL = [r"9^{9^{9^9}}", r"10^{10^{10}}!", "7" * 100_000, r"\sqrt{" * 20_000 + "2"]
@@ -105,9 +109,9 @@ def test_pathological_inputs_return_fast_from_a_worker_thread(text):
 
     def work():
         start = time.perf_counter()
-        result["pred"] = math_equal(text, "12")
-        result["gold"] = math_equal("12", text)
-        result["self"] = math_equal(text, text + " ")
+        result["pred"] = math_equal(prediction=text, gold="12")
+        result["gold"] = math_equal(prediction="12", gold=text)
+        result["self"] = math_equal(prediction=text, gold=text + " ")
         result["t"] = time.perf_counter() - start
 
     thread = threading.Thread(target=work)
@@ -119,20 +123,22 @@ def test_pathological_inputs_return_fast_from_a_worker_thread(text):
 
 
 def test_huge_values_compare_structurally():
-    assert math_equal(r"9^{9^{9^9}}", r"9^{9^{9^9}}")
-    assert not math_equal(r"9^{9^{9^9}}", r"9^{9^{9^8}}")
-    assert not math_equal(r"10^{10^{10}}", r"10^{10^{10}}+1")
+    assert math_equal(prediction=r"9^{9^{9^9}}", gold=r"9^{9^{9^9}}")
+    assert not math_equal(prediction=r"9^{9^{9^9}}", gold=r"9^{9^{9^8}}")
+    assert not math_equal(prediction=r"10^{10^{10}}", gold=r"10^{10^{10}}+1")
 
 
 def test_time_limit_is_a_false_verdict_not_an_exception():
-    verdict = MathVerifier(timeout_s=0.0).verify(r"\sqrt{2}+\sqrt{3}", r"\sqrt{5+2\sqrt6}")
+    verdict = MathVerifier(timeout_s=0.0).verify(
+        prediction=r"\sqrt{2}+\sqrt{3}", gold=r"\sqrt{5+2\sqrt6}"
+    )
     assert verdict.equal is False and verdict.reason == "time limit"
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=60), st.text(max_size=30))
 def test_never_raises_on_any_string(pred, gold):
-    verdict = MathVerifier().verify(pred, gold)
+    verdict = MathVerifier().verify(prediction=pred, gold=gold)
     assert isinstance(verdict.equal, bool)
 
 
@@ -173,21 +179,21 @@ LATEX_BITS = st.sampled_from(
 @given(st.lists(LATEX_BITS, max_size=25), st.lists(LATEX_BITS, max_size=12))
 def test_never_raises_and_stays_fast_on_latex_soup(pred_bits, gold_bits):
     start = time.perf_counter()
-    verdict = MathVerifier().verify("".join(pred_bits), "".join(gold_bits))
+    verdict = MathVerifier().verify(prediction="".join(pred_bits), gold="".join(gold_bits))
     assert isinstance(verdict.equal, bool)
     assert time.perf_counter() - start < 2.0
 
 
 def test_non_strings_are_a_false_verdict():
-    assert MathVerifier().verify(None, "1").equal is False  # type: ignore[arg-type]
-    assert MathVerifier().verify("1", 1).equal is False  # type: ignore[arg-type]
+    assert MathVerifier().verify(prediction=None, gold="1").equal is False  # type: ignore[arg-type]
+    assert MathVerifier().verify(prediction="1", gold=1).equal is False  # type: ignore[arg-type]
 
 
 def test_gold_parse_is_memoised():
     verifier = MathVerifier()
-    verifier.verify("x^2", "(x+1)^2 - 2x - 1")
+    verifier.verify(prediction="x^2", gold="(x+1)^2 - 2x - 1")
     assert len(verifier._gold_cache) == 1
-    verifier.verify("y", "(x+1)^2 - 2x - 1")
+    verifier.verify(prediction="y", gold="(x+1)^2 - 2x - 1")
     assert len(verifier._gold_cache) == 1
 
 
@@ -228,7 +234,7 @@ def test_verify_many_in_processes_matches_serial():
     ],
 )
 def test_power_binds_to_one_letter_of_an_implicit_product(pred, gold, expected):
-    assert math_equal(pred, gold) is expected
+    assert math_equal(prediction=pred, gold=gold) is expected
 
 
 @pytest.mark.parametrize(
@@ -251,7 +257,7 @@ def test_power_binds_to_one_letter_of_an_implicit_product(pred, gold, expected):
     ],
 )
 def test_units_are_stripped_after_any_value(pred, gold, expected):
-    assert math_equal(pred, gold) is expected
+    assert math_equal(prediction=pred, gold=gold) is expected
 
 
 @pytest.mark.parametrize(
@@ -268,7 +274,7 @@ def test_units_are_stripped_after_any_value(pred, gold, expected):
     ],
 )
 def test_tuple_of_names_on_the_left_of_an_equation(pred, gold, expected):
-    assert math_equal(pred, gold) is expected
+    assert math_equal(prediction=pred, gold=gold) is expected
 
 
 @pytest.mark.parametrize(
@@ -283,7 +289,7 @@ def test_tuple_of_names_on_the_left_of_an_equation(pred, gold, expected):
     ],
 )
 def test_angle_names_on_the_left_of_an_equation(pred, gold, expected):
-    assert math_equal(pred, gold) is expected
+    assert math_equal(prediction=pred, gold=gold) is expected
 
 
 @pytest.mark.parametrize(
@@ -312,4 +318,64 @@ def test_angle_names_on_the_left_of_an_equation(pred, gold, expected):
     ],
 )
 def test_letters_stand_for_any_real_number(pred, gold, expected):
-    assert math_equal(pred, gold) is expected
+    assert math_equal(prediction=pred, gold=gold) is expected
+
+
+@pytest.mark.parametrize(
+    "pred,gold,expected",
+    [
+        ("**Answer:** 42", "42", True),
+        ("We simplify. So $n = 5$.", "5", True),
+        (r"The roots are $\boxed{2}$ and $\boxed{3}$.", "2, 3", True),
+        (r"\boxed{3}, \boxed{2}", "2, 3", True),
+        (r"\boxed{1}, \boxed{2}, \boxed{3}", "2, 3", False),  # boxing every candidate
+        (r"First \boxed{2}, corrected: \boxed{3}", "3", True),  # the last box still counts
+        (r"\{1,3\} \cup \{2,4\}", r"\{1,2,3,4\}", True),
+        (r"\{1,3\} \cup \{2\}", r"\{1,2,3,4\}", False),
+        (
+            r"2\begin{pmatrix}1 & 2\\ 3 & 4\end{pmatrix}",
+            r"\begin{pmatrix}2 & 4\\ 6 & 8\end{pmatrix}",
+            True,
+        ),
+        (r"-\begin{pmatrix}1\\2\end{pmatrix}", r"\begin{pmatrix}-1\\-2\end{pmatrix}", True),
+        (r"3\begin{pmatrix}1\\2\end{pmatrix}", r"\begin{pmatrix}2\\4\end{pmatrix}", False),
+        (r"6 \text{ m/s}", "6", True),
+        (r"6 \text{ km/h}", "6", True),
+        ("a+b=7", "7", True),
+        ("2a=7", "7", False),  # a number on the left: not a name for the value
+        ("a+b=7", "a+b=8", False),
+    ],
+)
+def test_verifier_misses_from_other_corpora(pred, gold, expected):
+    assert math_equal(prediction=pred, gold=gold) is expected
+
+
+def test_gold_and_prediction_cannot_be_swapped_silently():
+    with pytest.raises(TypeError):
+        math_equal("3.14159", r"\pi")  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        MathVerifier().verify(r"\pi", "3.14159")  # type: ignore[misc]
+    assert not math_equal(prediction="3.14159", gold=r"\pi")
+
+
+MEGABYTE_ADVERSARIAL = {
+    "final-answer-spaces": "final answer is a" + " " * 1_000_000 + "b",
+    "gsm8k-spaces": "#### a" + " " * 1_000_000 + "b",
+    "answer-tags": "<answer>" * 125_000,
+    "bare-boxes": "\\boxed " * 142_857,
+    "open-boxes": "\\boxed{" * 142_857,
+    "answer-colon-spaces": "answer:" + " " * 1_000_000 + "x",
+}
+
+
+@pytest.mark.parametrize(
+    "text", list(MEGABYTE_ADVERSARIAL.values()), ids=list(MEGABYTE_ADVERSARIAL)
+)
+def test_extraction_is_linear_and_the_deadline_holds(text):
+    from tirgym.rewards.math import extract_answer
+
+    start = time.perf_counter()
+    extract_answer(text)
+    assert time.perf_counter() - start < 2.0  # ~0.1 s here; the old regexes took minutes
+    verdict = MathVerifier(timeout_s=0.02).verify(prediction=text, gold="12")
+    assert not verdict.equal and verdict.elapsed < 1.0
