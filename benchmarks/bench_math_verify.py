@@ -5,6 +5,8 @@ process, plus the throughput ratio. Math-Verify is a benchmark-only dependency
 (``pip install math-verify``); without it only tirgym's figures are printed.
 
     .venv/bin/python benchmarks/bench_math_verify.py [--corpus PATH ...] [--repeat N]
+
+It ends with the time `extract_answer` and `parse_turn` take on 1 MB adversarial inputs.
 """
 
 from __future__ import annotations
@@ -104,6 +106,59 @@ def pathological_from_thread() -> None:
         )
 
 
+ADVERSARIAL_EXTRACT = {
+    "'final answer is a' + spaces + 'b'": "final answer is a" + " " * 1_000_000 + "b",
+    "'#### a' + spaces + 'b'": "#### a" + " " * 1_000_000 + "b",
+    "'<answer>' x 125k": "<answer>" * 125_000,
+    "'\\boxed{' x 143k": "\\boxed{" * 142_857,
+}
+ADVERSARIAL_TURNS = {
+    "'```python' x 111k": "```python" * 111_112,
+    "'<answer>x</answer>' x 56k": "<answer>x</answer>" * 55_556,
+}
+
+
+def _best_of(fn, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def adversarial_inputs() -> None:
+    """1 MB inputs that made the old regexes and scanner quadratic, against a benign input of
+    the same size (prose with the answer at the end) measured here as the baseline."""
+    from tirgym.protocol import TurnFormat, parse_turn
+    from tirgym.rewards.math import extract_answer
+
+    prose = "word " * 200_000
+    benign_extract = prose + "So the final answer is 5."
+    benign_turn = "<think>" + prose + "</think><answer>5</answer>"
+    fmt = TurnFormat(allow_python_block=True)
+    cases = [
+        ("extract_answer", k, v, extract_answer, benign_extract)
+        for k, v in ADVERSARIAL_EXTRACT.items()
+    ]
+    cases += [
+        ("parse_turn", k, v, lambda t: parse_turn(t, fmt), benign_turn)
+        for k, v in ADVERSARIAL_TURNS.items()
+    ]
+    verifier = MathVerifier(timeout_s=0.05)
+    for name, label, text, fn, benign in cases:
+        seconds = _best_of(lambda fn=fn, text=text: fn(text))
+        base = _best_of(lambda fn=fn, benign=benign: fn(benign))
+        line = (
+            f"  {name:<14} {label:<30} {len(text) / 1e6:.1f} MB {seconds * 1000:7.1f} ms "
+            f"(x{seconds / base:.1f} a benign 1 MB input)"
+        )
+        if name == "extract_answer":
+            verdict = verifier.verify(prediction=text, gold="12")
+            line += f"; verify, 50 ms deadline: {verdict.elapsed * 1000:.0f} ms ({verdict.reason})"
+        print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, action="append")
@@ -139,6 +194,8 @@ def main() -> None:
     )
     print("pathological inputs:")
     pathological_from_thread()
+    print("adversarial inputs (linear scans; bar: 1 MB < 0.5 s):")
+    adversarial_inputs()
 
 
 if __name__ == "__main__":
