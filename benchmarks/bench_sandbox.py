@@ -6,6 +6,12 @@ the same run, then checks the issue's bars (jail: <= 5 ms median per stateless c
 session turn, >= 250 runs/s on 2 workers, >= 4x a cold subprocess).
 
     .venv/bin/python benchmarks/bench_sandbox.py [--backend jail|docker|local|all] [--n 300]
+
+--load runs the tenant load test instead: many client threads share one pool, a few of them
+hostile (spin, fork bomb, setsid fork bomb, zombies, a spinning thread left behind, a forged
+"done"); it prints the innocent failures (the bar is zero) and the innocent p50/p99 latency.
+
+    .venv/bin/python benchmarks/bench_sandbox.py --load [--threads 48 --hostile 6 --seconds 30]
 """
 
 from __future__ import annotations
@@ -153,6 +159,118 @@ def bench_backend(name: str, n: int, seconds: float) -> dict:
     }
 
 
+HOSTILE = {
+    "spin": (False, "while True:\n    pass"),
+    "fork_bomb": (True, "import os\nwhile True:\n    os.fork()"),
+    "setsid_fork_bomb": (
+        True,
+        "import os\nwhile True:\n    try:\n        if os.fork() == 0:\n            os.setsid()\n"
+        "    except OSError:\n        pass",
+    ),
+    "zombies": (
+        True,
+        "import os\nfor _ in range(600):\n    try:\n        pid = os.fork()\n    except OSError:\n"
+        "        break\n    if pid == 0:\n        os._exit(0)",
+    ),
+    "thread_left_spinning": (
+        True,
+        "import threading\ndef spin():\n    while True:\n        pass\n"
+        "threading.Thread(target=spin, daemon=True).start()",
+    ),
+    "forged_done": (
+        True,
+        "import json, os, sys, time\nf = sys._getframe()\n"
+        "while f is not None and 'sock' not in f.f_locals:\n    f = f.f_back\n"
+        "f.f_locals['sock'].send(json.dumps({'done': os.getpid(), 'exit': 0, 'kind': 'ok',"
+        " 'cell': f.f_locals['msg']['cell']}).encode())\nwhile True:\n    pass",
+    ),
+}
+
+
+def load_test(name: str, threads: int, hostile: int, seconds: float, workers: int) -> dict:
+    """Innocent clients (stateless runs and counting sessions) beside hostile ones."""
+    sb = get_sandbox(name, workers=workers, warm=True)
+    stop = time.perf_counter() + seconds
+    lock = threading.Lock()
+    lat: list[float] = []
+    failures: list[str] = []
+    hostile_runs = [0]
+    kinds = list(HOSTILE)
+
+    def record(t: float, bad: str | None) -> None:
+        with lock:
+            lat.append(time.perf_counter() - t)
+            if bad:
+                failures.append(bad)
+
+    def innocent_stateless() -> None:
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            r = sb.run("print(sum(range(1000)))")
+            record(
+                t, None if r.stdout == "499500\n" else f"stateless: {r.status} {r.stderr[-200:]!r}"
+            )
+
+    def innocent_session() -> None:
+        while time.perf_counter() < stop:
+            with sb.session() as s:
+                for n in range(1, 21):
+                    if time.perf_counter() >= stop:
+                        break
+                    t = time.perf_counter()
+                    r = s.run("n = globals().get('n', 0) + 1\nprint(n)")
+                    want = f"{n}\n"
+                    record(
+                        t,
+                        None
+                        if r.stdout == want
+                        else f"session: {r.status} {r.stdout!r} {r.stderr[-200:]!r}",
+                    )
+
+    def attacker(i: int) -> None:
+        in_session, code = HOSTILE[kinds[i % len(kinds)]]
+        while time.perf_counter() < stop:
+            if in_session:
+                with sb.session() as s:
+                    s.run("a = 1")
+                    s.run(code, timeout_s=1.0)
+                    s.run("a", timeout_s=1.0)
+            else:
+                sb.run(code, timeout_s=1.0)
+            with lock:
+                hostile_runs[0] += 1
+
+    ts = [threading.Thread(target=attacker, args=(i,)) for i in range(hostile)]
+    for i in range(threads - hostile):
+        target = innocent_stateless if i % 2 else innocent_session
+        ts.append(threading.Thread(target=target))
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    sb.close()
+    return {"lat": lat, "failures": failures, "hostile_runs": hostile_runs[0]}
+
+
+def run_load(names: list[str], args) -> int:
+    ok = True
+    print(f"machine load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    for name in names:
+        r = load_test(name, args.threads, args.hostile, args.seconds, args.workers)
+        print(
+            f"\n{name}: {args.threads} threads ({args.hostile} hostile), {args.workers} workers, {args.seconds:.0f} s"
+        )
+        print(f"  innocent runs {len(r['lat'])}   hostile cells {r['hostile_runs']}")
+        print(f"  innocent latency {fmt(r['lat'])}")
+        print(f"  innocent failures {len(r['failures'])}")
+        for line in r["failures"][:5]:
+            print(f"    {line}")
+        passed = not r["failures"] and bool(r["lat"])
+        print(f"  [{'PASS' if passed else 'MISS'}] zero innocent failures")
+        ok &= passed
+    return 0 if ok else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -160,6 +278,10 @@ def main() -> int:
     )
     ap.add_argument("--n", type=int, default=300, help="runs per latency figure")
     ap.add_argument("--seconds", type=float, default=3.0, help="duration of each throughput figure")
+    ap.add_argument("--load", action="store_true", help="run the tenant load test instead")
+    ap.add_argument("--threads", type=int, default=48, help="--load: client threads")
+    ap.add_argument("--hostile", type=int, default=6, help="--load: hostile ones among them")
+    ap.add_argument("--workers", type=int, default=2, help="--load: slots in the pool")
     args = ap.parse_args()
 
     names = [args.backend]
@@ -171,6 +293,9 @@ def main() -> int:
                 names.append(name)
             except Exception as e:
                 print(f"[skip] {name}: {e}")
+
+    if args.load:
+        return run_load([n for n in names if n != "local"], args)
 
     print("baseline: cold unsandboxed subprocess `python -c 'print(1)'`")
     cold_subprocess()

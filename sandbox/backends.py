@@ -33,6 +33,7 @@ class Backend:
 
     name: str = "base"
     scratch_mb: int = 256
+    scratch_inodes: int = 65536  # files + dirs per scratch tmpfs (a tree of them is cheap to make)
     preload: tuple[str, ...] = ("math", "numpy", "sympy")
     nproc: int = 512
     fsize_mb: int = 64
@@ -149,7 +150,10 @@ class JailBackend(Backend):
         try:
             import pyseccomp  # noqa: F401
         except ImportError:
-            return "pyseccomp is not installed (pip install pyseccomp; needs libseccomp2)"
+            return (
+                "pyseccomp is not installed (a dependency of tirgym: reinstall tirgym, or "
+                "pip install pyseccomp; it needs libseccomp2)"
+            )
         return None
 
     def runtime(self) -> Runtime:
@@ -167,6 +171,7 @@ class JailBackend(Backend):
             "site": [rt.site],
             "isolation": "ns",  # sessions in namespaces of their own (see worker.py)
             "scratch_mb": self.scratch_mb,
+            "scratch_inodes": self.scratch_inodes,
         }
         env_args: list[str] = ["--clearenv"]  # must come before --setenv (applied in order)
         for k, v in {**THREAD_ENV, "PATH": "/usr/bin:/bin", "HOME": "/tmp"}.items():
@@ -195,7 +200,15 @@ class JailBackend(Backend):
             rt.worker,
             "--proc",
             "/proc",
+            # A minimal /dev, read-only: only /dev/shm (size-capped, cleared after every
+            # stateless run, private per session) and /dev/pts (per session) are mounts below.
             "--dev",
+            "/dev",
+            "--size",
+            str(self.scratch_mb * 1024 * 1024),
+            "--tmpfs",
+            "/dev/shm",
+            "--remount-ro",
             "/dev",
             "--size",
             str(self.scratch_mb * 1024 * 1024),

@@ -121,7 +121,9 @@ class DockerBackend(Backend):
         }
         argv = ["docker", "run", "-i", "--rm", "--name", name, "--network", "none", "--read-only"]
         # /tmp is root's and 0711: cells reach only their own 0700 directory in it
-        argv += ["--tmpfs", f"/tmp:rw,nosuid,nodev,size={self.scratch_mb}m,mode=0711"]
+        tmp = f"size={self.scratch_mb}m,nr_inodes={self.scratch_inodes},mode=0711"
+        argv += ["--tmpfs", f"/tmp:rw,nosuid,nodev,{tmp}"]
+        argv += ["--shm-size", f"{self.scratch_mb}m"]  # /dev/shm: the same cap as the jail's
         argv += ["--memory", f"{self.slot_memory_mb}m", "--memory-swap", f"{self.slot_memory_mb}m"]
         argv += ["--pids-limit", str(self.nproc * 2), "--cpus", str(self.docker_cpus)]
         # The worker starts as root with only what it needs to give each session its own uid

@@ -58,10 +58,12 @@ def _signal_isolation(sb) -> str:
     return f"    [{'ok' if good else 'FAIL'}] sessions isolated (signals): {r.status}"
 
 
-def _self_test(backend_name: str) -> list[str]:
+def _self_test(backend_name: str) -> tuple[list[str], float | None]:
+    """Report lines, and the median latency of a stateless print(1) (None: a check failed)."""
     from tirgym.sandbox.core import Sandbox, make_backend
 
     lines: list[str] = []
+    all_good = True
     backend = LocalBackend() if backend_name == "local" else make_backend(backend_name)
     t0 = time.perf_counter()
     with Sandbox(backend, workers=1) as sb:
@@ -73,6 +75,7 @@ def _self_test(backend_name: str) -> list[str]:
                 continue
             r = sb.run(code, timeout_s=1.0)
             good = r.status == want and (out is None or r.stdout.strip() == out)
+            all_good &= good
             lines.append(
                 f"    [{'ok' if good else 'FAIL'}] {name}: {r.status} ({r.duration_s * 1000:.1f} ms)"
             )
@@ -98,8 +101,10 @@ def _self_test(backend_name: str) -> list[str]:
             sb.run("print(1)")
             times.append(time.perf_counter() - t)
         times.sort()
-        lines.append(f"    latency print(1): median {times[len(times) // 2] * 1000:.1f} ms")
-    return lines
+        median = times[len(times) // 2]
+        lines.append(f"    latency print(1): median {median * 1000:.1f} ms")
+    all_good &= not any("[FAIL]" in line for line in lines)
+    return lines, median if all_good else None
 
 
 def _landlock_abi() -> int:
@@ -126,7 +131,7 @@ def doctor_report(self_test: bool = True) -> str:
 
         lines.append("  pyseccomp: installed")
     except ImportError:
-        lines.append("  pyseccomp: missing (pip install pyseccomp)")
+        lines.append("  pyseccomp: missing (a tirgym dependency: pip install pyseccomp)")
     abi = _landlock_abi()
     scopes = "scopes abstract sockets and signals per session" if abi >= 6 else "no scopes"
     lines.append(f"  landlock: ABI {abi} ({scopes})")
@@ -141,10 +146,9 @@ def doctor_report(self_test: bool = True) -> str:
         lines.append(
             f"  {name:7s} {'available' if reason is None else 'unavailable: ' + reason}{note}"
         )
-    auto = "docker" if verdict["docker"] is None else "jail" if verdict["jail"] is None else None
-    lines.append(
-        f"  auto -> {auto or 'ERROR: no sandbox available (install bubblewrap or start Docker)'}"
-    )
+    auto = "jail" if verdict["jail"] is None else "docker" if verdict["docker"] is None else None
+    auto_at = len(lines)
+    medians: dict[str, float | None] = {}
     if self_test:
         for name in ("jail", "docker"):
             if verdict[name] is not None:
@@ -152,15 +156,41 @@ def doctor_report(self_test: bool = True) -> str:
             lines.append("")
             lines.append(f"  self-test [{name}]")
             try:
-                lines.extend(_self_test(name))
+                more, medians[name] = _self_test(name)
+                lines.extend(more)
             except Exception as e:  # report, keep going with the other backends
+                medians[name] = None
                 lines.append(f"    FAILED: {type(e).__name__}: {e}")
         if auto is None:
             lines.append("")
             lines.append("  self-test [local] (no isolation)")
             with contextlib.suppress(Exception):
-                lines.extend(_self_test("local"))
+                lines.extend(_self_test("local")[0])
+    lines.insert(auto_at, _auto_line(auto, verdict, medians))
     return "\n".join(lines)
+
+
+def _auto_line(auto: str | None, verdict: dict[str, str | None], medians: dict) -> str:
+    """Which backend auto picks, and why: the jail when it works, as the faster one; where the
+    self-test measured otherwise on this machine, or the jail failed it, say so."""
+    if auto is None:
+        return "  auto -> ERROR: no sandbox available (install bubblewrap or start Docker)"
+    if auto == "docker":
+        return f"  auto -> docker (the jail is unavailable: {verdict['jail']})"
+    jail, docker = medians.get("jail"), medians.get("docker")
+    if jail is not None and docker is not None:
+        if jail <= docker:
+            return (
+                f"  auto -> jail (faster here: print(1) median {jail * 1000:.1f} ms, "
+                f"docker {docker * 1000:.1f} ms)"
+            )
+        return (
+            f"  auto -> jail, but docker was faster here ({docker * 1000:.1f} ms vs "
+            f"{jail * 1000:.1f} ms median): pass backend='docker' to use it"
+        )
+    if "jail" in medians and jail is None:
+        return "  auto -> jail, but the jail FAILED its self-test above"
+    return "  auto -> jail (the faster backend: no container round trip)"
 
 
 if __name__ == "__main__":

@@ -7,10 +7,14 @@ then forks a child per cell, so a cell costs a fork instead of an interpreter st
 Protocol with the host: 4-byte big-endian length + JSON, on the fds that were stdin/stdout
 at start. Requests: ping, run (stateless when no session), open, close. One request at a time.
 
-Sessions: a holder process keeps the namespace. A cell runs in a fork of the holder; when it
-finishes, the fork becomes the new holder and the old one is killed, so a cell that times out,
-segfaults or fork-bombs is simply discarded and the state from before it is intact. The worker
-takes the pids of session processes from the kernel (SCM_CREDENTIALS), never from a message.
+Sessions: a holder process keeps the namespace. A cell runs in a fork of the holder (the
+spare); when it finishes, it kills and reaps whatever it started, forks its own spare and
+becomes the new holder, and the old one is killed, so a cell that times out, segfaults or
+fork-bombs is simply discarded and the state from before it is intact. Between its turns a
+session's holder and spare are stopped (SIGSTOP) and everything else of it is killed, so
+nothing a cell left behind runs on another tenant's time, and a "done" a cell forged buys it
+nothing. The worker takes the pids of session processes from the kernel (SCM_CREDENTIALS),
+never from a message, and a stateless run's verdict from its exit status, never from the cell.
 
 Isolation between the sessions (and stateless cells) of one slot, cfg["isolation"] (details
 in the "isolation" section below): "ns" (jail) puts every session in pid, mount, IPC, network
@@ -28,6 +32,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import json
 import os
 import resource
@@ -315,6 +320,15 @@ DENY_ALWAYS = [
     "iopl",
     "ioperm",
     "lookup_dcookie",
+    # Memory and channels outside every limit and every scratch directory: SysV IPC and POSIX
+    # message queues outlive the cell (docker shares one IPC namespace between sessions), and
+    # memfd pages count against no memory_mb. POSIX shm (/dev/shm) stays: a size-capped tmpfs.
+    "shmget",
+    "semget",
+    "msgget",
+    "mq_open",
+    "memfd_create",
+    "memfd_secret",
 ]
 CLONE_NS_FLAGS = (
     0x10000000,
@@ -480,6 +494,7 @@ CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
 SHM = "/dev/shm"
+PTS_OPTS = "newinstance,ptmxmode=0666,mode=0620"
 
 # Filled by _ns_bootstrap/_stateless_pidns in the worker (jail): namespace fds and init pid.
 _NS: dict[str, int] = {}
@@ -680,21 +695,36 @@ def _set_fsuid(uid: int) -> None:
     _libc.setfsuid(uid)
 
 
+def _private_scratch(cfg: dict) -> None:
+    """Fresh tmpfs on /tmp and /dev/shm, capped in bytes and in inodes, for this mount
+    namespace alone. The kernel frees them with the namespace, in the context of its last
+    process: no one walks millions of files a cell made, least of all on another's clock."""
+    uid, gid = os.getuid(), os.getgid()
+    opts = (
+        f"size={cfg.get('scratch_mb', 256) * MB},nr_inodes={cfg.get('scratch_inodes', 65536)},"
+        f"mode=0700,uid={uid},gid={gid}"
+    )
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts)
+    if os.path.isdir(SHM):
+        _mount("tmpfs", SHM, "tmpfs", MS_NOSUID | MS_NODEV, opts)
+
+
 def _session_private_ns(cfg: dict) -> None:
     """In a session's init (pid 1 of its own pid namespace): everything the session owns.
 
-    New mount, IPC and network namespaces; a private tmpfs on /tmp and /dev/shm; a /proc of
-    this pid namespace only; then a user namespace of its own (so its process count is its own)
-    and no capabilities at all.
+    New mount, IPC and network namespaces; a private tmpfs on /tmp and /dev/shm and a devpts of
+    its own (the jail's /dev is read-only); a /proc of this pid namespace only; then a user
+    namespace of its own (so its process count is its own) and no capabilities at all.
     """
     flags = CLONE_NEWNS | CLONE_NEWIPC | (CLONE_NEWNET if cfg.get("session_netns", True) else 0)
     _sys(_libc.unshare(flags), "unshare(mnt|ipc|net)")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    uid, gid = os.getuid(), os.getgid()
-    opts = f"size={cfg.get('scratch_mb', 256) * MB},mode=0700,uid={uid},gid={gid}"
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts)
-    if os.path.isdir(SHM):
-        _mount("tmpfs", SHM, "tmpfs", MS_NOSUID | MS_NODEV, opts)
+    _private_scratch(cfg)
+    if os.path.isdir("/dev/pts"):
+        try:  # ptys that no other session (nor a stateless run) can open
+            _mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, PTS_OPTS)
+        except OSError:  # no devpts here: no ptys rather than shared ones
+            _mount("tmpfs", "/dev/pts", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
     _mount_proc()
     _enter_userns()
     _drop_caps()
@@ -824,13 +854,38 @@ def _exec_inner(code: str, ns: dict, display_last: bool) -> tuple[int, str]:
             sys.stderr.flush()
 
 
+def _install_stdio(out_fd: int, err_fd: int) -> None:
+    """Make fds 0, 1, 2 the null device and the cell's pipes, whatever fds they arrived on.
+
+    A session cell may have closed 0-2 (os.close(1)); the pipes of the next cell then arrive on
+    those numbers, and a naive dup2/close sequence would close the very fd it just installed.
+    """
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (devnull, out_fd, err_fd)]
+    for fd in {devnull, out_fd, err_fd}:
+        os.close(fd)
+    for target, fd in enumerate(high):
+        os.dup2(fd, target)
+        os.close(fd)
+
+
+def _fresh_text_streams() -> None:
+    """Give a session cell working sys.stdout/stderr even if an earlier cell closed them."""
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        stream = getattr(sys, name)
+        try:
+            usable = stream is not None and not stream.closed and stream.fileno() == fd
+        except (AttributeError, ValueError, OSError):
+            usable = False
+        if not usable:
+            errors = "backslashreplace" if fd == 2 else "strict"
+            setattr(sys, name, open(fd, "w", encoding="utf-8", errors=errors, closefd=False))  # noqa: SIM115
+
+
 def _into_cell(out_fd: int, err_fd: int, timeout_s: float, memory_mb: int) -> None:
     os.setpgid(0, 0)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(out_fd, 1)
-    os.dup2(err_fd, 2)
-    os.close(devnull)
+    _install_stdio(out_fd, err_fd)
+    _fresh_text_streams()
     sys.stdin = open(0, closefd=False)  # noqa: SIM115
     _cell_limits(timeout_s, memory_mb)
 
@@ -848,9 +903,13 @@ def _stateless_spare(
         mnt = _NS.get("mnt_s")
         _close_fds_except(keep)
         try:
-            if mnt is not None:  # jail: the stateless namespace's /proc, no capabilities
+            if mnt is not None:
+                # Jail: the stateless namespace's /proc; a mount namespace of this run's own
+                # with a fresh /tmp and /dev/shm (nothing to clean up after it); no capabilities.
                 _setns(mnt, CLONE_NEWNS)
                 os.close(mnt)
+                _sys(_libc.unshare(CLONE_NEWNS), "unshare(mnt)")
+                _private_scratch(cfg)
                 _clear_caps()
             elif cfg.get("isolation") == "uid":
                 _become_uid(cfg["stateless_uid"])
@@ -888,45 +947,109 @@ def _stateless_spare(
 
 
 # ----------------------------------------------------------------------------- session holder
-def _run_session_cell(sock: socket.socket, ns: dict, msg: dict, fds: list[int]) -> None:
-    """In the cell process: run one cell, report, and stay alive as the next holder."""
+FD_HEADROOM = 8  # free fds a holder needs to receive a cell (code, stdout, stderr) and fork
+
+
+def _children() -> list[int]:
+    """Pids of this process's children (any thread's), from /proc."""
+    out: list[int] = []
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for tid in tids:
+        with contextlib.suppress(OSError, ValueError), open(f"/proc/self/task/{tid}/children") as f:
+            out.extend(int(p) for p in f.read().split())
+    return out
+
+
+def _end_children() -> bool:
+    """Kill and reap every child the cell left (running or zombie); True if there were any.
+
+    Nothing a cell started may run once it has returned, and zombies it never waited for
+    would count against the session's process budget for the rest of its life.
+    """
+    had = False
+    for _ in range(100):
+        kids = _children()
+        if not kids:
+            break
+        had = True
+        for pid in kids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+    return had
+
+
+def _open_fds() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0
+
+
+def _run_session_cell(sock: socket.socket, ns: dict, msg: dict, fds: list[int]) -> dict:
+    """In the spare: run one cell; return its "done" record if its state is to be kept.
+
+    A failed cell that left processes behind (a fork bomb that ended in EAGAIN, say), or a
+    cell that leaves too few free fds for the next one to arrive, is discarded like a timeout:
+    this process exits and the holder keeps the state from before it.
+    """
     code_fd, out_w, err_w = fds
     _sock_send(sock, {"started": os.getpid(), "cell": msg["cell"]})
-    with os.fdopen(code_fd, "r", encoding="utf-8") as f:
+    with os.fdopen(code_fd, "r", encoding="utf-8", errors="surrogatepass") as f:
         code = f.read()
     _into_cell(out_w, err_w, msg["timeout_s"], msg["memory_mb"])
-    os.close(out_w)
-    os.close(err_w)
     exit_code, kind = _exec_code(code, ns, display_last=True)
+    left = _end_children()
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    reason = ""
+    if nofile != resource.RLIM_INFINITY and _open_fds() > nofile - FD_HEADROOM:
+        reason = f"sandbox: the cell left too many files open (limit {nofile}); its changes were discarded\n"
+        exit_code, kind = 1, "error"
+    if reason:
+        with contextlib.suppress(OSError):
+            os.write(2, reason.encode())
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
-    os.close(devnull)
+    if devnull > 2:
+        os.close(devnull)
     done = {"done": os.getpid(), "exit": exit_code, "kind": kind, "cell": msg["cell"]}
-    if kind != "ok" and _left_children():
-        # A failed cell that left processes behind (a fork bomb that ended in EAGAIN, say)
-        # is discarded like a timeout: the old holder keeps the state from before it.
+    if reason or (kind != "ok" and left):
         _sock_send(sock, {**done, "discard": True})
-        os.killpg(0, signal.SIGKILL)
+        os._exit(1)
     _relax_cell_limits()
-    _sock_send(sock, done)
+    return done
 
 
-def _left_children() -> bool:
-    """Whether this process has (or just had) children: processes a cell forked."""
-    try:
-        os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        return False
-    return True
+def _await_run(sock: socket.socket) -> tuple[dict, list[int]]:
+    """In a spare: wait for the worker's run request (anything else is ignored)."""
+    while True:
+        msg, fds = _sock_recv(sock)
+        if msg is None:
+            os._exit(0)
+        if msg.get("op") == "run" and len(fds) == 3:
+            return msg, fds
+        for fd in fds:
+            os.close(fd)
 
 
 def _session_holder(sock: socket.socket, cfg: dict, cwd: str, harden: bool = True) -> None:
-    """Keep a session's namespace; every cell runs in a fork of it.
+    """Keep a session's state; every cell runs in a fork of it (the spare).
 
     The holder forks a spare (a copy of the state, waiting for code) when the worker says
-    "spawn", so the fork is off the request path. When a cell finishes, the spare that ran it
-    becomes the holder and the worker kills the old one; when a cell fails, the holder stays.
+    "spawn". When a cell finishes and its state is kept, the spare that ran it becomes the
+    holder: it forks its own spare first and only then reports "done", so that when the worker
+    hears "done" the next spare exists and the worker can stop both (SIGSTOP) until the
+    session's next turn. When a cell fails, the old holder stays and reports "reaped".
     The worker learns every sender's pid from the kernel (SCM_CREDENTIALS), not from us.
     """
     os.chdir(cwd)
@@ -934,28 +1057,30 @@ def _session_holder(sock: socket.socket, cfg: dict, cwd: str, harden: bool = Tru
         _harden(cfg, allow_fork=True)
     ns: dict = {"__name__": "__main__", "__builtins__": builtins}
     _sock_send(sock, {"ready": os.getpid()})
-    while True:  # holder loop: we own the state and wait for the worker
-        msg, fds = _sock_recv(sock)
-        if msg is None:
-            os._exit(0)
-        if msg.get("op") not in ("spawn", "run"):
+    done: dict | None = None
+    while True:
+        if done is None:  # wait for the worker's go-ahead before forking a spare
+            msg, fds = _sock_recv(sock)
+            if msg is None:
+                os._exit(0)
             for fd in fds:
                 os.close(fd)
+            if msg.get("op") != "spawn":
+                continue
+        try:
+            pid = fork_session()
+        except OSError as e:
+            if done is not None:
+                _sock_send(sock, done)
+                done = None
+            _sock_send(sock, {"spawn_failed": e.errno})
             continue
-        pid = fork_session()
         if pid == 0:
-            if msg["op"] == "spawn":  # spare: wait for the code
-                msg, fds = _sock_recv(sock)
-                while msg is not None and msg.get("op") != "run":
-                    for fd in fds:
-                        os.close(fd)
-                    msg, fds = _sock_recv(sock)
-                if msg is None:
-                    os._exit(0)
-            _run_session_cell(sock, ns, msg, fds)
-            continue  # we are the holder now (the worker kills our parent)
-        for fd in fds:
-            os.close(fd)
+            done = _run_session_cell(sock, ns, *_await_run(sock))
+            continue  # we are the holder now: fork our spare, then report
+        if done is not None:
+            _sock_send(sock, done)
+            done = None
         while True:
             try:
                 _, status = os.waitpid(pid, 0)
@@ -1030,6 +1155,16 @@ def _remove_tree(top: str, keep_top: bool = False) -> None:
             os.rmdir(d)
 
 
+def _silent_failure(exit_code: int | None, status: str) -> str:
+    """The one line a failed cell that printed nothing gets, so no failure is mute."""
+    if exit_code is not None and exit_code < 0:
+        with contextlib.suppress(ValueError):
+            return f"sandbox: the cell was killed by {signal.Signals(-exit_code).name}\n"
+    if exit_code is None:
+        return f"sandbox: the cell ended without reporting an exit status ({status})\n"
+    return f"sandbox: the cell exited with code {exit_code}\n"
+
+
 # ----------------------------------------------------------------------------- worker (pid 1)
 class Worker:
     def __init__(self, cfg: dict, proto_in: int, proto_out: int):
@@ -1046,17 +1181,38 @@ class Worker:
         self.dying: dict[int, int] = {}
         # scratch dirs of finished runs (path, owner uid), removed off the request path
         self.trash: list[tuple[str, int | None]] = []
+        self.cleaners: set[int] = set()  # children removing big scratch dirs in the background
+        self.reserve: list[str] = []  # empty scratch dirs made ahead of time (see _mkdir)
+        self.reserve_size = 4 if self.isolation == "uid" else 0
         self.stateless_uid = cfg.get("stateless_uid", 65534)
         self.uid_base, self.uid_span = _session_uid_range() if self.isolation == "uid" else (0, 1)
         self.uid_next = 0
 
     # -- helpers
     def _mkdir(self, prefix: str, uid: int | None = None) -> str:
-        path = os.path.join(self.scratch, f"{prefix}-{os.urandom(12).hex()}")
-        os.mkdir(path, 0o700)
+        """A fresh 0700 scratch dir for one run or session, owned by its uid.
+
+        It comes from a small reserve made ahead of time where one is kept (uid isolation:
+        tenants share one tmpfs there, so a cell that used up its inodes would otherwise leave
+        none for the next tenant's directory while its own tree is being removed).
+        """
+        if self.reserve:
+            path = self.reserve.pop()
+        else:
+            path = os.path.join(self.scratch, f"{prefix}-{os.urandom(12).hex()}")
+            os.mkdir(path, 0o700)
         if uid is not None:
             os.chown(path, uid, uid)
         return path
+
+    def _refill_reserve(self) -> None:
+        while len(self.reserve) < self.reserve_size:
+            path = os.path.join(self.scratch, f"dir-{os.urandom(12).hex()}")
+            try:
+                os.mkdir(path, 0o700)
+            except OSError:
+                return  # full for now: the cleaners are at work
+            self.reserve.append(path)
 
     def _rmtree(self, path: str, uid: int | None = None) -> None:
         """Remove a scratch dir; in uid mode as its owner (we have no CAP_DAC_OVERRIDE)."""
@@ -1070,6 +1226,43 @@ class Worker:
             _set_fsuid(0)
         with contextlib.suppress(OSError):
             os.rmdir(path)  # /tmp is root's
+
+    def _is_small(self, path: str, uid: int | None) -> bool:
+        """A few plain files at most: cheaper to remove now than to fork a cleaner."""
+        if uid is not None:
+            _set_fsuid(uid)
+        try:
+            with os.scandir(path) as it:
+                for i, entry in enumerate(it):
+                    if i >= 64 or entry.is_dir(follow_symlinks=False):
+                        return False
+            return True
+        except OSError:
+            return False
+        finally:
+            if uid is not None:
+                _set_fsuid(0)
+
+    def _remove_later(self, path: str, uid: int | None = None) -> None:
+        """Remove a scratch dir without making anyone wait: a cell may have left millions of
+        entries there, and walking them must not delay the next request (another tenant's).
+        Big trees go to a child process of ours (low priority) that the sweep leaves alone."""
+        if not self.sweep or self._is_small(path, uid):
+            self._rmtree(path, uid)
+            return
+        try:
+            pid = fork_cell()
+        except OSError:
+            self._rmtree(path, uid)
+            return
+        if pid == 0:
+            try:
+                _close_fds_except(set())
+                os.nice(15)
+                self._rmtree(path, uid)
+            finally:
+                os._exit(0)
+        self.cleaners.add(pid)
 
     def _session_uid(self) -> int:
         in_use = {s["uid"] for s in self.sessions.values()}
@@ -1103,15 +1296,11 @@ class Worker:
     def _stateless_cleanup(self) -> None:
         """After a stateless run, nothing it wrote may reach a later one (they share a uid).
 
-        Jail: the worker's /tmp and /dev/shm are the only places a stateless cell can write
-        (sessions have their own). Docker: /tmp is 0711, but /dev/shm is shared with sessions:
-        remove what the stateless uid owns there.
+        Jail: nothing to do, every run has a /tmp and /dev/shm of its own (_private_scratch).
+        Docker: /tmp is 0711, but /dev/shm is shared with sessions: remove what the stateless
+        uid owns there.
         """
-        if self.isolation == "ns":
-            keep = {os.path.basename(self.spare["cwd"])} if self.spare is not None else set()
-            self._clear(self.scratch, keep)
-            self._clear(SHM)
-        elif self.isolation == "uid":
+        if self.isolation == "uid":
             self._clear(SHM, uid=self.stateless_uid)
 
     def _reap(self) -> None:
@@ -1125,6 +1314,7 @@ class Worker:
             self._forget(pid)
 
     def _forget(self, pid: int) -> None:
+        self.cleaners.discard(pid)
         fd = self.dying.pop(pid, None)
         if fd is not None:
             os.close(fd)
@@ -1179,22 +1369,22 @@ class Worker:
             out.append(pid)
         return out
 
-    def _sweep(self, current_holder: int | None = None) -> None:
+    def _sweep(self) -> None:
         """Kill every process in our pid namespace that has no business being alive.
 
         Only used as pid 1 of a private pid namespace (jail, docker). Alive may be: the worker,
-        the stateless spare, session holders, the inits of session and stateless namespaces,
-        and idle spares (children of holders other than the one whose cell just ran).
-        Everything else was left behind by a cell, even if it changed its process group.
-        Cheap when nothing is left behind: the count tells.
+        the stateless spare, each session's holder, spare and (jail) init, the init of the
+        stateless namespace, and the not yet opened spare session. Everything else was left
+        behind by a cell, even if it changed its process group. Cheap when nothing is left
+        behind: the count tells.
         """
         self._reap()
         if not self.sweep:
             return
-        holders = {s["holder"] for s in self.sessions.values()}
-        spare_parents = holders - {current_holder}
-        legit = {os.getpid()} | holders
-        legit |= {s["init"] for s in self.sessions.values() if s["init"]}
+        legit = {os.getpid(), *self.cleaners}
+        for sess in self.sessions.values():
+            legit |= {sess["holder"], sess["spare"], sess["init"]}
+        spare_parents: set[int] = set()
         if "init_s" in _NS:
             legit.add(_NS["init_s"])
         if self.spare is not None:
@@ -1203,11 +1393,16 @@ class Worker:
             legit.add(self.spare_session["pid"])
             if self.spare_session["init"]:
                 spare_parents.add(self.spare_session["init"])  # its first holder
+        legit.discard(None)
         for _ in range(200):
             pids = self._alive()
             if len(pids) <= len(legit) + len(spare_parents):
                 return
-            stray = [p for p in pids if p not in legit and self._ppid(p) not in spare_parents]
+            stray = [
+                p
+                for p in pids
+                if p not in legit and not (spare_parents and self._ppid(p) in spare_parents)
+            ]
             if not stray:
                 return
             for pid in stray:
@@ -1322,7 +1517,8 @@ class Worker:
         err_r, err_w = os.pipe()
         ctl_r, ctl_w = os.pipe()
         uid = self.stateless_uid if self.isolation == "uid" else None
-        cwd = self._mkdir("run", uid)
+        # jail: the run's own fresh /tmp; elsewhere a directory of its own in the scratch
+        cwd = self.scratch if self.isolation == "ns" else self._mkdir("run", uid)
         keep = {req_r, out_w, err_w, ctl_w, *([_NS["mnt_s"]] if "mnt_s" in _NS else [])}
         pid = fork_cell()  # jail: born in the stateless pid namespace
         if pid == 0:
@@ -1347,7 +1543,8 @@ class Worker:
             for key in ("req_w", "out_r", "err_r", "ctl_r"):
                 os.close(spare[key])
             self._reap()
-            self._rmtree(spare["cwd"], spare["uid"])
+            if self.isolation != "ns":  # (the jail's stateless cwd is the run's own tmpfs)
+                self._remove_later(spare["cwd"], spare["uid"])
 
     def run_stateless(self, req: dict) -> dict:
         t0 = time.monotonic()
@@ -1360,31 +1557,19 @@ class Worker:
         deadline = t0 + req["timeout_s"]
         limit = req["max_output_bytes"]
         out, err, reason, _open = self._collect(out_r, err_r, None, deadline, limit, None)
-        ctl = b""
-        if not reason:
-            # Pipes closed: the verdict is on ctl (or the process died without one).
-            r, _, _ = select.select([ctl_r], [], [], max(deadline - time.monotonic(), 0.0))
-            if r:
-                with contextlib.suppress(OSError):
-                    ctl = os.read(ctl_r, 4096)
-            else:
-                reason = "timeout"
-        info = None
-        if ctl and not reason:
-            with contextlib.suppress(ValueError):
-                info = json.loads(ctl)
+        if not reason and not self._wait_exit(pid, deadline):
+            reason = "timeout"  # it closed its pipes and kept running
         if reason:
             self._kill_group(pid)
-        elif info is not None:
-            # The verdict came from inside the cell, which may have forged it and still be
-            # running: it must not outlive its run (the pid is ours until we reap it).
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        if info is None:
-            _, status = os.waitpid(pid, 0)
-            exit_code, kind = self._status_from_wait(status)
-        else:
-            exit_code, kind = int(info.get("exit", 1)), str(info.get("kind", "error"))
+        # The verdict is the exit status the kernel gives us; the cell's own record on ctl
+        # (which it could forge) only tells a MemoryError from another error with that status.
+        _, status = os.waitpid(pid, 0)
+        exit_code, kind = self._status_from_wait(status)
+        if kind == "error" and select.select([ctl_r], [], [], 0)[0]:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                info = json.loads(os.read(ctl_r, 4096))
+                if info.get("exit") == exit_code and info.get("kind") == "memory":
+                    kind = "memory"
         for fd in (out_r, err_r, ctl_r):
             os.close(fd)
         if self.isolation != "ns":  # (the jail's cleanup clears all of /tmp)
@@ -1395,9 +1580,12 @@ class Worker:
 
     @staticmethod
     def _result(out, err, exit_code, status, t0) -> dict:
+        err = bytes(err)
+        if status in ("error", "crashed", "killed_by_signal") and not err.strip():
+            err += _silent_failure(exit_code, status).encode()
         return {
             "stdout": bytes(out).decode("utf-8", "replace"),
-            "stderr": bytes(err).decode("utf-8", "replace"),
+            "stderr": err.decode("utf-8", "replace"),
             "exit_code": exit_code,
             "status": status,
             "duration_s": time.monotonic() - t0,
@@ -1429,7 +1617,15 @@ class Worker:
                 os._exit(1)
         theirs.close()
         init = pid if self.isolation == "ns" else None
-        return {"sock": mine, "holder": None, "dir": cwd, "uid": uid, "init": init, "pid": pid}
+        return {
+            "sock": mine,
+            "holder": None,
+            "spare": None,
+            "dir": cwd,
+            "uid": uid,
+            "init": init,
+            "pid": pid,
+        }
 
     def make_spare_session(self) -> None:
         """Start the next session ahead of time (off the request path), once sessions are used
@@ -1438,12 +1634,12 @@ class Worker:
             self.spare_session = self.start_session()
 
     def _discard_session(self, sess: dict) -> None:
-        for pid in (sess["pid"], sess["init"], sess["holder"]):
+        for pid in (sess["pid"], sess["init"], sess["holder"], sess["spare"]):
             self._kill(pid)
         sess["sock"].close()
         self._sweep()
         if sess["dir"] is not None:
-            self._rmtree(sess["dir"], sess["uid"])
+            self._remove_later(sess["dir"], sess["uid"])
 
     def open_session(self, sid: str) -> dict:
         if sid in self.sessions:
@@ -1457,8 +1653,10 @@ class Worker:
             if holder is not None:
                 sess["holder"] = holder
                 self.sessions[sid] = sess
-                self._spawn(sess)
-                return {"ok": True}
+                if self._settle(sess):
+                    return {"ok": True}
+                self.sessions.pop(sid)
+                got = {"error": "the session holder could not fork its first cell"}
             self._discard_session(sess)
             if fresh or attempt:
                 why = (got or {}).get("error") or "the session holder did not start"
@@ -1485,21 +1683,69 @@ class Worker:
             if "ready" in got and pid:
                 return got, pid
 
+    # -- a session's processes run only during its own turns
     @staticmethod
-    def _spawn(sess: dict) -> None:
-        with contextlib.suppress(OSError):
-            _sock_send(sess["sock"], {"op": "spawn"})
+    def _signal(pid: int | None, sig: int) -> None:
+        if pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, sig)
+
+    def _live_children(self, pid: int) -> list[int]:
+        """Children of pid that are neither zombies nor processes we already killed."""
+        kids: list[int] = []
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return kids
+        for tid in tids:
+            path = f"/proc/{pid}/task/{tid}/children"
+            with contextlib.suppress(OSError, ValueError), open(path) as f:
+                kids.extend(int(k) for k in f.read().split())
+        return [k for k in kids if k not in self.dying and self._stat(k, 0) not in (b"Z", b"X")]
+
+    def _settle(self, sess: dict, wait_s: float = 3.0) -> bool:
+        """End of a session's turn: it has a spare, and every process of it is stopped.
+
+        Between its turns a session's holder and spare are stopped (SIGSTOP) and everything
+        else it started is killed, so nothing a cell left behind (a thread, a process forked
+        after a sweep, a cell that faked its "done") runs on another tenant's time. If the
+        spare is missing (the cell failed, or it never forked one), the holder is resumed to
+        fork one; False when it does not within wait_s (the session cannot run cells).
+        """
+        holder, sock = sess["holder"], sess["sock"]
+        spare = sess["spare"]
+        if spare is None or spare not in self._live_children(holder):
+            spare = sess["spare"] = None
+            self._signal(holder, signal.SIGCONT)
+            with contextlib.suppress(OSError):
+                _sock_send(sock, {"op": "spawn"})
+            end = time.monotonic() + wait_s
+            while spare is None and time.monotonic() < end:
+                kids = self._live_children(holder)
+                if len(kids) == 1:
+                    spare = kids[0]
+                    break
+                r, _, _ = select.select([sock], [], [], 0.002)
+                if r:  # stale reports (reaped, spawn_failed): the children list is the truth
+                    with contextlib.suppress(OSError, ValueError):
+                        for fd in _recv_creds(sock)[1]:
+                            os.close(fd)
+            sess["spare"] = spare
+        self._signal(holder, signal.SIGSTOP)
+        self._signal(spare, signal.SIGSTOP)
+        self._sweep()
+        return spare is not None
 
     def close_session(self, sid: str) -> dict:
         sess = self.sessions.pop(sid, None)
         if sess is None:
             return {"ok": True}
         sess["sock"].close()
-        self._kill(sess["holder"])
-        self._kill(sess["init"])  # a pid namespace dies with its init: the whole session
-        self._sweep()  # its spare, now without a holder to vouch for it, goes too
+        for pid in (sess["holder"], sess["spare"], sess["init"]):
+            self._kill(pid)  # a pid namespace dies with its init: the whole session
+        self._sweep()
         if sess["dir"] is not None:
-            self._rmtree(sess["dir"], sess["uid"])
+            self._remove_later(sess["dir"], sess["uid"])
         if sess["uid"] is not None:
             self._clear(SHM, uid=sess["uid"])
         return {"ok": True}
@@ -1512,7 +1758,12 @@ class Worker:
                 **self._result(b"", b"session is not open\n", None, "crashed", t0),
                 "session_lost": True,
             }
+        if sess["spare"] is None and not self._settle(sess):
+            msg = b"sandbox: the session cannot start a cell (its holder does not fork); state is gone\n"
+            self.close_session(req["session"])
+            return {**self._result(b"", msg, None, "crashed", t0), "session_lost": True}
         sock: socket.socket = sess["sock"]
+        spare = sess["spare"]
         cell = os.urandom(8).hex()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -1525,6 +1776,7 @@ class Worker:
             "memory_mb": req["memory_mb"],
             "cell": cell,
         }
+        self._signal(spare, signal.SIGCONT)
         try:
             _sock_send(sock, msg, [code_fd, out_w, err_w])
         except OSError:
@@ -1562,7 +1814,12 @@ class Worker:
                 return True
             if not sender:
                 return finished()  # a sender we cannot see is none of ours
-            if got.get("cell") == cell and "started" in got and state["started"] is None:
+            if (
+                got.get("cell") == cell
+                and "started" in got
+                and state["started"] is None
+                and sender == spare
+            ):
                 state["started"], state["local"] = sender, got["started"]
             elif (
                 got.get("cell") == cell
@@ -1570,7 +1827,14 @@ class Worker:
                 and sender == state["started"]
                 and got["done"] == state["local"]
             ):
-                state["done"] = got
+                # Stop it at once. A finished cell has forked its spare before saying so (and
+                # killed everything else it started); without one the record is not credible:
+                # the cell is still running, so let it run on to its real end or its timeout.
+                self._signal(sender, signal.SIGSTOP)
+                if len(self._live_children(sender)) == 1:
+                    state["done"] = got
+                else:
+                    self._signal(sender, signal.SIGCONT)
             elif (
                 "reaped" in got
                 and state["local"] is not None
@@ -1589,15 +1853,27 @@ class Worker:
         out, err, reason, open_fds = self._collect(
             out_r, err_r, sock.fileno(), deadline, limit, on_msg
         )
+        try:
+            spare_fd = os.pidfd_open(spare)
+        except OSError:
+            spare_fd = None
         while not reason and not finished():
-            # Both pipes closed (the cell died, or closed them): wait for the verdict.
+            # Both pipes closed (the cell died, or closed them): wait for the verdict. If the
+            # cell's process died, the holder (stopped between turns) must wake to reap it.
             left = deadline - time.monotonic()
             if left <= 0:
                 reason = "timeout"
                 break
-            r, _, _ = select.select([sock], [], [], left)
-            if r:
+            watch = [sock] if spare_fd is None else [sock, spare_fd]
+            r, _, _ = select.select(watch, [], [], left)
+            if spare_fd is not None and spare_fd in r:
+                self._signal(sess["holder"], signal.SIGCONT)
+                os.close(spare_fd)
+                spare_fd = None
+            if sock in r:
                 on_msg()
+        if spare_fd is not None:
+            os.close(spare_fd)
         bufs = {out_r: out, err_r: err}
         if not reason:
             self._drain(open_fds, bufs, limit - len(out) - len(err), 0.05)
@@ -1605,22 +1881,24 @@ class Worker:
             os.close(fd)
         if state["gone"]:
             return self._session_lost(req["session"], out, err, t0)
-        if reason:
-            return self._abort_cell(sess, state, on_msg, out, err, reason, t0)
-        if state["done"] is not None and state["done"].get("discard"):
-            # The cell failed and left processes behind: it killed itself, the holder stays.
-            self._sweep(current_holder=sess["holder"])
-            self._spawn(sess)
-            return self._result(out, err, state["done"]["exit"], state["done"]["kind"], t0)
-        if state["done"] is not None:
-            # Commit: the cell process becomes the holder; the old holder goes away.
+        done = state["done"]
+        if reason or (done is not None and done.get("discard")):
+            # Timed out, flooded, or failed leaving processes behind (then it exited itself):
+            # the holder keeps the state from before the cell.
+            return self._abort_cell(req["session"], sess, state, on_msg, out, err, reason, t0)
+        if done is not None:
+            # Commit: the cell process becomes the holder (it forked its spare before saying
+            # "done"); the old holder goes away.
             old, sess["holder"] = sess["holder"], state["started"]
+            kids = self._live_children(sess["holder"])
+            sess["spare"] = kids[0] if len(kids) == 1 else None
             self._kill(old)
-            self._sweep(current_holder=sess["holder"])
-            self._spawn(sess)
-            return self._result(out, err, state["done"]["exit"], state["done"]["kind"], t0)
-        self._sweep(current_holder=sess["holder"])
-        self._spawn(sess)
+        else:
+            sess["spare"] = None  # the spare died running the cell: the holder forks another
+        if not self._settle(sess):
+            return self._session_lost(req["session"], out, err, t0)
+        if done is not None:
+            return self._result(out, err, done["exit"], done["kind"], t0)
         exit_code, kind = self._status_from_wait(state["reaped"])
         return self._result(out, err, exit_code, kind, t0)
 
@@ -1630,8 +1908,9 @@ class Worker:
         msg = b"\nsandbox session was lost (its processes were killed); state is gone\n"
         return {**self._result(out, err + msg, None, "crashed", t0), "session_lost": True}
 
-    def _abort_cell(self, sess, state, on_msg, out, err, reason, t0) -> dict:
+    def _abort_cell(self, sid, sess, state, on_msg, out, err, reason, t0) -> dict:
         sock = sess["sock"]
+        self._signal(sess["holder"], signal.SIGCONT)  # it reaps the cell and forks a spare
         end = time.monotonic() + 2.0
         while state["started"] is None and not state["gone"] and time.monotonic() < end:
             r, _, _ = select.select([sock], [], [], 0.1)
@@ -1644,9 +1923,13 @@ class Worker:
                 r, _, _ = select.select([sock], [], [], 0.1)
                 if r:
                     on_msg()
-        self._sweep(current_holder=sess["holder"])
-        self._spawn(sess)
-        return self._result(out, err, None, reason, t0)
+        sess["spare"] = None
+        if state["gone"] or not self._settle(sess):
+            return self._session_lost(sid, out, err, t0)
+        if reason:
+            return self._result(out, err, None, reason, t0)
+        done = state["done"]
+        return self._result(out, err, done["exit"], done["kind"], t0)
 
     def _pending(self) -> bool:
         """Whether the next request is already waiting (then it goes first)."""
@@ -1654,6 +1937,7 @@ class Worker:
         return bool(r)
 
     def serve(self) -> None:
+        self._refill_reserve()
         write_frame(self.proto_out, {"ready": True, "pid": os.getpid()})
         while True:
             req = read_frame(self.proto_in)
@@ -1685,7 +1969,8 @@ class Worker:
             if op == "run" and not req.get("session"):
                 self._stateless_cleanup()
             while self.trash:
-                self._rmtree(*self.trash.pop())
+                self._remove_later(*self.trash.pop())
+            self._refill_reserve()
             self._reap()
             if op == "run" and not req.get("session"):
                 with contextlib.suppress(OSError):
@@ -1706,6 +1991,8 @@ def _isolate_worker(cfg: dict) -> None:
         if os.getuid() != 0:
             raise OSError(errno.EPERM, "isolation 'uid' needs a worker started as root")
         os.chmod(cfg["scratch"], 0o711)  # docker makes a tmpfs 1777 whatever its mode= says
+        if os.path.isdir(SHM):  # shared by every uid here: each may make files, none may list
+            os.chmod(SHM, 0o1733)
         os.setgroups([])  # once here, so every cell starts without supplementary groups
         os.umask(0o077)
     elif isolation != "none":

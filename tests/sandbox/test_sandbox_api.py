@@ -46,15 +46,14 @@ def test_auto_never_falls_back_to_local(monkeypatch):
     assert "bubblewrap" in str(e.value)
 
 
-def test_auto_prefers_docker_then_jail(monkeypatch):
+def test_auto_prefers_the_jail_then_docker(monkeypatch):
+    """The jail is the faster backend (no container round trip): auto takes it first."""
     from tirgym.sandbox import docker_backend
 
     monkeypatch.setattr(JailBackend, "unavailable_reason", lambda self: None)
-    monkeypatch.setattr(
-        docker_backend.DockerBackend, "unavailable_reason", lambda self: "no engine"
-    )
-    assert core_mod.make_backend("auto").name == "jail"
     monkeypatch.setattr(docker_backend.DockerBackend, "unavailable_reason", lambda self: None)
+    assert core_mod.make_backend("auto").name == "jail"
+    monkeypatch.setattr(JailBackend, "unavailable_reason", lambda self: "no bubblewrap")
     assert core_mod.make_backend("auto").name == "docker"
 
 
