@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml setup.py
 
 ## The main job: the quickstart training run (tiny model, SFT warm start, then GRPO).
 demo: $(STAMP)
-	$(BIN)/python -m tirgym train configs/quickstart.yaml
+	$(BIN)/python -m tirgym train configs/quickstart.yaml --overwrite
 
 ## vLLM's CPU build for the vllm-marked tests (GPU machines: pip install -e ".[vllm]").
 ## It pulls torchvision/torchaudio/torchcodec built for another torch: they break `import vllm`.

@@ -3,7 +3,7 @@
 `compute_advantages(episodes, cfg)` returns one float32 array per episode, aligned with
 `episode.token_ids`, zero wherever `loss_mask == 0`. Every estimator underneath is a
 small pure function on numbers (rewards of one group, returns of one anchor group), so
-each can be checked by hand; formulas and sources are in ../shared/ALGORITHMS.md.
+each can be checked by hand; formulas and sources are in docs/ALGORITHMS.md.
 
 Conventions (choices made here, stated once):
 - A group is the episodes sharing `group_id` (the task key when it is empty).

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tirgym.agents.types import RolloutLimits, SamplingParams
 from tirgym.errors import TirgymError, did_you_mean
 from tirgym.registry import HELDOUT_SEED_BASE
+from tirgym.rewards.length import LengthRewardConfig
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -170,7 +171,7 @@ class PlanningConfig(Section):
 
 
 class LossConfig(Section):
-    """Policy loss switches (see ALGORITHMS.md, 'Policy loss')."""
+    """Policy loss switches (see docs/ALGORITHMS.md, 'Policy loss')."""
 
     agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = "token-mean"
     clip_low: float = Field(0.2, ge=0)
@@ -291,14 +292,20 @@ class WandbConfig(Section):
 
 class LogConfig(Section):
     every: int = Field(1, ge=1)
-    tensorboard: bool = True
-    """Write TensorBoard events when tensorboard is installed."""
+    tensorboard: bool | None = None
+    """TensorBoard events in RUN_DIR/tensorboard. None: when tensorboard is installed (the
+    run says when it is not); true: required; false: off."""
     wandb: WandbConfig | None = None
     progress: bool = True
+    """A progress bar on a terminal (the per-step lines are printed either way)."""
     plot: bool = True
     """Learning-curve PNG in the run dir at the end."""
     save_episodes: bool = True
     """Append every step's episodes to episodes.jsonl."""
+    token_advantages: bool = False
+    """Log the per-token advantages the update used as info["token_advantages"] on each
+    trained episode in episodes.jsonl (what `tirgym view` colours tokens by); off by
+    default: one float per token roughly doubles the log."""
 
 
 class CheckpointConfig(Section):
@@ -330,6 +337,9 @@ class TrainConfig(Section):
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     filters: FilterConfig = Field(default_factory=FilterConfig)
     planning: PlanningConfig = Field(default_factory=PlanningConfig)
+    length: LengthRewardConfig = Field(default_factory=LengthRewardConfig)
+    """Length shaping of outcome rewards (DAPO overlong penalty, LAPO in-band bonus), applied
+    after the callbacks; both off by default."""
     advantage: dict[str, Any] = Field(default_factory=dict)
     """AdvantageConfig fields (estimator: grpo | drgrpo | rloo | wreinforce | ...)."""
     loss: LossConfig = Field(default_factory=LossConfig)
@@ -375,7 +385,7 @@ class TrainConfig(Section):
 
 
 def advantage_config(d: dict[str, Any]):
-    """Validate the `advantage` section with the credit worker's AdvantageConfig."""
+    """Validate the `advantage` section with AdvantageConfig (trainer/advantages.py)."""
     from tirgym.trainer.advantages import AdvantageConfig
 
     try:
@@ -521,17 +531,23 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
 
 
 def check_envs(cfg: TrainConfig) -> None:
-    """Fail early, naming the bad id, when an env id or suite is unknown."""
-    from tirgym.registry import env_meta, get_suite
+    """Fail early, naming the entry, when an env id or suite is unknown or an env's kwargs
+    do not fit its constructor (names, allowed values, types)."""
+    from tirgym.registry import get_suite, validate_env_kwargs
 
-    entries = list(cfg.envs) + list(cfg.eval.envs or [])
+    entries = [(f"envs.{i}", e) for i, e in enumerate(cfg.envs)]
+    entries += [(f"eval.envs.{i}", e) for i, e in enumerate(cfg.eval.envs or [])]
     if cfg.sft and cfg.sft.demos and cfg.sft.demos.envs:
-        entries += cfg.sft.demos.envs
-    for e in entries:
-        if e.id is not None:
-            env_meta(e.id)
-        else:
-            get_suite(e.suite)
+        entries += [(f"sft.demos.envs.{i}", e) for i, e in enumerate(cfg.sft.demos.envs)]
+    for where, e in entries:
+        try:
+            if e.id is not None:
+                validate_env_kwargs(e.id, e.kwargs)
+            else:
+                for s in get_suite(e.suite).envs:
+                    validate_env_kwargs(s.id, {**s.kwargs, **e.kwargs})
+        except TirgymError as err:
+            raise TirgymError(f"{where}: {err}") from None
 
 
 def dump_config(cfg: TrainConfig, path: str | Path) -> None:

@@ -112,6 +112,10 @@ def shard_fsdp2(model: torch.nn.Module) -> torch.nn.Module:
     """FSDP2: shard each decoder layer, then the root; gradients are summed, not averaged."""
     from torch.distributed.fsdp import fully_shard
 
+    if next(model.parameters()).device.type != "cuda":
+        from tirgym.errors import TirgymError
+
+        raise TirgymError("distributed.strategy=fsdp2 needs CUDA; use ddp on CPU.")
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     layers = getattr(base.get_decoder(), "layers", [])
     for layer in layers:

@@ -51,13 +51,12 @@ def held_out_success(
     rollout_cfg,
     *,
     seed: int = 0,
-    rank: int = 0,
-    world: int = 1,
+    dist: D.DistInfo | None = None,
     device: torch.device | None = None,
 ) -> dict[str, float]:
     """{"eval/success": overall, "eval/<label>/success": per env, "eval/reward": ...}."""
-    info = D.DistInfo(rank=rank, world=world)
-    seeds = _eval_seeds(eval_cfg, rank, world)
+    info = dist or D.DistInfo()
+    seeds = _eval_seeds(eval_cfg, info.rank, info.world)
     out: dict[str, float] = {}
     totals = [0.0, 0.0, 0.0]
     for entry in entries:

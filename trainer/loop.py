@@ -10,9 +10,7 @@ resumed from a checkpoint replays exactly what the uninterrupted run would have 
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
 import logging
 import random
 import time
@@ -24,7 +22,7 @@ import numpy as np
 import torch
 
 from tirgym.episode import Episode, append_jsonl
-from tirgym.errors import TirgymError
+from tirgym.rewards.length import apply_length_rewards
 from tirgym.trainer import distributed as D
 from tirgym.trainer.advantages import compute_advantages, dynamic_sampling_keep, filter_void_turns
 from tirgym.trainer.batch import Row, make_rows
@@ -38,7 +36,7 @@ from tirgym.trainer.config import (
 )
 from tirgym.trainer.heldout import held_out_success
 from tirgym.trainer.losses import LossParams
-from tirgym.trainer.metrics import MetricsLogger, episode_metrics
+from tirgym.trainer.metrics import MetricsLogger, check_loggers, episode_metrics
 from tirgym.trainer.model import (
     apply_lora,
     count_params,
@@ -48,10 +46,17 @@ from tirgym.trainer.model import (
     reference_model,
     resolve_model_path,
 )
-from tirgym.trainer.run_dir import prepare_run_dir
+from tirgym.trainer.run_dir import describe, prepare_run_dir
 from tirgym.trainer.run_log import RunLog, pct
+from tirgym.trainer.signals import StopOnSignal, TrainingStopped
 from tirgym.trainer.tasks import TaskSampler, expand_mix
-from tirgym.trainer.update import Updater, make_optimizer, ppo_update
+from tirgym.trainer.update import (
+    Updater,
+    apply_optim_config,
+    autocast,
+    make_optimizer,
+    ppo_update,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,24 +105,22 @@ class Trainer:
         overrides: list[str] | None = None,
         callbacks: Sequence[Callback] = (),
         resume: bool = False,
+        overwrite: bool = False,
         stop_after: int | None = None,
         quiet: bool = False,
     ):
         self.cfg = _as_config(config, overrides)
         check_envs(self.cfg)
         self.callbacks = list(callbacks)
-        self.resume = resume
+        self.resume, self.overwrite = resume, overwrite
         self.stop_after = stop_after
         self.dist = D.init_distributed(self.cfg.backend.device)
         self.device = pick_device(self.cfg.backend.device, self.dist.local_rank)
         self.run_dir = self.cfg.run_dir()
         self.adv_cfg = advantage_config(self.cfg.advantage)
         self.loss_params = LossParams.from_config(self.cfg.loss, self.cfg.rollout.max_total_tokens)
-        self.out = RunLog(
-            speak=self.dist.main and not quiet,
-            bar=self.cfg.log.progress,
-            total_steps=self.cfg.steps,
-        )
+        speak = self.dist.main and not quiet
+        self.out = RunLog(speak=speak, bar=self.cfg.log.progress, total_steps=self.cfg.steps)
         self.step_idx = 0
         self.state: dict[str, Any] = {}
         self._setup_done = False
@@ -133,7 +136,11 @@ class Trainer:
     # ---- setup -----------------------------------------------------------------------
     def setup(self) -> None:
         cfg, run_dir = self.cfg, self.run_dir
-        ckpt = prepare_run_dir(cfg, self.dist, resume=self.resume)
+        notes = check_loggers(cfg.log)  # a missing W&B fails now, not after SFT
+        start = prepare_run_dir(cfg, self.dist, resume=self.resume, overwrite=self.overwrite)
+        self._setup_done, self.finished_before, ckpt = True, start.finished, start.ckpt
+        if start.finished:
+            return
         base_path = resolve_model_path(cfg, run_dir)
         self.tokenizer = load_tokenizer(base_path)
         self.pad_id = int(self.tokenizer.pad_token_id)
@@ -141,7 +148,6 @@ class Trainer:
         random.seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         self.model = load_start_model(cfg, ckpt, base_path, self.device)
-        self.state = json.loads((ckpt / "trainer_state.json").read_text()) if ckpt else {}
         if cfg.sft is not None and ckpt is None:  # once per run, before LoRA (it trains all)
             from tirgym.trainer.sft import run_sft
 
@@ -157,8 +163,6 @@ class Trainer:
         self.ref_model = reference_model(cfg, ckpt, base_path, self.model, self.device)
         self.train_model = self.model
         if self.fsdp:
-            if self.device.type != "cuda":
-                raise TirgymError("distributed.strategy=fsdp2 needs CUDA; use ddp on CPU.")
             self.train_model = D.shard_fsdp2(self.model)
         self.optimizer, self.scheduler = make_optimizer(self.train_model, cfg)
         self.sampler = TaskSampler(cfg.envs, cfg.seed)
@@ -170,19 +174,26 @@ class Trainer:
             self.sampler.load_state_dict(self.state["sampler"])
             self._push_weights()
             self.say(f"resumed from {ckpt} at step {self.step_idx}")
+            if start.changes:  # warn, record (summary.json shows it), apply the new optim
+                self.say(f"WARNING: resuming with a changed config: {describe(start.changes)}")
+                self.state.setdefault("config_changes", []).append(
+                    {"step": self.step_idx, "changes": start.changes}
+                )
+                apply_optim_config(self.optimizer, self.scheduler, cfg)
         self.logger = MetricsLogger(
             run_dir,
             cfg.log,
             cfg.model_dump(mode="json"),
             enabled=self.dist.main,
-            resume_step=self.step_idx if ckpt else 0,
+            resume_step=self.step_idx,
         )
         total_p, train_p = count_params(self.model)
         self.say(
             f"model {cfg.model} ({total_p / 1e6:.2f}M params, {train_p / 1e6:.2f}M trainable) "
             f"on {self.device}, run dir {run_dir}"
         )
-        self._setup_done = True
+        for note in notes:
+            self.say(note)
 
     def _full_state(self) -> dict[str, torch.Tensor] | None:
         """The gathered weights under FSDP2 (every rank must call this), else None."""
@@ -206,11 +217,6 @@ class Trainer:
             close()
 
     # ---- the step ----------------------------------------------------------------------
-    def _autocast(self):
-        if self.cfg.update.precision == "bf16" and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def _rollout(self, tasks, step: int, round_idx: int) -> list[Episode]:
         from tirgym.agents import rollout
 
@@ -218,7 +224,7 @@ class Trainer:
         seed = _step_seed(self.cfg.seed, step, 1000 * round_idx + self.dist.rank + 1)
         torch.manual_seed(seed)
         self.model.eval()
-        with self._autocast(), torch.no_grad():
+        with autocast(self.cfg, self.device), torch.no_grad():
             return rollout(
                 self.policy,
                 tasks,
@@ -241,7 +247,9 @@ class Trainer:
         while True:
             eps = self._rollout(tasks[self.dist.rank :: self.dist.world], step, round_idx)
             for cb in self.callbacks:
-                eps = cb.on_episodes(self, step, eps) or eps
+                got = cb.on_episodes(self, step, eps)
+                eps = eps if got is None else got
+            eps = apply_length_rewards(eps, cfg.length)
             generated += eps
             keep = [e for e in eps if e.trainable]
             if f.void_turns:
@@ -273,6 +281,9 @@ class Trainer:
         advs = compute_advantages(
             kept, self.adv_cfg, tokenizer=self.tokenizer if need_tok else None, grams=grams
         )
+        if self.cfg.log.token_advantages:  # the credit the update uses, for `tirgym view`
+            for e, a in zip(kept, advs, strict=True):
+                e.info["token_advantages"] = np.round(a, 5).tolist()
         rows = [r for r in make_rows(kept, advs) if r.mask.sum() > 0]
 
         t1 = time.perf_counter()
@@ -324,7 +335,7 @@ class Trainer:
             micro_batch_tokens=u.micro_batch_tokens,
             logprob_chunk=u.logprob_chunk,
             grad_clip=cfg.optim.grad_clip,
-            autocast=self._autocast,
+            autocast=lambda: autocast(self.cfg, self.device),
             fsdp=self.fsdp,
         )
         if rows and not (u.ppo_epochs == 1 and u.minibatches == 1):
@@ -345,16 +356,9 @@ class Trainer:
         e = self.cfg.eval
         entries = expand_mix(e.envs or self.cfg.envs)
         self.model.eval()
-        with self._autocast(), torch.no_grad():
+        with autocast(self.cfg, self.device), torch.no_grad():
             res = held_out_success(
-                self.policy,
-                entries,
-                e,
-                self.cfg.rollout,
-                seed=self.cfg.seed,
-                rank=self.dist.rank,
-                world=self.dist.world,
-                device=self.device,
+                self.policy, entries, e, self.cfg.rollout, seed=self.cfg.seed, dist=self.dist
             )
         for cb in self.callbacks:
             cb.on_eval(self, step, res)
@@ -380,55 +384,70 @@ class Trainer:
         if not self._setup_done:
             self.setup()
         cfg = self.cfg
+        if self.finished_before:
+            self.say(f"{self.run_dir}: all {cfg.steps} steps done already; nothing to do.")
+            return self.run_dir
         for cb in self.callbacks:
             cb.on_train_start(self)
         t_start = time.perf_counter()
-        if cfg.eval.before and "eval_before" not in self.state:
-            self.say("== held-out eval before RL ==")
-            self.state["eval_before"] = self.evaluate(0)
-            self.say(f"held-out success before RL: {pct(self.state['eval_before'])}")
-            self.logger.log(0, self.state["eval_before"])
         last = cfg.steps if self.stop_after is None else min(cfg.steps, self.stop_after)
-        with self.out.progress(self.step_idx):
-            while self.step_idx < last:
-                step = self.step_idx + 1
-                m = self.step(step)
-                self.step_idx = step
-                if cfg.eval.every and step % cfg.eval.every == 0 and step < cfg.steps:
-                    self.out.phase(self.step_idx + 1, "eval")
-                    m.update(self.evaluate(step))
-                if step % cfg.log.every == 0 or step == cfg.steps:
-                    self.logger.log(step, m)
-                for cb in self.callbacks:
-                    cb.on_step_end(self, step, m)
-                self.out.step_done(step, m)
-                if cfg.checkpoint.every and step % cfg.checkpoint.every == 0:
-                    self.out.phase(self.step_idx + 1, "checkpoint")
-                    self.checkpoint(step)
+        with StopOnSignal(self.say) as stop:
+            if cfg.eval.before and "eval_before" not in self.state:
+                self.say("== held-out eval before RL ==")
+                self.state["eval_before"] = self.evaluate(0)
+                self.say(f"held-out success before RL: {pct(self.state['eval_before'])}")
+                self.logger.log(0, self.state["eval_before"])
+            with self.out.progress(self.step_idx):
+                while self.step_idx < last and not stop.requested(self.dist, self.device):
+                    self._train_step(self.step_idx + 1)
+        if stop.signum is not None:
+            ckpt = self.checkpoint(self.step_idx)
+            self.say(f"stopped after step {self.step_idx}; checkpoint: {ckpt} (continue: --resume)")
+            self._end(time.perf_counter() - t_start, finished=False)
+            raise TrainingStopped(stop.signum, ckpt)
         finished = self.step_idx >= cfg.steps
+        saved = cfg.checkpoint.every and self.step_idx % cfg.checkpoint.every == 0
         if finished:
             if cfg.eval.after:
                 self.say("== held-out eval after RL ==")
                 self.state["eval_after"] = self.evaluate(self.step_idx)
                 self.logger.log(self.step_idx, self.state["eval_after"])
-            if cfg.checkpoint.final and not (
-                cfg.checkpoint.every and self.step_idx % cfg.checkpoint.every == 0
-            ):
+            if cfg.checkpoint.final and not saved:
                 self.checkpoint(self.step_idx)
-            if self.dist.main and not self.fsdp:
-                save_model(self.model, self.tokenizer, self.run_dir / "final_model")
-        elif self.stop_after is not None and not (
-            cfg.checkpoint.every and self.step_idx % cfg.checkpoint.every == 0
-        ):
+            state = self._full_state()  # every rank takes part in the FSDP2 gather
+            if self.dist.main:
+                save_model(self.model, self.tokenizer, self.run_dir / "final_model", state)
+        elif self.stop_after is not None and not saved:
             self.checkpoint(self.step_idx)
-        wall = time.perf_counter() - t_start
+        self._end(time.perf_counter() - t_start, finished)
+        return self.run_dir
+
+    def _train_step(self, step: int) -> None:
+        """A step, then its periodic eval, logging, callbacks and checkpoint."""
+        cfg = self.cfg
+        m = self.step(step)
+        self.step_idx = step
+        if cfg.eval.every and step % cfg.eval.every == 0 and step < cfg.steps:
+            self.out.phase(step, "eval")
+            m.update(self.evaluate(step))
+        if step % cfg.log.every == 0 or step == cfg.steps:
+            self.logger.log(step, m)
+        for cb in self.callbacks:
+            cb.on_step_end(self, step, m)
+        self.out.step_done(step, m)
+        if cfg.checkpoint.every and step % cfg.checkpoint.every == 0:
+            self.out.phase(step, "checkpoint")
+            self.checkpoint(step)
+
+    def _end(self, wall: float, finished: bool) -> None:
         if self.dist.main:
-            self.out.summary(self.run_dir, self.state, self.step_idx, finished, wall, cfg.log.plot)
+            self.out.summary(
+                self.run_dir, self.state, self.step_idx, finished, wall, self.cfg.log.plot
+            )
         for cb in self.callbacks:
             cb.on_train_end(self)
         self.logger.close()
         D.barrier(self.dist)
-        return self.run_dir
 
 
 def engine_sleeps(cfg: TrainConfig, policy) -> bool:
@@ -479,19 +498,24 @@ def train(
     *,
     callbacks: Sequence[Callback] = (),
     resume: bool = False,
+    overwrite: bool = False,
     stop_after: int | None = None,
     quiet: bool = False,
 ) -> Path:
     """Train from a config (object, dict or YAML path); returns the run dir.
 
-    stop_after: stop after this step (checkpointing it) without changing the schedule,
-    e.g. to continue later with resume=True.
+    A run dir that holds a previous run is refused unless `resume` (continue from its last
+    checkpoint) or `overwrite` (remove that run's files first). stop_after: stop after
+    this step (checkpointing it) without changing the schedule, e.g. to continue later
+    with resume=True. On Ctrl-C or SIGTERM the current step finishes, a checkpoint is saved
+    and `TrainingStopped` (a KeyboardInterrupt) is raised.
     """
     trainer = Trainer(
         config,
         overrides=overrides,
         callbacks=callbacks,
         resume=resume,
+        overwrite=overwrite,
         stop_after=stop_after,
         quiet=quiet,
     )

@@ -64,8 +64,41 @@ def _ratio(a: float, b: float) -> float:
     return float(a) / b if b else 0.0
 
 
+def check_loggers(log_cfg) -> list[str]:
+    """Before any work: fail when a logger the config asks for is missing, and return a
+    note for each one that will stay silent (TensorBoard by default when not installed)."""
+    if log_cfg.wandb is not None:
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            raise TirgymError(
+                "log.wandb is configured but wandb is not installed: pip install wandb "
+                "(or remove log.wandb)."
+            ) from None
+    if log_cfg.tensorboard is not False and _tensorboard_writer() is None:
+        if log_cfg.tensorboard:
+            raise TirgymError(
+                "log.tensorboard=true but tensorboard is not installed: pip install tensorboard "
+                "(or set log.tensorboard=false)."
+            )
+        return [
+            "TensorBoard is not installed, so no events are written (every metric is in "
+            "metrics.jsonl; pip install tensorboard, or log.tensorboard=false to silence this)"
+        ]
+    return []
+
+
+def _tensorboard_writer():
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter
+
+
 class MetricsLogger:
-    """metrics.jsonl always; TensorBoard when installed (and enabled); W&B when configured."""
+    """metrics.jsonl always; TensorBoard when installed (unless off); W&B when configured.
+    Call `check_loggers` first: it reports missing loggers before the run does any work."""
 
     def __init__(
         self,
@@ -90,20 +123,12 @@ class MetricsLogger:
             self.path.write_text("".join(ln + "\n" for ln in keep))
         elif self.path.exists():
             self.path.unlink()
-        if log_cfg.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
-            except Exception:
-                self.tb = None  # tensorboard not installed: JSONL only
+        writer = _tensorboard_writer() if log_cfg.tensorboard is not False else None
+        if writer is not None:
+            self.tb = writer(str(Path(run_dir) / "tensorboard"))
         if log_cfg.wandb is not None:
-            try:
-                import wandb
-            except ImportError:
-                raise TirgymError(
-                    "log.wandb is configured but wandb is not installed: pip install wandb"
-                ) from None
+            import wandb
+
             w = log_cfg.wandb
             self.wandb = wandb.init(
                 project=w.project,

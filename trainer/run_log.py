@@ -52,19 +52,30 @@ class RunLog:
 
     @contextlib.contextmanager
     def progress(self, completed: int) -> Iterator[None]:
-        """The bar, while the steps run, on a terminal."""
+        """The bar, while the steps run, on a terminal; transformers' and the hub's own
+        tqdm bars are off meanwhile (they would tear tirgym's bar apart)."""
         if not (self.speak and self.want_bar and sys.stdout.isatty()):
             yield
             return
+        from transformers.utils import logging as hf_logging
+
         from tirgym.progress import progress_bar
 
-        with progress_bar("{task.description:<22}", "{task.fields[stats]}") as bar:
-            self._task = bar.add_task("RL", total=self.total_steps, completed=completed, stats="")
-            self._bar = bar
-            try:
-                yield
-            finally:
-                self._bar = None
+        hf_bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            with progress_bar("{task.description:<22}", "{task.fields[stats]}") as bar:
+                self._task = bar.add_task(
+                    "RL", total=self.total_steps, completed=completed, stats=""
+                )
+                self._bar = bar
+                try:
+                    yield
+                finally:
+                    self._bar = None
+        finally:
+            if hf_bars:
+                hf_logging.enable_progress_bar()
 
     def step_done(self, step: int, m: dict[str, float]) -> None:
         parts = [f"{name} {m[k]:.3f}" for name, k in STEP_LINE if k in m]
@@ -73,12 +84,11 @@ class RunLog:
         if self._bar is not None:
             stats = "  ".join(parts[:2] + parts[-1:] if "eval/success" in m else parts[:2])
             self._bar.update(self._task, advance=1, stats=stats, description=f"step {step}: done")
-        if self.want_bar:
-            self.say(
-                f"step {step:>4}/{self.total_steps}  "
-                + "  ".join(parts)
-                + f"  roll {m['rollout_s']:.1f}s upd {m['update_s']:.1f}s"
-            )
+        self.say(
+            f"step {step:>4}/{self.total_steps}  "
+            + "  ".join(parts)
+            + f"  roll {m['rollout_s']:.1f}s upd {m['update_s']:.1f}s"
+        )
 
     def summary(
         self,
@@ -103,6 +113,8 @@ class RunLog:
             "eval_after": state.get("eval_after"),
             "sft": state.get("sft"),
         }
+        if state.get("config_changes"):
+            summary["config_changes"] = state["config_changes"]
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         if plot:
             png = plot_learning_curves(run_dir / "metrics.jsonl", run_dir / "learning_curves.png")

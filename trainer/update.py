@@ -217,6 +217,13 @@ def ppo_update(
     return stats
 
 
+def autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on GPU when update.precision is bf16 (master weights stay fp32)."""
+    if cfg.update.precision == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig):
     """AdamW over the trainable parameters and its LR schedule (counted in optimizer steps)."""
     o = cfg.optim
@@ -227,6 +234,19 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig):
     total = max(1, cfg.steps * cfg.update.ppo_epochs * cfg.update.minibatches)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lr_lambda(o, total))
     return optimizer, scheduler
+
+
+def apply_optim_config(optimizer, scheduler, cfg: TrainConfig) -> None:
+    """Make the config's optimizer settings current after a checkpoint restored older ones
+    (a resume with a changed lr, betas, eps, weight decay or schedule)."""
+    o = cfg.optim
+    scheduler.base_lrs = [o.lr] * len(optimizer.param_groups)
+    total = max(1, cfg.steps * cfg.update.ppo_epochs * cfg.update.minibatches)
+    scheduler.lr_lambdas = [lr_lambda(o, total)] * len(optimizer.param_groups)
+    factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+    for g in optimizer.param_groups:
+        g.update(lr=o.lr * factor, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+    scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
 
 
 def lr_lambda(o: OptimConfig, total_steps: int):

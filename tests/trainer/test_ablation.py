@@ -1,4 +1,4 @@
-"""benchmarks/ablate_credit.py runs end to end at its smallest setting (issue 9 bar)."""
+"""benchmarks/ablate_credit.py runs end to end at its smallest setting."""
 
 import importlib.util
 import json

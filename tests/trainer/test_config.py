@@ -125,3 +125,21 @@ def test_cli_train_bad_config_is_one_line_exit_2(tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "loss.agg" in err and "\n" not in err
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            {"id": "tirgym/GuessNumber-v0", "kwargs": {"hihg": 7}},
+            r"envs\.0: .*no kwarg 'hihg'.*'high'",
+        ),
+        ({"id": "tirgym/GuessNumber-v0", "kwargs": {"low": "a"}}, r"envs\.0: .*low='a'.*int"),
+        ({"suite": "games", "kwargs": {"difficuly": "easy"}}, r"envs\.0: .*no kwarg 'difficuly'"),
+    ],
+    ids=["typo", "type", "suite"],
+)
+def test_env_kwargs_are_checked_when_the_config_loads(tmp_path, entry, message):
+    cfg = load_config(write(tmp_path, {"envs": [entry]}))
+    with pytest.raises(TirgymError, match=message):
+        check_envs(cfg)

@@ -1,4 +1,4 @@
-"""A short training run completes with every advantage estimator and logs issue 9's metrics.
+"""A short training run completes with every advantage estimator and logs the reasoning metrics.
 
 The tiny random model rarely earns env rewards in two steps, so a callback gives every
 turn and every outcome a reward hashed from the sampled text: groups then differ, every
@@ -33,7 +33,7 @@ ESTIMATORS = {
     "gigpo": {"estimator": "gigpo"},
     "grpo+hicra": {"estimator": "grpo", "hicra": True},
 }
-# issue 9, "Metrics, logged every step": the metrics.jsonl key of each
+# each metric logged every step (docs/ALGORITHMS.md) and its metrics.jsonl key
 REQUIRED = {
     "token entropy": "token_entropy",
     "semantic entropy": "semantic_entropy",

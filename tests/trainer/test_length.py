@@ -74,3 +74,38 @@ def test_apply_length_rewards_config():
         OverlongConfig(max_len=10, buffer=20)
     with pytest.raises(ValidationError):
         LengthRewardConfig(overlong={"maxlen": 3})
+
+
+def test_the_length_section_shapes_training_rewards(tiny_path, tmp_path):
+    from tirgym.episode import load_jsonl
+    from tirgym.trainer.loop import train
+
+    run = train(
+        {
+            "model": tiny_path,
+            "steps": 1,
+            "output_dir": str(tmp_path / "run"),
+            "envs": [{"id": "tirgym/GuessNumber-v0", "kwargs": {"low": 1, "high": 4}}],
+            "rollout": {"group_size": 2, "tasks_per_step": 1, "max_new_tokens": 8},
+            "length": {"overlong": {"enabled": True, "max_len": 4, "buffer": 2}},
+            "eval": {"before": False, "after": False},
+            "log": {"progress": False, "plot": False},
+        },
+        quiet=True,
+    )
+    eps = load_jsonl(run / "episodes.jsonl")
+    assert eps
+    for e in eps:
+        expect = overlong_penalty(sum(e.loss_mask), max_len=4, buffer=2)
+        assert e.info["length_reward"] == {"overlong": pytest.approx(expect)}
+    assert any(e.info["length_reward"]["overlong"] < 0 for e in eps)
+
+
+def test_the_length_section_is_validated():
+    from tirgym.errors import TirgymError
+    from tirgym.trainer.config import build_config
+
+    env = {"envs": ["tirgym/GuessNumber-v0"]}
+    assert not build_config(env).length.overlong.enabled
+    with pytest.raises(TirgymError, match=r"length\.overlong\.buffer"):
+        build_config({**env, "length": {"overlong": {"max_len": 4, "buffer": 8}}})

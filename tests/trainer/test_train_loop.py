@@ -187,3 +187,54 @@ def test_algorithm_switches_run(tiny_path, tmp_path, extra):
     assert all(v == v for v in last.values() if isinstance(v, float)), last  # no NaN
     if "kl_beta" in extra.get("loss", {}):
         assert "kl_ref" in last
+
+
+class DropAll(Callback):
+    def on_episodes(self, trainer, step, episodes):
+        return []
+
+
+def test_a_callback_can_drop_every_episode(tiny_path, tmp_path):
+    run = train(
+        config(tiny_path, tmp_path / "drop", steps=1, eval={"before": False, "after": False}),
+        callbacks=[DropAll()],
+        quiet=True,
+    )
+    last = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    assert last["episodes"] == 0 and last["optimizer_steps"] == 0
+    log = run / "episodes.jsonl"
+    assert not log.exists() or log.read_text() == ""
+
+
+def test_a_sharded_run_writes_the_gathered_final_model(tiny_path, tmp_path, monkeypatch):
+    """FSDP2 runs gather the full weights for final_model (a one-process gloo group stands
+    in for the GPUs: the same code path, with a model that is not really sharded)."""
+    import torch.distributed as tdist
+    from transformers import AutoModelForCausalLM
+
+    from tirgym.trainer import distributed as D
+
+    class Sharded(D.DistInfo):
+        @property
+        def enabled(self) -> bool:
+            return True
+
+    gathers = []
+    real = D.full_state_dict
+    monkeypatch.setattr(D, "full_state_dict", lambda m: gathers.append(1) or real(m))
+    tdist.init_process_group("gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
+    try:
+        tr = Trainer(
+            config(tiny_path, tmp_path / "run", steps=1, eval={"before": False, "after": False}),
+            quiet=True,
+        )
+        tr.setup()
+        tr.dist = Sharded()
+        tr.cfg.distributed.strategy = "fsdp2"
+        run = tr.run()
+    finally:
+        tdist.destroy_process_group()
+    assert gathers
+    saved = AutoModelForCausalLM.from_pretrained(run / "final_model").state_dict()
+    for k, v in tr.model.state_dict().items():
+        assert torch.equal(saved[k], v), k
