@@ -396,11 +396,20 @@ def train_cmd(
         list[str] | None, typer.Argument(help="key.sub=value overrides, e.g. optim.lr=1e-5 steps=50.")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run dir's latest checkpoint.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the previous run in the run dir (its files are removed).")
+    ] = False,
 ) -> None:
-    """Train a model with RL (GRPO family) on a mix of envs; torchrun runs it data-parallel."""
-    from tirgym.trainer.loop import train
+    """Train a model with RL (GRPO family) on a mix of envs; torchrun runs it data-parallel.
 
-    run_dir = train(config, overrides or [], resume=resume)
+    Ctrl-C (or SIGTERM) finishes the current step and saves a checkpoint; --resume continues."""
+    from tirgym.trainer.loop import train
+    from tirgym.trainer.signals import TrainingStopped
+
+    try:
+        run_dir = train(config, overrides or [], resume=resume, overwrite=overwrite)
+    except TrainingStopped as stop:  # the trainer said where the checkpoint is
+        raise typer.Exit(128 + stop.signum) from None
     typer.echo(f"run dir: {run_dir}")
 
 
