@@ -1,0 +1,46 @@
+import pytest
+from view_helpers import make_episode
+
+from tirgym.episode import save_jsonl
+
+
+def _config(out):
+    return {
+        "model": "tiny",
+        "tiny": {"hidden_size": 64, "num_layers": 1, "num_heads": 1, "vocab_size": 512},
+        "seed": 3,
+        "steps": 2,
+        "output_dir": str(out),
+        "envs": [
+            {
+                "id": "tirgym/GuessNumber-v0",
+                "kwargs": {"low": 1, "high": 4, "max_turns": 2},
+                "seeds": [0, 1000],
+            }
+        ],
+        "rollout": {
+            "group_size": 3,
+            "tasks_per_step": 2,
+            "max_new_tokens": 8,
+            "max_total_tokens": 512,
+        },
+        "optim": {"lr": 1e-3},
+        "eval": {"every": 0, "num_seeds": 2, "max_new_tokens": 6},
+        "log": {"progress": False, "plot": False, "token_advantages": True},
+        "checkpoint": {"final": False},
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A real 2-step GRPO run of the tiny model with per-token advantages logged."""
+    from tirgym.trainer.loop import train
+
+    return train(_config(tmp_path_factory.mktemp("view") / "run"), quiet=True)
+
+
+@pytest.fixture
+def episodes_file(tmp_path):
+    path = tmp_path / "eps.jsonl"
+    save_jsonl(path, [make_episode(i) for i in range(12)])
+    return path
