@@ -358,6 +358,26 @@ def _read_episodes(path: str) -> list:
 
 
 @app.command()
+def view(
+    path: Annotated[str, typer.Argument(help="A run dir, an eval dir or an episodes JSONL file.")],
+    out: Annotated[str | None, typer.Option(help="Only write the page to this HTML file (no server).")] = None,
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the page in the default browser.")] = True,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: a free one).")] = 0,
+    tokenizer: Annotated[str | None, typer.Option(help="Local tokenizer dir for token text (default: the run's model).")] = None,
+) -> None:
+    """Browse episodes in a self-contained HTML page: conversations, token-level credit, groups, curves."""
+    from tirgym.view import build_view, default_out, serve, write_page
+
+    if not 0 <= port <= 65535:
+        _fail(f"--port must be in 0..65535, got {port}.")
+    html, data = build_view(path, tokenizer)
+    written = write_page(html, out or default_out(path))
+    typer.echo(f"wrote {written} ({data.count} episodes, {len(html) / 1e6:.1f} MB)")
+    if out is None:
+        serve(html, port=port, open_browser=open_browser, say=typer.echo)
+
+
+@app.command()
 def demos(
     suite: Annotated[str, typer.Option(help="Suite name (see `tirgym list --suites`).")],
     out: Annotated[str, typer.Option(help="Output JSONL file.")],
