@@ -147,19 +147,26 @@ def env_kwargs(id: str) -> KwargsSpec:
     """The kwargs env `id` takes (names, defaults, types, allowed values), with the
     defaults it was registered with."""
     meta = env_meta(id)
+    cached = _KWARGS_SPECS.get(id)
+    if cached is not None and cached[0] is meta:  # same registration: make() stays cheap
+        return cached[1]
     entry = gym.spec(id).entry_point
     try:
         creator = load_env_creator(entry) if isinstance(entry, str) else entry
     except (ImportError, AttributeError) as e:
         raise TirgymError(f"Env {id!r} cannot be imported from {entry!r}: {e}") from None
     spec = kwargs_spec(creator)
-    if not meta.kwargs:
-        return spec
-    params = dict(spec.params)
-    for name, value in meta.kwargs.items():
-        if name in params:
-            params[name] = dataclasses.replace(params[name], default=value, required=False)
-    return KwargsSpec(params, spec.open)
+    if meta.kwargs:
+        params = dict(spec.params)
+        for name, value in meta.kwargs.items():
+            if name in params:
+                params[name] = dataclasses.replace(params[name], default=value, required=False)
+        spec = KwargsSpec(params, spec.open)
+    _KWARGS_SPECS[id] = (meta, spec)
+    return spec
+
+
+_KWARGS_SPECS: dict[str, tuple[EnvMeta, KwargsSpec]] = {}
 
 
 def validate_env_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
