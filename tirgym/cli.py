@@ -641,6 +641,25 @@ def serve_env_cmd(
     serve_env(settings, host=host, port=port)
 
 
+@app.command("proxy")
+def proxy_cmd(
+    policy: Annotated[str, typer.Option(help="Token-level policy: hf:PATH or vllm:PATH.")],
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8800,
+    out: Annotated[
+        str | None, typer.Option(help="Append each finished session's Episodes to this JSONL file.")
+    ] = None,
+) -> None:
+    """OpenAI chat-completions proxy that records token ids and logprobs per session, so an
+    unmodified agent program (base_url=http://HOST:PORT/s/SESSION/v1) yields trainable Episodes."""
+    from tirgym.agents.proxy import serve_proxy
+
+    if not policy.startswith(("hf:", "vllm:")):
+        _fail(f"--policy must be hf:PATH or vllm:PATH (token ids and logprobs), got {policy!r}.")
+    typer.echo(f"proxy for {policy} on http://{host}:{port}/v1 (sessions: /s/SESSION/v1)")
+    serve_proxy(policy, host, port, out=out)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line and exit code 2."""
     try:

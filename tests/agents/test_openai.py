@@ -36,7 +36,7 @@ def _serve(app):
 
 @pytest.fixture(scope="module")
 def servers(hf_policy):
-    from tirgym.agents.openai_server import make_app
+    from openai_server import make_app
 
     full = _serve(make_app(hf_policy, "tiny"))
     textonly = _serve(make_app(hf_policy, "tiny", token_ids=False))

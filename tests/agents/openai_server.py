@@ -1,8 +1,9 @@
-"""A minimal OpenAI-compatible server over any token-level `Policy` (tests, local demos).
+"""Test fixture: a minimal OpenAI-compatible server over any token-level `Policy`.
 
 Serves /v1/models, /v1/completions (prompt as text or token ids; `logprobs` and vLLM's
 `return_tokens_as_token_ids`) and /v1/chat/completions. It exists so the openai backend
-is tested against a real HTTP server; production serving is vLLM's `vllm serve`.
+is tested against a real HTTP server (and against servers that return no token ids).
+Production serving is vLLM's `vllm serve`; the token-capturing server is tirgym.agents.proxy.
 """
 
 import threading
