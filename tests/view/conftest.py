@@ -33,10 +33,19 @@ def _config(out):
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """A real 2-step GRPO run of the tiny model with per-token advantages logged."""
-    from tirgym.trainer.loop import train
+    """A real 2-step GRPO run of the tiny model with per-token advantages logged.
 
-    return train(_config(tmp_path_factory.mktemp("view") / "run"), quiet=True)
+    The random model rarely wins, so a callback adds a reward for short answers: rewards
+    then differ inside a group and GRPO's advantages are not all zero."""
+    from tirgym.trainer.loop import Callback, train
+
+    class ShortBonus(Callback):
+        def on_episodes(self, trainer, step, episodes):
+            for e in episodes:
+                e.outcome_reward += 1.0 / (1 + e.num_sampled_tokens)
+
+    out = tmp_path_factory.mktemp("view") / "run"
+    return train(_config(out), callbacks=[ShortBonus()], quiet=True)
 
 
 @pytest.fixture
