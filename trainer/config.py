@@ -306,10 +306,6 @@ class LogConfig(Section):
     """Log the per-token advantages the update used as info["token_advantages"] on each
     trained episode in episodes.jsonl (what `tirgym view` colours tokens by); off by
     default: one float per token roughly doubles the log."""
-    token_advantages: bool = False
-    """Log the per-token advantages the update used as info["token_advantages"] on each
-    trained episode in episodes.jsonl (what `tirgym view` colours tokens by); off by
-    default: one float per token roughly doubles the log."""
 
 
 class CheckpointConfig(Section):

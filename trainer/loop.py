@@ -284,9 +284,6 @@ class Trainer:
         if self.cfg.log.token_advantages:  # the credit the update uses, for `tirgym view`
             for e, a in zip(kept, advs, strict=True):
                 e.info["token_advantages"] = np.round(a, 5).tolist()
-        if self.cfg.log.token_advantages:  # the credit the update uses, for `tirgym view`
-            for e, a in zip(kept, advs, strict=True):
-                e.info["token_advantages"] = np.round(a, 5).tolist()
         rows = [r for r in make_rows(kept, advs) if r.mask.sum() > 0]
 
         t1 = time.perf_counter()
