@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Literal
 import gymnasium as gym
 import numpy as np
 from gymnasium.spaces import Text
+from gymnasium.utils import seeding
 
 from tirgym.protocol import (
     ParsedTurn,
@@ -47,14 +48,25 @@ def _text_charset() -> str:
     return "".join(chars)
 
 
-_TEXT_SPACE: Text | None = None
+class TextSpace(Text):
+    """gymnasium's `Text` with a readable repr: the stock one prints all ~60,000 characters
+    of the charset."""
+
+    def __repr__(self) -> str:
+        return (
+            f"Text({self.min_length}, {self.max_length}, charset=<{len(self.character_set):,} "
+            "printable characters: the BMP, whitespace and emoji>)"
+        )
 
 
-def text_space() -> Text:
+_TEXT_SPACE: TextSpace | None = None
+
+
+def text_space() -> TextSpace:
     """One shared `Text` space (building the charset costs ~50 ms, so build it once)."""
     global _TEXT_SPACE
     if _TEXT_SPACE is None:
-        _TEXT_SPACE = Text(max_length=MAX_TEXT_CHARS, min_length=0, charset=_text_charset())
+        _TEXT_SPACE = TextSpace(max_length=MAX_TEXT_CHARS, min_length=0, charset=_text_charset())
     return _TEXT_SPACE
 
 
@@ -71,7 +83,7 @@ def sanitize(text: str) -> str:
     return "".join(c if c in charset else "\ufffd" for c in text)[:MAX_TEXT_CHARS]
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What the env makes of one action."""
 
@@ -167,10 +179,29 @@ class TextEnv(gym.Env[str, str]):
         name = self.spec.id if self.spec is not None else type(self).__name__
         return f"{name}#{self.task_seed}"
 
+    # gymnasium's `reset(seed=s)` builds `self._np_random` from s at once (~10 us, as much as
+    # a whole reset of a small game), though only an unseeded reset or a wrapper reads it:
+    # here it is built from the same seed on first read, so it is the same generator.
+    _rng_seed: int | None = None
+
+    @property
+    def _np_random(self) -> np.random.Generator | None:  # type: ignore[override]
+        rng = self.__dict__.get("_rng")
+        if rng is None and self._rng_seed is not None:
+            rng, self._np_random_seed = seeding.np_random(self._rng_seed)
+            self.__dict__["_rng"], self._rng_seed = rng, None
+        return rng
+
+    @_np_random.setter
+    def _np_random(self, value: np.random.Generator | None) -> None:
+        self.__dict__["_rng"], self._rng_seed = value, None
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
         if seed is None:
             seed = int(self.np_random.integers(0, 2**31 - 1))
+        else:
+            self._np_random = None
+            self._rng_seed = self._np_random_seed = int(seed)
         self.task_seed = int(seed)
         self.turn = 0
         self.invalid_streak = 0
@@ -198,7 +229,10 @@ class TextEnv(gym.Env[str, str]):
             outcome = self._invalid(parsed)
         else:
             self.invalid_streak = 0
-            outcome = self._act(parsed)
+            if parsed.tool_calls:
+                outcome = self.on_tool_call(parsed.tool_calls[0])
+            else:
+                outcome = self.on_answer(parsed.answer or "")
         return self._finish_step(parsed, outcome)
 
     def _invalid(self, parsed: ParsedTurn) -> Outcome:
@@ -214,22 +248,19 @@ class TextEnv(gym.Env[str, str]):
             )
         return Outcome(reply=reply, rewards=rewards)
 
-    def _act(self, parsed: ParsedTurn) -> Outcome:
-        if parsed.tool_calls:
-            return self.on_tool_call(parsed.tool_calls[0])
-        return self.on_answer(parsed.answer or "")
-
     def _finish_step(self, parsed: ParsedTurn, outcome: Outcome):
         terminated = outcome.terminated
         truncated = not terminated and self.turn >= self.max_turns
-        components = {k: float(v) for k, v in outcome.rewards.items() if v}
+        rewards = outcome.rewards
+        components = {k: float(v) for k, v in rewards.items() if v} if rewards else {}
         info: dict[str, Any] = {
             "role": "tool" if parsed.tool_calls else "user",
             "parse": parsed.to_dict(),
             "turn": self.turn,
             "tool_error": outcome.tool_error,
-            **outcome.info,
         }
+        if outcome.info:
+            info.update(outcome.info)
         if terminated or truncated:
             self.done = True
             score = outcome.outcome_reward

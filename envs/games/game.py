@@ -41,6 +41,8 @@ Difficulty = Literal["easy", "medium", "hard"]
 _PARENS = re.compile(r"\(([^()]*)\)")
 _SEPARATORS = re.compile(r"\|\|?|[\n\t;,]")
 _NOISE = str.maketrans({c: " " for c in "()[]{}'\"`"})
+_PLAIN = re.compile(r"[^()\[\]{}'\"`|;,\n\t]*")
+"""An answer with no separator and no noise character: one piece, read without splitting."""
 
 
 def check_choice(name: str, value: Any, allowed: tuple[Any, ...], game: str = "") -> Any:
@@ -156,6 +158,12 @@ class GameEnv(TextEnv):
         """All moves of an answer, or ([], why it cannot be read)."""
         moves = []
         span, parse = self.max_move_words, self.parse_move
+        if _PLAIN.fullmatch(text):  # the common one-move answer: the greedy read's first try
+            words = text.lower().split()
+            if 0 < len(words) <= span:
+                move = parse(" ".join(words) if len(words) > 1 else words[0])
+                if move is not None:
+                    return [move], None
         for words in split_pieces(text):
             i, n = 0, len(words)
             while i < n:
@@ -237,7 +245,8 @@ class GameEnv(TextEnv):
         self.moves_made += done
         parts = []
         if done:
-            names = ", ".join(self.move_name(m) for m in moves[:done])
+            name = self.move_name
+            names = name(moves[0]) if done == 1 else ", ".join([name(m) for m in moves[:done]])
             parts.append(f"{self.done_verb} {names}.")
         if illegal is not None:
             parts.append(

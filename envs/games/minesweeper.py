@@ -9,18 +9,21 @@ total mine count), so it wins every generated board.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from typing import Any, ClassVar
 
 import numpy as np
 
-from tirgym.envs.games.grid import GridGameEnv, GridRenderer, python_rng
+from tirgym.envs.games.grid import GridGameEnv, GridRenderer
 
 # difficulty -> (side, mines)
 SIZES = {"easy": (6, 5), "medium": (8, 10), "hard": (10, 16)}
 HIDDEN, REVEALED, FLAGGED = 0, 1, 2
 _MOVE = re.compile(r"^(?:(reveal|open|click|flag|unflag):?\s+)?(\d{1,3})\s+(\d{1,3})$")
+_UNKNOWN, _OPEN, _SAFE, _MINE = 0, 1, 2, 3
+"""What `deduce` knows of a cell: nothing, revealed, proven safe, proven a mine."""
 _VERBS = {
     "reveal": "reveal",
     "open": "reveal",
@@ -30,7 +33,8 @@ _VERBS = {
 }
 
 
-def neighbours(side: int) -> list[tuple[int, ...]]:
+@functools.cache
+def neighbours(side: int) -> tuple[tuple[int, ...], ...]:
     out = []
     for r in range(side):
         for c in range(side):
@@ -42,28 +46,36 @@ def neighbours(side: int) -> list[tuple[int, ...]]:
                     if (rr, cc) != (r, c)
                 )
             )
-    return out
+    return tuple(out)
 
 
 def deduce(
     side: int,
-    nbrs: list[tuple[int, ...]],
+    nbrs: tuple[tuple[int, ...], ...],
     revealed: set[int],
     counts: list[int],
     n_mines: int,
 ) -> tuple[set[int], set[int]]:
     """Cells provably safe and provably mines, from the revealed numbers only."""
     n = side * side
+    known = bytearray(n)  # what the deduction knows of each cell: _UNKNOWN, ...
+    for p in revealed:
+        known[p] = _OPEN
+    frontier = [p for p in revealed if counts[p] and not all(known[q] for q in nbrs[p])]
     mines: set[int] = set()
     safe: set[int] = set()
     while True:
         constraints = []
-        for p in revealed:
-            if counts[p] == 0:
-                continue
-            unknown = [q for q in nbrs[p] if q not in revealed and q not in mines and q not in safe]
+        for p in frontier:
+            unknown = []
+            need = counts[p]
+            for q in nbrs[p]:
+                k = known[q]
+                if k == _UNKNOWN:
+                    unknown.append(q)
+                elif k == _MINE:
+                    need -= 1
             if unknown:
-                need = counts[p] - sum(q in mines for q in nbrs[p])
                 constraints.append((frozenset(unknown), need))
         new_safe: set[int] = set()
         new_mines: set[int] = set()
@@ -84,9 +96,7 @@ def deduce(
                     elif nb - na == len(rest):
                         new_mines |= rest
         if not new_safe and not new_mines:
-            unknown = [
-                p for p in range(n) if p not in revealed and p not in mines and p not in safe
-            ]
+            unknown = [p for p in range(n) if known[p] == _UNKNOWN]
             left = n_mines - len(mines)
             if unknown and left == 0:
                 new_safe = set(unknown)
@@ -96,11 +106,15 @@ def deduce(
             return safe, mines
         safe |= new_safe
         mines |= new_mines
+        for q in new_safe:
+            known[q] = _SAFE
+        for q in new_mines:
+            known[q] = _MINE
         # safe cells are not revealed here: their numbers are unknown to the player
 
 
 def open_region(
-    start: int, mine: bytearray, counts: list[int], nbrs: list[tuple[int, ...]]
+    start: int, mine: bytearray, counts: list[int], nbrs: tuple[tuple[int, ...], ...]
 ) -> list[int]:
     """Cells revealed by clicking `start` (flood through zeros)."""
     seen = {start}
@@ -117,7 +131,7 @@ def open_region(
 
 def no_guess_clearable(
     side: int,
-    nbrs: list[tuple[int, ...]],
+    nbrs: tuple[tuple[int, ...], ...],
     mine: bytearray,
     counts: list[int],
     start: int,
@@ -134,6 +148,25 @@ def no_guess_clearable(
             if p not in revealed:
                 revealed.update(open_region(p, mine, counts, nbrs))
     return True
+
+
+@functools.lru_cache(maxsize=4096)
+def no_guess_board(side: int, n_mines: int, key: int) -> tuple[int, bytes, tuple[int, ...]]:
+    """(first click, mines, counts) of the no-guess board drawn from `key`.
+
+    Drawing candidates until the logic player clears one costs milliseconds, and a task is
+    reset many times (a GRPO group, eval samples, replays), so boards are kept by key."""
+    rng = random.Random(key)
+    n, nbrs = side * side, neighbours(side)
+    while True:
+        start = rng.randrange(n)
+        banned = {start, *nbrs[start]}
+        mine = bytearray(n)
+        for p in rng.sample([p for p in range(n) if p not in banned], n_mines):
+            mine[p] = 1
+        counts = [sum(mine[q] for q in nbrs[p]) for p in range(n)]
+        if no_guess_clearable(side, nbrs, mine, counts, start, n_mines):
+            return start, bytes(mine), tuple(counts)
 
 
 class MinesweeperEnv(GridGameEnv):
@@ -173,18 +206,9 @@ class MinesweeperEnv(GridGameEnv):
         )
 
     def new_game(self, rng: np.random.Generator) -> None:
-        rng = python_rng(rng)
-        side, n = self.side, self.side * self.side
-        while True:
-            start = rng.randrange(n)
-            banned = {start, *self.nbrs[start]}
-            mine = bytearray(n)
-            for p in rng.sample([p for p in range(n) if p not in banned], self.n_mines):
-                mine[p] = 1
-            counts = [sum(mine[q] for q in self.nbrs[p]) for p in range(n)]
-            if no_guess_clearable(side, self.nbrs, mine, counts, start, self.n_mines):
-                break
-        self.mine, self.counts = mine, counts
+        n = self.side * self.side
+        start, mine, counts = no_guess_board(self.side, self.n_mines, int(rng.integers(0, 2**62)))
+        self.mine, self.counts = bytearray(mine), list(counts)
         self.state = bytearray(n)
         self.exploded = -1
         self.safe_left = n - self.n_mines

@@ -60,7 +60,8 @@ def feedback(guess: str, answer: str) -> list[int]:
 
 
 def encode(marks: list[int]) -> int:
-    return sum(m * 3**i for i, m in enumerate(marks))
+    m0, m1, m2, m3, m4 = marks
+    return m0 + 3 * m1 + 9 * m2 + 27 * m3 + 81 * m4
 
 
 def decode(code: int) -> list[int]:
@@ -149,7 +150,7 @@ class WordleEnv(GameEnv):
         self.words = word_list()
         self.answer = ""
         self.history: list[tuple[str, list[int]]] = []
-        self.candidates = np.arange(len(self.words))
+        self._new_history()
 
     def rules(self) -> str:
         hard = (
@@ -172,27 +173,49 @@ class WordleEnv(GameEnv):
     def new_game(self, rng: np.random.Generator) -> str:
         self.answer = self.words[int(rng.integers(len(self.words)))]
         self.history = []
-        self.candidates = np.arange(len(self.words))
+        self._new_history()
         return f"I am thinking of a five-letter word. You have {self.max_guesses} guesses."
+
+    def _new_history(self) -> None:
+        """Per-episode summaries kept up to date guess by guess (render and state key
+        then cost the same on the tenth guess as on the first)."""
+        self._lines: list[str] = []
+        self._present: set[str] = set()
+        self._greyed: set[str] = set()
+        self._keys: list[str] = []
+        self._candidates = np.arange(len(self.words))
+        self._filtered = 0  # guesses of `history` already applied to `_candidates`
+
+    def _record(self, guess: str, marks: list[int]) -> None:
+        self.history.append((guess, marks))
+        self._lines.append(f"Guess {len(self.history)}: {' '.join(guess.upper())}")
+        self._lines.append(f"Result:  {' '.join([SYMBOL[m] for m in marks])}")
+        for c, m in zip(guess, marks, strict=True):
+            (self._greyed if m == GREY else self._present).add(c)
+        self._keys.append(f"{guess}:{encode(marks)}")
+
+    @property
+    def candidates(self) -> np.ndarray:
+        """Indices of the words consistent with every guess so far (filtered on demand:
+        only the shaping potential and the solver read them)."""
+        if self._filtered < len(self.history):
+            m, words = pattern_matrix(), word_index()
+            for guess, marks in self.history[self._filtered :]:
+                c = self._candidates
+                self._candidates = c[m[words[guess], c] == encode(marks)]
+            self._filtered = len(self.history)
+        return self._candidates
 
     def render_state(self) -> str:
         if not self.history:
             return "No guesses yet."
-        lines = []
-        for k, (g, marks) in enumerate(self.history, 1):
-            lines.append(f"Guess {k}: {' '.join(g.upper())}")
-            lines.append(f"Result:  {' '.join(SYMBOL[m] for m in marks)}")
-        absent = sorted(
-            {c for g, ms in self.history for c, m in zip(g, ms, strict=True) if m == GREY}
-            - {c for g, ms in self.history for c, m in zip(g, ms, strict=True) if m != GREY}
+        present = " ".join(sorted(self._present)).upper() or "-"
+        absent = " ".join(sorted(self._greyed - self._present)).upper() or "-"
+        return (
+            "\n".join(self._lines)
+            + f"\nLetters in the word: {present}\nLetters not in the word: {absent}"
+            + f"\nGuesses left: {self.max_guesses - len(self.history)}"
         )
-        present = sorted(
-            {c for g, ms in self.history for c, m in zip(g, ms, strict=True) if m != GREY}
-        )
-        lines.append(f"Letters in the word: {' '.join(present).upper() or '-'}")
-        lines.append(f"Letters not in the word: {' '.join(absent).upper() or '-'}")
-        lines.append(f"Guesses left: {self.max_guesses - len(self.history)}")
-        return "\n".join(lines)
 
     def parse_move(self, text: str) -> str | None:
         return text if len(text) == 5 and text.isalpha() else None
@@ -202,17 +225,13 @@ class WordleEnv(GameEnv):
 
     def apply_move(self, move: str) -> str | None:
         guess = move
-        idx = word_index().get(guess)
-        if idx is None:
+        if guess not in word_index():
             return f"{guess.upper()} is not in the word list."
         if self.hard_mode:
             err = hard_mode_error(guess, self.history)
             if err:
                 return err
-        marks = feedback(guess, self.answer)
-        self.history.append((guess, marks))
-        m = pattern_matrix()
-        self.candidates = self.candidates[m[idx, self.candidates] == encode(marks)]
+        self._record(guess, feedback(guess, self.answer))
         return None
 
     def is_solved(self) -> bool:
@@ -229,7 +248,7 @@ class WordleEnv(GameEnv):
         return 1.0 - float(np.log(len(self.candidates)) / np.log(len(self.words)))
 
     def state_key(self) -> str:
-        return "|".join(f"{g}:{encode(ms)}" for g, ms in self.history) or "start"
+        return "|".join(self._keys) or "start"
 
     def solver_moves(self, limit: int) -> list[str]:
         if not self.history:

@@ -456,6 +456,8 @@ def load_math_dataset(path_or_hf_id: str | Path, split: str | None = None) -> li
         rows = [row for p in hits for row in _read_rows(p)]
     elif path.exists():
         rows = _read_rows(path)
+    elif path.suffix or path.is_absolute():  # a file name, not a hub id
+        raise TirgymError(f"no such dataset file: {path}")
     else:
         try:
             import datasets
@@ -464,7 +466,10 @@ def load_math_dataset(path_or_hf_id: str | Path, split: str | None = None) -> li
                 f"{path_or_hf_id!r} is not a file; loading a Hugging Face dataset needs "
                 "`pip install datasets`"
             ) from None
-        rows = list(datasets.load_dataset(str(path_or_hf_id), split=split or "test"))
+        try:
+            rows = list(datasets.load_dataset(str(path_or_hf_id), split=split or "test"))
+        except Exception as e:  # the hub's many failure types, in one line
+            raise TirgymError(f"could not load dataset {path_or_hf_id!r}: {e}") from None
     tasks = [_row_to_task(dict(row), k) for k, row in enumerate(rows)]
     return [t for t in tasks if t is not None]
 
