@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 
 VLLM_STAMP := $(VENV)/.installed-vllm
+INTEROP_STAMP := $(VENV)/.installed-interop
 
 .PHONY: demo test test-fast lint system vllm clean
 
@@ -30,8 +31,13 @@ $(VLLM_STAMP): $(STAMP)
 
 vllm: $(VLLM_STAMP)
 
+## Peer trainers' packages for the interop-marked tests (trl, pinned to fit torch/transformers).
+$(INTEROP_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e ".[dev,interop]"
+	touch $(INTEROP_STAMP)
+
 ## Every test: installs what the sandbox/docker/vLLM tests need first (system packages as root).
-test: $(STAMP) $(VLLM_STAMP) system
+test: $(STAMP) $(VLLM_STAMP) $(INTEROP_STAMP) system
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 

@@ -1,0 +1,2 @@
+"""Adapters that let other trainers use tirgym envs (TRL, ...). Each imports its peer
+package only when used."""
