@@ -171,9 +171,15 @@ _KWARGS_SPECS: dict[str, tuple[EnvMeta, KwargsSpec]] = {}
 
 def validate_env_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
     """Check env kwargs without building the env: unknown id or kwarg names (with close
-    matches), values outside a kwarg's allowed choices, wrong types. Raises TirgymError."""
+    matches), values outside a kwarg's allowed choices, wrong types. Raises TirgymError.
+    `remote` (make's own: the env server URL) may sit beside them, so a suite entry's
+    kwargs can run the env remotely."""
     if not isinstance(kwargs, dict):
         raise TirgymError(f"kwargs for {env_id} must be a mapping, got {type(kwargs).__name__}.")
+    if "remote" in kwargs:  # make's own argument: the env server the env runs on
+        if not isinstance(kwargs["remote"], str) or not kwargs["remote"].startswith(("http://", "https://")):
+            raise TirgymError(f"{env_id}: remote must be an env server URL (http://host:port).")
+        kwargs = {k: v for k, v in kwargs.items() if k != "remote"}
     spec = env_kwargs(env_id)
     check_kwargs(env_id, spec, kwargs)
     missing = [p.name for p in spec.params.values() if p.required and p.name not in kwargs]

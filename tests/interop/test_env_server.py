@@ -307,3 +307,20 @@ def test_cli_serve_env(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_suite_entry_runs_its_env_remotely(server, tmp_path):
+    suite = tmp_path / "remote.yaml"
+    suite.write_text(
+        "name: remote-guess\nenvs:\n"
+        f"  - id: {GUESS}\n    kwargs: {{remote: '{server.url}', high: 10}}\n"
+    )
+    (entry,) = tirgym.get_suite(str(suite)).envs
+    env = tirgym.make(entry.id, **entry.kwargs)
+    assert isinstance(env, RemoteEnv)
+    assert "between 1 and 10" in env.reset(seed=0)[0]
+    env.close()
+    with pytest.raises(TirgymError, match="remote must be an env server URL"):
+        tirgym.validate_env_kwargs(GUESS, {"remote": 8700})
+    with pytest.raises(TirgymError, match="high"):
+        tirgym.validate_env_kwargs(GUESS, {"remote": server.url, "hihg": 3})
