@@ -130,6 +130,13 @@ def _at_least_1(**options: int | None) -> None:
             _fail(f"--{name.replace('_', '-')} must be >= 1, got {value}.")
 
 
+def _check_sampling(temperature: float | None, top_p: float = 1.0) -> None:
+    if temperature is not None and temperature < 0:
+        _fail(f"--temperature must be >= 0 (0 = greedy), got {temperature}.")
+    if not 0 < top_p <= 1:
+        _fail(f"--top-p must be in (0, 1], got {top_p}.")
+
+
 def _probe_env(env_id: str, kwargs: dict) -> None:
     """Build the env once: kwargs of the right type can still be refused by the env itself
     (a ValueError such as low > high), which should read as the user's error, in one line."""
@@ -287,6 +294,7 @@ def rollout(
                 max_total_tokens=max_total_tokens)
     if seed_start < 0:
         _fail(f"--seed-start must be >= 0, got {seed_start}.")
+    _check_sampling(temperature)
     extra = _json_option(kwargs, "--kwargs")
     for e in env:  # before a model loads
         tirgym.validate_env_kwargs(e, {**extra, **({"max_turns": max_turns} if max_turns else {})})
@@ -542,6 +550,7 @@ def eval_cmd(
 
     _at_least_1(max_turns=max_turns, max_new_tokens=max_new_tokens, max_total_tokens=max_total_tokens,
                 batch_size=batch_size)
+    _check_sampling(temperature, top_p)
     # bad env ids or kwargs fail before a model loads
     entries = [(x.id, x.kwargs) for x in tirgym.get_suite(suite).envs] if suite is not None else []
     entries += [(e, _json_option(kwargs, "--kwargs")) for e in env or []]
