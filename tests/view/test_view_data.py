@@ -47,7 +47,8 @@ def test_logged_token_advantages_reach_the_page(tmp_path):
     save_jsonl(tmp_path / "e.jsonl", [ep])
     data = build_data(find_source(tmp_path / "e.jsonl"))
     d = json.loads(data.details[0])
-    assert d["adv"][6] == 0.75 and d["adv"][19] == -0.25
+    assert d["adv"] == [0.75] * 5 + [-0.25] * 5  # the trained tokens' values, in order
+    assert d["lp"] == [-0.5] * 10
     assert "token_advantages" not in d["info"]
     assert data.index["adv"] == [0.25]  # mean over the 10 trained tokens
     assert data.meta["layers"]["advantage"] is True

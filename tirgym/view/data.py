@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 
 from tirgym.episode import Episode, iter_jsonl
@@ -169,6 +170,16 @@ def _num(x: float, digits: int = 4) -> float | None:
     return round(float(x), digits)
 
 
+def _nums(values: np.ndarray, digits: int) -> list[float | None]:
+    """`_num` over an array, vectorised (the per-token arrays are most of the work)."""
+    values = np.round(np.asarray(values, dtype=np.float64), digits)
+    finite = np.isfinite(values)
+    out = values.tolist()
+    if not finite.all():
+        out = [v if ok else None for v, ok in zip(out, finite.tolist(), strict=True)]
+    return out
+
+
 def _runs(mask: list[int]) -> list[list[int]]:
     """[start, end) ranges where mask is 1 (a loss mask is a few sampled runs)."""
     out: list[list[int]] = []
@@ -199,9 +210,25 @@ def _turn_parts(text: str) -> list[list[str]]:
     return parts
 
 
-def episode_detail(ep: Episode, index: int, planning: list[list[int]] | None) -> dict[str, Any]:
-    """One episode as the page's episode view reads it."""
+def _trained(ep: Episode) -> np.ndarray:
+    return np.asarray(ep.loss_mask, dtype=bool)
+
+
+def _logged_advantages(ep: Episode) -> np.ndarray | None:
     adv = ep.info.get(TOKEN_ADVANTAGES)
+    if not isinstance(adv, list) or len(adv) != len(ep.loss_mask):
+        return None
+    return np.asarray([np.nan if a is None else a for a in adv], dtype=np.float64)
+
+
+def episode_detail(ep: Episode, index: int, planning: list[list[int]] | None) -> dict[str, Any]:
+    """One episode as the page's episode view reads it.
+
+    `lp` and `adv` hold values for the trained tokens only, in order (the rest are masked:
+    no logprob, no credit), which keeps long prompts and env replies cheap."""
+    trained = _trained(ep)
+    adv = _logged_advantages(ep)
+    lp = np.asarray(ep.logprobs, dtype=np.float64)
     info = {k: v for k, v in ep.info.items() if k != TOKEN_ADVANTAGES}
     return {
         "i": index,
@@ -234,8 +261,8 @@ def episode_detail(ep: Episode, index: int, planning: list[list[int]] | None) ->
         ],
         "ids": ep.token_ids,
         "mask": _runs(ep.loss_mask),
-        "lp": [_num(x) if m else 0 for x, m in zip(ep.logprobs, ep.loss_mask, strict=False)],
-        "adv": [_num(x, 5) for x in adv] if isinstance(adv, list) else None,
+        "lp": _nums(lp[trained], 4) if len(lp) == len(trained) else [],
+        "adv": _nums(adv[trained], 5) if adv is not None else None,
         "plan": planning,
         "info": clean_json(info),
         "timings": {k: _num(v) for k, v in ep.timings.items()},
@@ -244,11 +271,11 @@ def episode_detail(ep: Episode, index: int, planning: list[list[int]] | None) ->
 
 def _episode_advantage(ep: Episode) -> float | None:
     """Mean logged advantage over the trained tokens (the episode's credit at a glance)."""
-    adv = ep.info.get(TOKEN_ADVANTAGES)
-    if not isinstance(adv, list) or len(adv) != len(ep.loss_mask):
+    adv = _logged_advantages(ep)
+    if adv is None:
         return None
-    vals = [a for a, m in zip(adv, ep.loss_mask, strict=True) if m]
-    return _num(sum(vals) / len(vals)) if vals else None
+    vals = adv[_trained(ep)]
+    return _num(float(np.nanmean(vals))) if vals.size and not np.isnan(vals).all() else None
 
 
 def index_row(ep: Episode) -> tuple[Any, ...]:

@@ -18,14 +18,17 @@ def _asset(name: str) -> str:
 
 
 def render_page(data: PageData, title: str) -> str:
-    """The HTML text; the details and search blobs go in as one line per episode."""
+    """The HTML text; the details and search blobs go in as one line per episode.
+
+    The script comes before those two blobs: the list shows as soon as the index is parsed,
+    while the browser is still reading the episodes (opened ones wait for them)."""
     html = _asset("view.html")
     parts = {
         "{{TITLE}}": _escape(title),
         "{{STYLE}}": _asset("view.css"),
-        "{{SCRIPT}}": _asset("view.js"),
         "{{META}}": dumps(data.meta),
         "{{INDEX}}": dumps(data.index),
+        "{{SCRIPT}}": _asset("view.js"),
         "{{DETAILS}}": "\n".join(data.details),
         "{{SEARCH}}": "\n".join(data.search),
     }

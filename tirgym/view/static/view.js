@@ -12,6 +12,14 @@
   const HAS_STEP = IDX.step.some((s) => s !== null && s !== undefined);
   const HAS_ADV = META.layers.advantage;
 
+  // The script runs before the details and search blobs are parsed (they follow it in
+  // the page): the list shows at once; opening an episode or searching waits for them.
+  let dataLoaded = document.readyState !== "loading";
+  const loaded = new Promise((resolve) => {
+    if (dataLoaded) resolve();
+    else document.addEventListener("DOMContentLoaded", () => { dataLoaded = true; resolve(); }, { once: true });
+  });
+
   let detailLines = null;
   function detail(i) {
     if (detailLines === null) detailLines = $("data-details").textContent.split("\n");
@@ -93,6 +101,11 @@
   function numOr(el) { const v = el.value.trim(); return v === "" ? null : Number(v); }
 
   function applyFilters() {
+    if (state.search && !dataLoaded) {
+      $("ep-count").textContent = "reading episode texts…";
+      loaded.then(applyFilters);
+      return;
+    }
     const env = $("f-env").value, succ = $("f-success").value;
     const rmin = numOr($("f-rmin")), rmax = numOr($("f-rmax"));
     const tmin = numOr($("f-tmin")), tmax = numOr($("f-tmax"));
@@ -162,17 +175,32 @@
   }
 
   // ---------------------------------------------------------------- one episode
+  // Per-token arrays over the whole sequence; the page data holds lp and adv for the
+  // trained tokens only, in order (masked tokens have neither).
   function tokenArrays(d) {
     const n = d.ids.length;
     const trained = new Uint8Array(n), plan = new Uint8Array(n);
-    for (const [s, e] of d.mask) trained.fill(1, s, e);
+    const lp = new Float64Array(n), adv = d.adv ? new Float64Array(n).fill(NaN) : null;
+    let j = 0;
+    for (const [s, e] of d.mask) {
+      trained.fill(1, s, e);
+      for (let k = s; k < e; k++, j++) {
+        lp[k] = d.lp[j] === null || d.lp[j] === undefined ? NaN : d.lp[j];
+        if (adv) adv[k] = d.adv[j] === null ? NaN : d.adv[j];
+      }
+    }
     if (d.plan) for (const [s, e] of d.plan) plan.fill(1, s, e);
     const role = new Array(n).fill("");
     for (const [s, e, r] of d.spans) for (let k = s; k < e && k < n; k++) role[k] = r;
-    return { n, trained, plan, role };
+    return { n, trained, plan, role, lp, adv };
   }
 
   function openEpisode(i) {
+    if (!dataLoaded) {
+      $("detail-empty").textContent = "reading episodes…";
+      loaded.then(() => openEpisode(i));
+      return;
+    }
     state.current = i;
     const d = detail(i);
     d.arr = tokenArrays(d);
@@ -263,7 +291,7 @@
   function advScale(d) {
     if (!d.adv) return 1;
     const vals = [];
-    for (let k = 0; k < d.adv.length; k++) if (d.arr.trained[k] && d.adv[k] !== null) vals.push(Math.abs(d.adv[k]));
+    for (let k = 0; k < d.arr.n; k++) if (d.arr.trained[k] && !Number.isNaN(d.arr.adv[k])) vals.push(Math.abs(d.arr.adv[k]));
     vals.sort((a, b) => a - b);
     const m = vals.length ? vals[Math.floor(0.99 * (vals.length - 1))] : 0;
     return m > 0 ? m : 1;
@@ -273,10 +301,10 @@
     const trained = d.arr.trained[k];
     if (layer === "mask") return trained ? mix(WHITE, BLUE_LIGHT, 1) : null;
     if (!trained) return null;
-    if (layer === "logprob") return mix(WHITE, RED, Math.min(1, -d.lp[k] / 5));
+    if (layer === "logprob") return Number.isNaN(d.arr.lp[k]) ? null : mix(WHITE, RED, Math.min(1, -d.arr.lp[k] / 5));
     if (layer === "advantage") {
-      const a = d.adv ? d.adv[k] : null;
-      if (a === null || a === undefined) return null;
+      const a = d.arr.adv ? d.arr.adv[k] : NaN;
+      if (Number.isNaN(a)) return null;
       const t = Math.max(-1, Math.min(1, a / scale));
       return t < 0 ? mix(WHITE, RED, -t) : mix(WHITE, BLUE, t);
     }
@@ -327,8 +355,8 @@
     const d = state.d;
     const bits = [`token ${k}`, `id ${d.ids[k]}`, JSON.stringify(tokenText(d.ids[k])), d.arr.role[k] || "–",
       d.arr.trained[k] ? "trained" : "masked"];
-    if (d.arr.trained[k]) bits.push(`logprob ${fmt(d.lp[k], 4)} (p ${fmt(Math.exp(d.lp[k]), 3)})`);
-    if (d.adv) bits.push(`advantage ${fmt(d.adv[k], 4)}`);
+    if (d.arr.trained[k]) bits.push(`logprob ${fmt(d.arr.lp[k], 4)} (p ${fmt(Math.exp(d.arr.lp[k]), 3)})`);
+    if (d.arr.adv) bits.push(d.arr.trained[k] ? `advantage ${fmt(d.arr.adv[k], 4)}` : "no advantage (masked)");
     else bits.push("advantage not logged");
     if (d.plan) bits.push(d.arr.plan[k] ? "planning token" : "not planning");
     $("token-info").textContent = bits.join("  ·  ");
@@ -533,7 +561,13 @@
     applyFilters();
     const m = /ep=(\d+)/.exec(location.hash);
     if (m && Number(m[1]) < N) openEpisode(Number(m[1]));
+    // read by the browser tests and benchmarks/bench_view.py
+    document.body.dataset.readyMs = performance.now().toFixed(1);
     document.body.dataset.ready = "1";
+    loaded.then(() => {
+      document.body.dataset.loadedMs = performance.now().toFixed(1);
+      document.body.dataset.loaded = "1";
+    });
   }
 
   init();
