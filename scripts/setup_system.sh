@@ -11,6 +11,9 @@ fi
 need=()
 command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v dockerd >/dev/null || need+=(docker.io)
+# Debian's chromium and its driver for the viewer's browser tests (never a downloaded browser)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ -n "${need[*]:-}" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null \
     || echo "setup_system: apt-get install ${need[*]} failed; those tests will skip"
