@@ -52,6 +52,8 @@ class RemoteEnv(gym.Env[str, str]):
         self.transcript: list[tuple[str, str]] = []
         created = self._call("POST", "/sessions", {"env_id": env_id, "kwargs": dict(kwargs or {})})
         self.session_id = created["session_id"]
+        self.num_tasks: int | None = created.get("num_tasks")
+        """The env's dataset row count (None for generated tasks), as a local env has it."""
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
         import httpx

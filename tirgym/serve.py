@@ -9,7 +9,7 @@ runs many envs at once:
     GET    /health                      {"status": "healthy"}  (no token needed)
     GET    /envs                        the env ids this server runs
     GET    /schema                      JSON schemas of action, observation and state
-    POST   /sessions                    {env_id, kwargs} -> {session_id, env_id}
+    POST   /sessions                    {env_id, kwargs} -> {session_id, env_id, num_tasks}
     POST   /sessions/{id}/reset         {seed, episode_id, options} -> observation
     POST   /sessions/{id}/step          {action: {text}, timeout_s, request_id} -> observation
     GET    /sessions/{id}/state         {episode_id, step_count, env_id, seed, done}
@@ -383,7 +383,8 @@ def make_env_app(settings: ServeSettings | None = None, make_env: Callable[..., 
     @app.post("/sessions", dependencies=auth)
     def create(req: CreateSessionRequest):
         session = store.create(req.env_id, req.kwargs)
-        return {"session_id": session.id, "env_id": session.env_id}
+        num_tasks = getattr(session.env.unwrapped, "num_tasks", None)
+        return {"session_id": session.id, "env_id": session.env_id, "num_tasks": num_tasks}
 
     @app.post("/sessions/{session_id}/reset", dependencies=auth)
     def reset(session_id: str, req: ResetRequest | None = None):

@@ -72,6 +72,7 @@ def test_same_seeds_give_the_same_episodes_locally_and_remotely(server, env_id, 
         local = tirgym.make(env_id, **kwargs)
         remote = tirgym.make(env_id, remote=server.url, **kwargs)
         assert _play(remote, seed, actions) == _play(local, seed, actions)
+        assert remote.num_tasks == local.unwrapped.num_tasks
         remote.close()
 
 
@@ -319,6 +320,7 @@ def test_a_suite_entry_runs_its_env_remotely(server, tmp_path):
     env = tirgym.make(entry.id, **entry.kwargs)
     assert isinstance(env, RemoteEnv)
     assert "between 1 and 10" in env.reset(seed=0)[0]
+    assert env.num_tasks is None  # generated tasks, as locally
     env.close()
     with pytest.raises(TirgymError, match="remote must be an env server URL"):
         tirgym.validate_env_kwargs(GUESS, {"remote": 8700})
