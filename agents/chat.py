@@ -13,13 +13,22 @@ always takes the delta from a small neutral stand-in conversation: for a stable 
 that equals the real conversation's delta, for an unstable one it gives the tokens a
 stable template would and keeps the sampled reasoning in place; its cost does not grow
 with the conversation.
+
+Templates differ in what they render. Tool schemas go through `tools=` only where the
+template uses them (the env's schema listing then leaves the system message, so the model
+sees them once, in the form it was trained on); otherwise the system message keeps the
+env's protocol paragraph with the listing. Env replies to tool calls use the `tool` role
+where the template knows it; elsewhere (SmolLM2's plain ChatML) they become user messages
+holding a <tool_response> block, as Hermes-style templates render them.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tirgym.errors import TirgymError
+from tirgym.protocol import tool_listing
 
 _SENTINEL = "\u2063TIRGYM_SENTINEL\u2063"
 
@@ -38,6 +47,27 @@ _PROBE = [
 ]
 
 
+_USES_TOOLS = re.compile(r"\btools\b")
+_TOOL_ROLE = re.compile(r"""['"]tool['"]""")
+
+
+def template_source(tokenizer: Any) -> str:
+    t = getattr(tokenizer, "chat_template", None)
+    if isinstance(t, dict):  # named templates: the default one
+        t = t.get("default") or next(iter(t.values()), "")
+    return t or ""
+
+
+def supports_tools(tokenizer: Any) -> bool:
+    """Does the chat template render a `tools=` argument?"""
+    return bool(_USES_TOOLS.search(template_source(tokenizer)))
+
+
+def supports_tool_role(tokenizer: Any) -> bool:
+    """Does the chat template treat `tool` messages specially (not as just another role)?"""
+    return bool(_TOOL_ROLE.search(template_source(tokenizer)))
+
+
 class ChatRenderer:
     """Turns conversations into token ids by chat-template deltas (see module doc)."""
 
@@ -48,14 +78,29 @@ class ChatRenderer:
                 "tokenizer.chat_template."
             )
         self.tokenizer = tokenizer
-        self.tools = tools or None
+        self.tools = (tools or None) if supports_tools(tokenizer) else None
+        """What `tools=` gets: None when the template does not render tools."""
+        self._listing = tool_listing(self.tools) if self.tools else None
+        self.tool_role = "tool" if supports_tool_role(tokenizer) else "user"
         self.prefix_stable = self._probe_prefix_stable()
         self._close = self._assistant_close()
 
     # ---- rendering ---------------------------------------------------------------------
+    def adapt(self, messages: list[dict]) -> list[dict]:
+        """The messages as this template should see them (see the module doc)."""
+        out = []
+        for m in messages:
+            role, content = m.get("role"), m.get("content", "")
+            if role == "system" and self._listing and self._listing in content:
+                m = {**m, "content": _drop(content, self._listing)}
+            elif role == "tool" and self.tool_role != "tool":
+                m = {"role": "user", "content": f"<tool_response>\n{content}\n</tool_response>"}
+            out.append(m)
+        return out
+
     def render(self, messages: list[dict], gen: bool) -> str:
         return self.tokenizer.apply_chat_template(
-            messages, tools=self.tools, tokenize=False, add_generation_prompt=gen
+            self.adapt(messages), tools=self.tools, tokenize=False, add_generation_prompt=gen
         )
 
     def encode(self, text: str) -> list[int]:
@@ -146,3 +191,14 @@ class ChatRenderer:
         self, history: list[dict], content: str, sampled_end: str, replies: list[dict]
     ) -> list[int]:
         return self.encode(self.reply_text(history, content, sampled_end, replies))
+
+
+def _drop(text: str, part: str) -> str:
+    """`text` without `part` and the line break that joined it to the text before."""
+    i = text.find(part)
+    head, tail = text[:i], text[i + len(part) :]
+    if head.endswith("\n"):
+        head = head[:-1]
+    elif tail.startswith("\n"):
+        tail = tail[1:]
+    return head + tail

@@ -117,7 +117,7 @@ def rollout(
     *,
     max_workers: int | None = None,
     gather_s: float | None = None,
-    tools_in_template: bool = False,
+    tools_in_template: bool = True,
     continuous: bool = True,
 ) -> list[Episode]:
     """Run `group_size` episodes per task; returns them in task-major order.
@@ -128,8 +128,9 @@ def rollout(
     gather_s: rounds only: how long to wait after a round for its env steps before
     generating for the episodes that are ready (default: half the last generate time, at
     least 20 ms).
-    tools_in_template: also pass the env's tool schemas to the chat template (the env's
-    system prompt already lists them, so this is off by default).
+    tools_in_template: pass the env's tool schemas to the chat template where it renders
+    them (`tools=`; the env's schema listing then leaves the system prompt); off, or for a
+    template without tools, the system prompt's own listing is all the model sees.
     """
     import tirgym
 

@@ -109,7 +109,8 @@ class PythonTool:
         if result is not None:
             info["tool_duration_s"] = result.duration_s
         left = self.max_calls - self.calls
-        note = f"\n[{left} python call{'s' if left != 1 else ''} left]"
+        # The reminder of how to finish: small models otherwise keep writing code after it.
+        note = f"\n[{left} python call{'s' if left != 1 else ''} left; finish with <answer>...</answer>]"
         rewards = {"tool_error": -self.error_penalty} if error and self.error_penalty else {}
         return Outcome(reply=text + note, rewards=rewards, tool_error=error, info=info)
 

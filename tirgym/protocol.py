@@ -283,6 +283,13 @@ def parse_turn(text: str, fmt: TurnFormat | None = None) -> ParsedTurn:
     return turn
 
 
+def tool_listing(tools: list[ToolSchema]) -> str:
+    """The schema listing inside the format paragraph; a chat template that renders
+    `tools=` itself replaces it (tirgym.agents.chat.ChatRenderer takes it out)."""
+    schemas = [json.dumps(t, ensure_ascii=False, sort_keys=True) for t in tools]
+    return "\n".join(["Available tools (JSON schemas):", "<tools>", *schemas, "</tools>"])
+
+
 def render_format_instructions(
     tools: list[ToolSchema] | None = None,
     *,
@@ -298,12 +305,16 @@ def render_format_instructions(
             'To call a tool, write <tool_call>{"name": <tool name>, "arguments": '
             "<JSON object>}</tool_call>; the result comes back in the next message."
         )
-        lines.append("Available tools (JSON schemas):")
-        lines.append("<tools>")
-        lines.extend(json.dumps(t, ensure_ascii=False, sort_keys=True) for t in tools)
-        lines.append("</tools>")
+        lines.append(tool_listing(tools))
         if allow_python_block:
             lines.append("A fenced ```python code block also calls the python tool.")
     if allow_answer:
         lines.append("To finish, give your final answer as <answer>...</answer>.")
+        if tools and any(t.get("name") == "python" for t in tools):
+            # One worked exchange: small instruct models copy it far more reliably than
+            # they follow the rules above (they otherwise never close with an answer).
+            lines.append(
+                'Example: <tool_call>{"name": "python", "arguments": {"code": "print(37 * 91)"}}'
+                "</tool_call> runs the code; when 3367 comes back, reply <answer>3367</answer>."
+            )
     return "\n".join(lines)

@@ -95,3 +95,31 @@ class TokenScriptPolicy:
 
     def update_weights(self, named_tensors):
         pass
+
+
+def assert_token_exact(ep, tokenizer, model=None, tol: float = 1e-4) -> None:
+    """The token-exactness bars: the mask is 1 exactly on sampled tokens, each turn's ids
+    decode to its text, spans tile the sequence, and (with `model`) a full-sequence
+    recompute gives the sampled logprobs."""
+    import torch
+
+    n = len(ep.token_ids)
+    assert len(ep.loss_mask) == n and len(ep.logprobs) == n
+    sampled = [0] * n
+    for t in ep.turns:
+        assert tokenizer.decode(ep.token_ids[t.start : t.end]) == t.text
+        sampled[t.start : t.end] = [1] * (t.end - t.start)
+    assert ep.loss_mask == sampled, "mask must be 1 exactly on sampled tokens"
+    pos = 0
+    for s in ep.spans:
+        assert s.start == pos and s.end > s.start
+        pos = s.end
+    assert pos == n
+    if model is not None:
+        ids = torch.tensor([ep.token_ids])
+        with torch.no_grad():
+            logp = model(ids).logits[0].float().log_softmax(-1)
+        re = logp[:-1].gather(-1, ids[0, 1:, None]).squeeze(-1)
+        mask = torch.tensor(ep.loss_mask[1:]).bool()
+        err = (re[mask] - torch.tensor(ep.logprobs[1:])[mask]).abs().max().item()
+        assert err < tol, err

@@ -20,8 +20,10 @@ def test_missing_vllm_names_both_extras(monkeypatch):
 
 
 def test_from_pretrained_without_checkpoint_is_a_clear_error(tmp_path):
-    with pytest.raises(TirgymError, match="no config.json"):
+    with pytest.raises(TirgymError, match="No such directory"):
         vb.VLLMPolicy.from_pretrained(tmp_path / "missing")
+    with pytest.raises(TirgymError, match="no config.json"):
+        vb.VLLMPolicy.from_pretrained(tmp_path)
 
 
 def test_unknown_option_is_rejected(tmp_path):
