@@ -23,6 +23,7 @@ process's CPU time: the machine is shared, and wall time would count other proce
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import inspect
 import logging
 import os
@@ -311,7 +312,7 @@ def gem_side(gem, pair: Pair) -> Side:
 def compare_with_gem(gem, seconds: float, rounds: int, clock, only: list[str] | None) -> bool:
     """Print the tirgym/GEM table; True when every ratio is >= 1."""
     print(
-        f"\ntirgym vs GEM {getattr(gem, '__version__', '')}: medians of {rounds} interleaved "
+        f"\ntirgym vs GEM {importlib.metadata.version('gem-llm')}: medians of {rounds} interleaved "
         "rounds, one random well-formed move per turn"
     )
     header = (

@@ -8,6 +8,7 @@ text rendering. A subclass implements only:
 - `generate_task(rng, options) -> str`: build the task from `rng`, return the prompt;
 - `on_answer(answer) -> Outcome` and/or `on_tool_call(call) -> Outcome`;
 - optionally `instructions()` (env-specific system prompt), `tools`, `state_key()`,
+  `on_invalid(parsed, text)` (a turn the protocol rejects), `default_max_turns`,
   `solve()` (a solver/oracle policy), `close()`.
 
 Rewards: `step` returns the sum of the turn's reward components. The component named
@@ -107,17 +108,21 @@ class TextEnv(gym.Env[str, str]):
     allow_answer: ClassVar[bool] = True
     allow_python_block: ClassVar[bool] = False
     description: ClassVar[str] = ""
+    default_max_turns: ClassVar[int] = 1
+    """The turn limit when `max_turns` is not given (the same built directly or by id)."""
 
     def __init__(
         self,
         *,
-        max_turns: int = 1,
+        max_turns: int | None = None,
         format_penalty: float = 0.0,
         max_invalid_turns: int = 3,
         multiple_actions: Literal["first", "error"] = "first",
         text_after_action: Literal["ignore", "error"] = "ignore",
         render_mode: str | None = None,
     ):
+        if max_turns is None:
+            max_turns = self.default_max_turns
         if max_turns < 1:
             raise ValueError(f"max_turns must be >= 1, got {max_turns}")
         self.max_turns = max_turns
@@ -153,6 +158,14 @@ class TextEnv(gym.Env[str, str]):
 
     def on_tool_call(self, call: ToolCall) -> Outcome:
         return Outcome(reply=f"Unknown tool {call.name!r}.", tool_error=True)
+
+    def on_invalid(self, parsed: ParsedTurn, text: str) -> Outcome:
+        """A turn the protocol rejects (`parsed.errors` says why; `text` is the raw turn).
+
+        The default is the invalid-format policy: `format_penalty`, and the episode ends
+        after `max_invalid_turns` invalid turns in a row. Override to accept another form
+        of answer (then reset `invalid_streak`), or to end the episode another way."""
+        return self._invalid(parsed)
 
     @property
     def num_tasks(self) -> int | None:
@@ -226,7 +239,7 @@ class TextEnv(gym.Env[str, str]):
         parsed = parse_turn(action, self.turn_format)
         self.turn += 1
         if parsed.errors:
-            outcome = self._invalid(parsed)
+            outcome = self.on_invalid(parsed, action)
         else:
             self.invalid_streak = 0
             if parsed.tool_calls:

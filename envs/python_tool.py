@@ -7,17 +7,19 @@ session (state never leaks from one episode into the next); the pool itself is s
 the process and closed at exit by the sandbox module.
 
 `PythonToolOptions` holds the env kwargs that configure the tool, so every tool env takes
-the same names and defaults and checks them in one place.
+the same names and defaults and checks them in one place; `PythonToolEnv` is the TextEnv
+base that wires it in (MathTIR and CodeTask subclass it, and so can a new tool env).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
-from tirgym.envs.base import Outcome
+from tirgym.envs.base import Outcome, TextEnv
 from tirgym.errors import TirgymError
-from tirgym.protocol import ToolCall
+from tirgym.protocol import ToolCall, ToolSchema
+from tirgym.sandbox.tool import PYTHON_TOOL
 
 
 @dataclass
@@ -123,3 +125,32 @@ class PythonTool:
         self.calls = 0
         if session is not None:
             session.close()
+
+
+class PythonToolEnv(TextEnv):
+    """A TextEnv with the `python` tool: takes the `PythonToolOptions` kwargs, gives each
+    episode its own session (closed on reset and close), and by default allows as many turns
+    as the calls need plus the answer. Subclasses implement the task and `on_answer`."""
+
+    tools: ClassVar[list[ToolSchema]] = [PYTHON_TOOL]
+    option_kwargs: ClassVar[tuple[type, ...]] = (PythonToolOptions,)
+    """Kwargs the constructor takes out of **kwargs (read by the registry's kwarg check)."""
+
+    def __init__(self, **kwargs: Any):
+        options = PythonToolOptions.pop_from(kwargs)
+        kwargs.setdefault("max_turns", options.default_max_turns)
+        super().__init__(**kwargs)
+        self.tool = options.make_tool()
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self.tool.end_episode()
+        return super().reset(seed=seed, options=options)
+
+    def on_tool_call(self, call: ToolCall) -> Outcome:
+        if call.name != "python":
+            return super().on_tool_call(call)
+        return self.tool.call(call)
+
+    def close(self) -> None:
+        self.tool.end_episode()
+        super().close()

@@ -12,19 +12,15 @@ from __future__ import annotations
 import functools
 import json
 import re
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from tirgym.envs.base import Outcome, TextEnv
-from tirgym.envs.python_tool import PythonToolOptions
-from tirgym.errors import TirgymError
-from tirgym.protocol import ToolCall
-from tirgym.sandbox.tool import PYTHON_TOOL
+from tirgym.envs.base import Outcome
+from tirgym.envs.choices import Difficulty, check_choice, check_difficulty
+from tirgym.envs.python_tool import PythonToolEnv
 
-DIFFICULTIES = ("easy", "medium", "hard")
 REWARD_MODES = ("fraction", "all")
-Difficulty = Literal["easy", "medium", "hard"]
 RewardMode = Literal["fraction", "all"]
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.S | re.I)
 
@@ -42,15 +38,12 @@ def extract_code(answer: str) -> str:
     return (match.group(1) if match else answer).strip("\n")
 
 
-class CodeTaskEnv(TextEnv):
+class CodeTaskEnv(PythonToolEnv):
     """The tool kwargs (max_tool_calls, sandbox, sandbox_options, tool_timeout_s, ...) are
     those of `PythonToolOptions`, shared with MathTIR; hidden tests run with `test_timeout_s`.
     """
 
-    tools: ClassVar[list] = [PYTHON_TOOL]
     description = "Write a Python function that passes hidden tests."
-    option_kwargs: ClassVar[tuple[type, ...]] = (PythonToolOptions,)
-    """Kwargs the constructor takes out of **kwargs (read by the registry's kwarg check)."""
 
     def __init__(
         self,
@@ -60,18 +53,11 @@ class CodeTaskEnv(TextEnv):
         test_timeout_s: float = 10.0,
         **kwargs: Any,
     ):
-        if difficulty not in DIFFICULTIES:
-            raise TirgymError(f"difficulty {difficulty!r} is not one of {', '.join(DIFFICULTIES)}")
-        if reward_mode not in REWARD_MODES:
-            raise TirgymError(
-                f"reward_mode {reward_mode!r} is not one of {', '.join(REWARD_MODES)}"
-            )
-        options = PythonToolOptions.pop_from(kwargs)
-        kwargs.setdefault("max_turns", options.default_max_turns)
+        check_difficulty(difficulty)
+        check_choice("reward_mode", reward_mode, REWARD_MODES)
         super().__init__(**kwargs)
         self.difficulty, self.dataset, self.reward_mode = difficulty, dataset, reward_mode
         self.test_timeout_s = test_timeout_s
-        self.tool = options.make_tool()
         self.problem: Any = None
 
     def instructions(self) -> str:
@@ -102,15 +88,6 @@ class CodeTaskEnv(TextEnv):
     def num_tasks(self) -> int | None:
         return len(_dataset(str(self.dataset))) if self.dataset else None
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        self.tool.end_episode()
-        return super().reset(seed=seed, options=options)
-
-    def on_tool_call(self, call: ToolCall) -> Outcome:
-        if call.name != "python":
-            return super().on_tool_call(call)
-        return self.tool.call(call)
-
     def on_answer(self, answer: str) -> Outcome:
         from tirgym.envs.code.harness import run_hidden_tests
 
@@ -140,10 +117,6 @@ class CodeTaskEnv(TextEnv):
                 "test_status": report.status,
             },
         )
-
-    def close(self) -> None:
-        self.tool.end_episode()
-        super().close()
 
     def solve(self) -> str:
         """Oracle: submit the reference solution."""

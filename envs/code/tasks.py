@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tirgym.errors import TirgymError
+from tirgym.envs.choices import DIFFICULTIES as DIFFICULTIES  # re-exported
+from tirgym.envs.choices import check_difficulty
 
-DIFFICULTIES = ("easy", "medium", "hard")
 HIDDEN_TESTS = 10
 EXAMPLES = 2
 
@@ -409,8 +409,7 @@ def _example(name: str, args: tuple, value: Any) -> str:
 
 def generate_code_task(seed: int, difficulty: str = "easy") -> CodeProblem:
     """The procedural task for (seed, difficulty): a template, its constants and tests."""
-    if difficulty not in DIFFICULTIES:
-        raise TirgymError(f"difficulty {difficulty!r} is not one of {', '.join(DIFFICULTIES)}")
+    check_difficulty(difficulty)
     r = random.Random(f"tirgym-code:{difficulty}:{int(seed)}")
     pool = TEMPLATES[difficulty]
     template = pool[int(seed) % len(pool)]  # round robin: every template at every seed block

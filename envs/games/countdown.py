@@ -103,6 +103,7 @@ def random_target(rng: np.random.Generator, pool: list[int]) -> int:
 
 class CountdownEnv(GameEnv):
     game_name = "Countdown"
+    default_max_turns = 8
     description = "Countdown."
     legend: ClassVar[str] = "Numbers: the pool you combine; Target: the number to make."
     done_verb: ClassVar[str] = "Combined"
@@ -130,13 +131,16 @@ class CountdownEnv(GameEnv):
 
     def new_game(self, rng: np.random.Generator) -> str:
         while True:
+            # `built`: the target was made by combining these numbers, which proves it
+            # reachable (with `use_all`, only if every number went in): no search needed
             if self.difficulty == "easy":
                 pool = [int(x) for x in rng.integers(1, 11, size=3)]
-                target = random_target(rng, pool)
+                target, built = random_target(rng, pool), True
                 if not 10 <= target <= 99 or target in pool:
                     continue
             elif self.difficulty == "medium":
                 pool, target = [int(x) for x in rng.integers(1, 14, size=4)], 24
+                built = False
             else:
                 large = [int(x) for x in rng.choice(LARGE, size=2, replace=False)]
                 small = [
@@ -144,10 +148,14 @@ class CountdownEnv(GameEnv):
                     for x in rng.choice(np.repeat(np.arange(1, 11), 2), size=4, replace=False)
                 ]
                 pool = small + large
-                target = random_target(rng, pool if rng.random() < 0.5 else pool[1:])
+                every = rng.random() < 0.5
+                target = random_target(rng, pool if every else pool[1:])
+                built = every or not self.use_all
                 if not 101 <= target <= 999:
                     continue
-            if target in pool or solve_pool(tuple(pool), target, self.use_all) is None:
+            if target in pool:
+                continue
+            if not built and solve_pool(tuple(pool), target, self.use_all) is None:
                 continue
             break
         self.start = tuple(sorted(pool))

@@ -36,6 +36,7 @@ SIDEWAYS = {UP: (LEFT, RIGHT), DOWN: (LEFT, RIGHT), LEFT: (UP, DOWN), RIGHT: (UP
 
 class FrozenLakeEnv(GridGameEnv):
     game_name = "FrozenLake"
+    default_max_turns = 30
     description = "Walk across the frozen lake from your position (@) to the goal (G)."
     legend = ". ice, O hole, G goal, @ you. Rows and columns are numbered from 0; up is row - 1."
     move_help = "Moves: up, down, left, right."

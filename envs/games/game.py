@@ -29,29 +29,19 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 
 from tirgym.envs.base import Outcome, TextEnv
+from tirgym.envs.choices import Difficulty, check_difficulty
 from tirgym.errors import TirgymError
 
-DIFFICULTIES = ("easy", "medium", "hard")
-Difficulty = Literal["easy", "medium", "hard"]
 _PARENS = re.compile(r"\(([^()]*)\)")
 _SEPARATORS = re.compile(r"\|\|?|[\n\t;,]")
 _NOISE = str.maketrans({c: " " for c in "()[]{}'\"`"})
 _PLAIN = re.compile(r"[^()\[\]{}'\"`|;,\n\t]*")
 """An answer with no separator and no noise character: one piece, read without splitting."""
-
-
-def check_choice(name: str, value: Any, allowed: tuple[Any, ...], game: str = "") -> Any:
-    if value not in allowed:
-        where = f"{game}: " if game else ""
-        raise TirgymError(
-            f"{where}{name} must be one of {', '.join(map(str, allowed))}; got {value!r}."
-        )
-    return value
 
 
 def split_pieces(text: str) -> list[list[str]]:
@@ -90,7 +80,7 @@ class GameEnv(TextEnv):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        self.difficulty = check_choice("difficulty", difficulty, DIFFICULTIES, self.game_name)
+        self.difficulty = check_difficulty(difficulty, self.game_name)
         mpt = self.default_moves_per_turn if moves_per_turn is None else int(moves_per_turn)
         cap = self.max_moves_per_turn
         if mpt < 1 or (cap is not None and mpt > cap):

@@ -155,6 +155,7 @@ def best_move(board: list[int]) -> str | None:
 
 class Game2048Env(GridGameEnv):
     game_name = "2048"
+    default_max_turns = 300
     description = "Slide the tiles of the 4x4 board to merge equal tiles and build the target tile."
     legend = ". empty; numbers are tiles. Rows and columns are numbered from 0."
     move_help = "Moves: up, down, left, right (every tile slides that way as far as it can)."

@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tirgym.envs.games.game import GameEnv, check_choice
+from tirgym.envs.choices import check_choice
+from tirgym.envs.games.game import GameEnv
 
 PEGS = "ABC"
 DISKS = {"easy": 3, "medium": 5, "hard": 7}
@@ -62,6 +63,7 @@ def optimal_length(pos: list[int], target: int = 2) -> int:
 
 class HanoiEnv(GameEnv):
     game_name = "Hanoi"
+    default_max_turns = 80
     description = "Tower of Hanoi."
     legend: ClassVar[str] = "pegs are listed bottom to top; 1 is the smallest disk."
     default_moves_per_turn: ClassVar[int] = 4

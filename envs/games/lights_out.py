@@ -110,6 +110,7 @@ def solve_presses(n: int, lights: int) -> int | None:
 
 class LightsOutEnv(GameEnv):
     game_name = "LightsOut"
+    default_max_turns = 30
     description = "Lights Out."
     legend: ClassVar[str] = "# = on, . = off."
     done_verb: ClassVar[str] = "Pressed"

@@ -65,6 +65,7 @@ def carve_maze(rng: random.Random, cells: int, loops: float) -> tuple[list[bool]
 
 class MazeEnv(GridGameEnv):
     game_name = "Maze"
+    default_max_turns = 40
     description = "Walk through the maze from your position (@) to the exit (E)."
     legend = "# wall, . floor, @ you, E exit. Rows and columns are numbered from 0; up is row - 1."
     move_help = "Moves: up, down, left, right."

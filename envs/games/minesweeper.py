@@ -171,6 +171,7 @@ def no_guess_board(side: int, n_mines: int, key: int) -> tuple[int, bytes, tuple
 
 class MinesweeperEnv(GridGameEnv):
     game_name = "Minesweeper"
+    default_max_turns = 60
     description = "Reveal every cell that has no mine, without revealing a mine."
     legend = (
         "? hidden, F flag, . revealed with no adjacent mine, 1-8 revealed with that many "

@@ -223,6 +223,7 @@ def generate_level(
 
 class SokobanEnv(GridGameEnv):
     game_name = "Sokoban"
+    default_max_turns = 40
     description = "Push every box ($) onto a target (.)."
     legend = (
         "# wall, _ floor, . target, $ box, * box on a target, @ you, + you on a target. "

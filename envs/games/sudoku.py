@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tirgym.envs.games.game import GameEnv, check_choice
+from tirgym.envs.choices import check_choice
+from tirgym.envs.games.game import GameEnv
 
 LEVELS = {"easy": (4, 6), "medium": (9, 36), "hard": (9, 26)}
 """difficulty -> (size, target number of givens; generation stops at a minimal puzzle)."""
@@ -142,6 +143,7 @@ def make_puzzle(rng: np.random.Generator, n: int, target: int) -> tuple[list[int
 
 class SudokuEnv(GameEnv):
     game_name = "Sudoku"
+    default_max_turns = 40
     description = "Sudoku."
     legend: ClassVar[str] = (
         ". = blank; columns are letters, rows are numbers; | and - separate the boxes."

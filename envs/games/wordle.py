@@ -128,6 +128,7 @@ def opening() -> int:
 
 class WordleEnv(GameEnv):
     game_name = "Wordle"
+    default_max_turns = 10
     description = "Wordle."
     legend: ClassVar[str] = (
         "G = right letter, right spot; Y = in the word but elsewhere; . = not in the word."

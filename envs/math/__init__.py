@@ -13,7 +13,6 @@ register(
     "tirgym/MathAnswer-v0",
     "tirgym.envs.math.envs:MathAnswerEnv",
     tags=["math"],
-    max_turns=1,
     description="Single-turn math: answer in \\boxed{} or <answer>, checked by the verifier.",
 )
 register(

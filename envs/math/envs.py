@@ -10,19 +10,15 @@ reset, so constructing these envs costs nothing.
 from __future__ import annotations
 
 import functools
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 
 from tirgym.envs.base import Outcome, TextEnv
-from tirgym.envs.python_tool import PythonToolOptions
+from tirgym.envs.choices import Difficulty, check_difficulty
+from tirgym.envs.python_tool import PythonToolEnv
 from tirgym.errors import TirgymError
-from tirgym.protocol import ParsedTurn, ToolCall
-from tirgym.sandbox.tool import PYTHON_TOOL
-
-DIFFICULTIES = ("easy", "medium", "hard")
-Difficulty = Literal["easy", "medium", "hard"]
-_NO_ACTION = "No action found"
+from tirgym.protocol import ParsedTurn, scan_turn
 
 
 @functools.lru_cache(maxsize=8)
@@ -59,9 +55,7 @@ class _MathEnv(TextEnv):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        if difficulty not in DIFFICULTIES:
-            raise TirgymError(f"difficulty {difficulty!r} is not one of {', '.join(DIFFICULTIES)}")
-        self.family, self.difficulty = family, difficulty
+        self.family, self.difficulty = family, check_difficulty(difficulty)
         self.dataset, self.split = (str(dataset) if dataset else None), split
         self.verifier_policy = dict(verifier_policy or {})
         self.task: Any = None
@@ -120,11 +114,6 @@ class MathAnswerEnv(_MathEnv):
 
     description = "Solve the math problem."
 
-    def __init__(self, **kwargs: Any):
-        kwargs.setdefault("max_turns", 1)
-        super().__init__(**kwargs)
-        self._raw = ""
-
     def instructions(self) -> str:
         return (
             "Solve the math problem. Give only the final result as your answer, either as "
@@ -132,30 +121,29 @@ class MathAnswerEnv(_MathEnv):
             "terms) are preferred."
         )
 
-    def step(self, action: str):
-        self._raw = action if isinstance(action, str) else ""
-        return super().step(action)
-
-    def _invalid(self, parsed: ParsedTurn) -> Outcome:
-        boxed = self._boxed_only(parsed)
+    def on_invalid(self, parsed: ParsedTurn, text: str) -> Outcome:
+        boxed = self._boxed_only(text)
         if boxed is not None:
             parsed.errors.clear()  # accepted: the answer was given in \boxed{}
             parsed.answer = boxed
             self.invalid_streak = 0
             return self.on_answer(boxed)
-        outcome = super()._invalid(parsed)
+        outcome = super().on_invalid(parsed, text)
         if self.turn >= self.max_turns and not outcome.terminated:
             # the one turn is over: the task ends (terminated, not truncated: no time limit hit)
             outcome.terminated = True
             outcome.info.setdefault("stop_reason", "invalid_format")
         return outcome
 
-    def _boxed_only(self, parsed: ParsedTurn) -> str | None:
-        if len(parsed.errors) != 1 or not parsed.errors[0].startswith(_NO_ACTION):
+    def _boxed_only(self, text: str) -> str | None:
+        """The \\boxed{} answer of a turn with no action tag at all (and a closed or no
+        think), read after the think; None for any other turn."""
+        if not isinstance(text, str):
             return None
-        text = self._raw
-        close = text.find("</think>")
-        body = text[close + len("</think>") :] if close >= 0 else text
+        regions = scan_turn(text, self.turn_format)
+        if any(r.kind != "think" or not r.closed for r in regions):
+            return None
+        body = text[regions[0].end :] if regions else text
         if "\\boxed" not in body and "\\fbox" not in body:
             return None
         from tirgym.rewards.math import extract_answer
@@ -166,7 +154,7 @@ class MathAnswerEnv(_MathEnv):
         return f"<think>Known answer.</think><answer>{self.task.answer}</answer>"
 
 
-class MathTIREnv(_MathEnv):
+class MathTIREnv(PythonToolEnv, _MathEnv):
     """Tool-integrated reasoning: up to `max_tool_calls` python calls, then an answer.
 
     Each episode gets its own sandbox session (variables persist between its calls), opened
@@ -177,17 +165,11 @@ class MathTIREnv(_MathEnv):
     those of `PythonToolOptions`, shared with CodeTask.
     """
 
-    tools: ClassVar[list] = [PYTHON_TOOL]
     description = "Solve the math problem, using the python tool to compute."
-    option_kwargs: ClassVar[tuple[type, ...]] = (PythonToolOptions,)
-    """Kwargs the constructor takes out of **kwargs (read by the registry's kwarg check)."""
 
     def __init__(self, python_blocks: bool = True, **kwargs: Any):
-        options = PythonToolOptions.pop_from(kwargs)
         self.allow_python_block = bool(python_blocks)
-        kwargs.setdefault("max_turns", options.default_max_turns)
         super().__init__(**kwargs)
-        self.tool = options.make_tool()
 
     def instructions(self) -> str:
         n = self.tool.max_calls
@@ -196,19 +178,6 @@ class MathTIREnv(_MathEnv):
             "(state persists between calls; print what you want to see), then give only the "
             "final result as <answer>...</answer>."
         )
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        self.tool.end_episode()
-        return super().reset(seed=seed, options=options)
-
-    def on_tool_call(self, call: ToolCall) -> Outcome:
-        if call.name != "python":
-            return super().on_tool_call(call)
-        return self.tool.call(call)
-
-    def close(self) -> None:
-        self.tool.end_episode()
-        super().close()
 
     def solve(self) -> str:
         """Oracle: run the task's reference program once, then answer with the gold."""

@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from tirgym.envs.choices import DIFFICULTIES, check_difficulty
 from tirgym.errors import TirgymError
 from tirgym.rewards.math import extract_answer
-
-DIFFICULTIES = ("easy", "medium", "hard")
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,7 @@ class MathTask:
 
 
 def _rng(family: str, seed: int, difficulty: str) -> random.Random:
-    if difficulty not in DIFFICULTIES:
-        raise TirgymError(f"difficulty {difficulty!r} is not one of {', '.join(DIFFICULTIES)}")
+    check_difficulty(difficulty)
     return random.Random(f"tirgym-math:{family}:{difficulty}:{int(seed)}")
 
 
