@@ -1,20 +1,23 @@
 """TRL adapter: a tirgym env as the `environment_factory` of TRL's GRPOTrainer.
 
-    from tirgym.integrations.trl import environment_factory, seed_dataset
+    from tirgym.integrations.trl import environment_factory, seed_dataset, tirgym_reward
     trainer = GRPOTrainer(
         model=...,
         environment_factory=environment_factory("tirgym/GuessNumber-v0"),
+        reward_funcs=tirgym_reward,
         train_dataset=seed_dataset("tirgym/GuessNumber-v0", 256),
         args=GRPOConfig(...),
     )
 
-TRL builds one instance per rollout, calls `reset(**example)` (the dataset row), lets the
-model call the instance's public methods as tools, and scores the rollout with
-`get_reward()`. Here the env's actions are those tools: `answer(answer)` sends
-`<answer>...</answer>` and each env tool (e.g. `python(code)`) sends a `<tool_call>`, so
-the env sees the same turn text it sees from tirgym's own rollouts, and `get_reward()` is
-the sum of the env's step rewards (tirgym's Episode.total_reward). The row's `seed` picks
-the task, so the copies of a prompt in a GRPO group play the same task.
+TRL builds one instance per rollout, calls `reset(**example)` (the dataset row), and lets
+the model call the instance's public methods as tools: `answer(answer)` sends
+`<answer>...</answer>` and each env tool (e.g. `python(code)`) sends a `<tool_call>`, so the
+env sees the turn text it sees from tirgym's own rollouts. `tirgym_reward` ends each
+rollout: a final plain-text message (no tool call) is the model's last turn and goes to the
+env as it is (tirgym's text protocol: `<answer>42</answer>` counts, untagged text is an
+invalid turn); the reward is then the sum of the env's step rewards (tirgym's
+Episode.total_reward). The row's `seed` picks the task, so the copies of a prompt in a GRPO
+group play the same task.
 """
 
 from __future__ import annotations
@@ -45,8 +48,8 @@ Returns:
 """
 
 INSTRUCTIONS = (
-    "Act only by calling the tools. Give each answer (guess, move, final result) with the "
-    "`answer` tool; the environment replies to every call."
+    "Act by calling the tools; the environment replies to every call. Give each answer "
+    "(guess, move, final result) with the `answer` tool, or end with <answer>...</answer>."
 )
 
 
@@ -129,8 +132,10 @@ def environment_factory(env_id: str, **kwargs: Any) -> type:
         self._done = bool(terminated or truncated)
         return obs
 
-    def get_reward(self) -> float:
-        """The sum of the env's rewards over the rollout (tirgym's total reward)."""
+    def _finish(self, final_text: str | None) -> float:
+        """Send the rollout's final plain-text turn (if any); return the total reward."""
+        if final_text is not None:
+            self._act(final_text)
         with self._rollouts_lock:
             self.rollouts.append(
                 {"seed": self._seed, "actions": list(self._actions), "reward": self._reward}
@@ -144,7 +149,7 @@ def environment_factory(env_id: str, **kwargs: Any) -> type:
         "env_kwargs": dict(kwargs),
         "reset": reset,
         "_act": _act,
-        "get_reward": get_reward,
+        "_finish": _finish,
         "rollouts": [],
         "_rollouts_lock": threading.Lock(),
     }
@@ -161,6 +166,33 @@ def environment_factory(env_id: str, **kwargs: Any) -> type:
         namespace[schema["name"]] = _tool_method(schema)
     name = "Tirgym" + "".join(c for c in env_id.split("/")[-1] if c.isalnum())
     return type(name, (), namespace)
+
+
+def _final_text(completion: Any) -> str | None:
+    """The text of a rollout's last assistant message, when it calls no tool."""
+    if isinstance(completion, str):
+        return completion or None
+    for m in reversed(completion or []):
+        if m.get("role") == "assistant":
+            if m.get("tool_calls"):
+                return None
+            content = m.get("content")
+            if isinstance(content, list):
+                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return content or None
+    return None
+
+
+def tirgym_reward(
+    completions: list, environments: list | None = None, **kwargs: Any
+) -> list[float]:
+    """TRL reward function for `environment_factory` envs: each rollout's final plain-text
+    turn goes to its env, then the env's total reward is the rollout's reward."""
+    if environments is None:
+        raise TirgymError(
+            "tirgym_reward scores environment_factory rollouts; pass environment_factory too."
+        )
+    return [env._finish(_final_text(c)) for c, env in zip(completions, environments, strict=True)]
 
 
 def seed_dataset(env_id: str, n: int, start: int = 0, system_prompt: str | None = None):
