@@ -18,6 +18,7 @@ from tirgym.agents.types import RolloutLimits, SamplingParams
 from tirgym.errors import TirgymError, did_you_mean
 from tirgym.registry import HELDOUT_SEED_BASE
 from tirgym.rewards.length import LengthRewardConfig
+from tirgym.trainer.corrections import CorrectionConfig
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -351,6 +352,9 @@ class TrainConfig(Section):
     log: LogConfig = Field(default_factory=LogConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+    correction: CorrectionConfig = Field(default_factory=CorrectionConfig)
+    """Off-policy corrections of the sampler/trainer gap in the loss (truncated or masked
+    IS, IcePop, sequence-level geometric mask); all off by default."""
 
     @field_validator("envs", mode="before")
     @classmethod

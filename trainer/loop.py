@@ -337,6 +337,7 @@ class Trainer:
             grad_clip=cfg.optim.grad_clip,
             autocast=lambda: autocast(self.cfg, self.device),
             fsdp=self.fsdp,
+            correction=cfg.correction,
         )
         if rows and not (u.ppo_epochs == 1 and u.minibatches == 1):
             self.model.eval()  # several passes: the ratio needs the logprobs before any step

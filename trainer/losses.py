@@ -148,11 +148,14 @@ def policy_loss(
     entropy: torch.Tensor | None = None,
     num_tokens: float | None = None,
     num_seqs: float | None = None,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The full objective: PPO-clip (or GSPO) + beta*KL - entropy_coef*H, aggregated.
 
-    All inputs are [B, T]; mask-0 positions never contribute. Returns (loss, metrics)
-    where metrics are detached sums over mask-1 tokens (divide by the token count).
+    All inputs are [B, T]; mask-0 positions never contribute. `weights` (detached, e.g.
+    the off-policy corrections of trainer/corrections.py) multiply the per-token
+    policy-gradient loss. Returns (loss, metrics) where metrics are detached sums over
+    mask-1 tokens (divide by the token count).
     """
     mask = mask.bool()
     lp = _masked(logprobs, mask)
@@ -167,6 +170,8 @@ def policy_loss(
     per_token, clipped = ppo_clip_per_token(
         log_ratio, adv, params.clip_low, params.clip_high, params.dual_clip
     )
+    if weights is not None:
+        per_token = per_token * _masked(weights.detach(), mask)
     agg = dict(
         mode=params.agg, num_tokens=num_tokens, num_seqs=num_seqs, max_len=params.max_response_len
     )

@@ -26,6 +26,7 @@ import torch
 from tirgym.trainer import distributed as D
 from tirgym.trainer.batch import Row, collate, micro_batches
 from tirgym.trainer.config import OptimConfig, TrainConfig
+from tirgym.trainer.corrections import CorrectionConfig, CorrectionStats, correction_weights
 from tirgym.trainer.losses import LossParams, model_logprobs, policy_loss
 
 # policy_loss metric sums -> UpdateStats field
@@ -59,6 +60,14 @@ class UpdateStats:
     """This rank's share of each minibatch loss (shares sum to the minibatch loss)."""
     gap_max: float = 0.0
     """Reduced with max, not sum."""
+    is_tokens: float = 0.0
+    """Loss tokens of the first epoch, where the off-policy corrections are counted."""
+    is_ratio: float = 0.0
+    """Sum of pi_old / pi_sampler over those tokens."""
+    is_masked: float = 0.0
+    is_clipped: float = 0.0
+    is_ratio_max: float = 0.0
+    """Reduced with max, not sum."""
     grad_norm: float = 0.0
     """Summed over optimizer steps; the same on every rank."""
     opt_steps: float = 0.0
@@ -77,9 +86,16 @@ class UpdateStats:
             self.gap_max = max(self.gap_max, float(gap.max()))
             self.gap_tokens += float(gap.numel())
 
+    def add_correction(self, c: CorrectionStats) -> None:
+        self.is_tokens += c.tokens
+        self.is_ratio += c.ratio_sum
+        self.is_masked += c.masked
+        self.is_clipped += c.clipped
+        self.is_ratio_max = max(self.is_ratio_max, c.ratio_max)
+
     def means(self, dist: D.DistInfo, device: torch.device, kl: bool) -> dict[str, float]:
-        """The logged update metrics, over all ranks (one sum all-reduce, one max)."""
-        same_everywhere = ("gap_max", "grad_norm", "opt_steps")
+        """The logged update metrics, over all ranks (one sum all-reduce, two max)."""
+        same_everywhere = ("gap_max", "is_ratio_max", "grad_norm", "opt_steps")
         keys = [f.name for f in fields(self) if f.name not in same_everywhere]
         sums = D.all_reduce_sum([getattr(self, k) for k in keys], dist, device)
         tot = dict(zip(keys, sums, strict=True))
@@ -94,6 +110,10 @@ class UpdateStats:
             "token_entropy": tot["entropy"] / n,
             "logprob_gap_mean": tot["gap"] / max(tot["gap_tokens"], 1.0),
             "logprob_gap_max": D.all_reduce_max_float(self.gap_max, dist, device),
+            "is_ratio_mean": tot["is_ratio"] / max(tot["is_tokens"], 1.0),
+            "is_ratio_max": D.all_reduce_max_float(self.is_ratio_max, dist, device),
+            "is_masked_frac": tot["is_masked"] / max(tot["is_tokens"], 1.0),
+            "is_clipped_frac": tot["is_clipped"] / max(tot["is_tokens"], 1.0),
             "trained_tokens": tot["tokens"],
             "update_tokens": tot["update_tokens"],
             "optimizer_steps": self.opt_steps,
@@ -120,6 +140,8 @@ class Updater:
     grad_clip: float | None
     autocast: Callable[[], contextlib.AbstractContextManager]
     fsdp: bool = False
+    correction: CorrectionConfig | None = None
+    """Off-policy corrections of the sampler -> trainer gap (trainer/corrections.py)."""
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Logprobs and entropies of the loss positions, in fp32."""
@@ -197,6 +219,7 @@ def ppo_update(
                 b = collate([mb_rows[i] for i in chunks[c]], up.pad_id, up.device)
                 lp, ent = up.forward(b)
                 old = b["old_lp"] if "old_lp" in b else lp.detach()
+                weights, corr = correction_weights(old, b["sampler_lp"], b["mask"], up.correction)
                 loss, m = policy_loss(
                     lp,
                     old,
@@ -207,11 +230,13 @@ def ppo_update(
                     entropy=ent,
                     num_tokens=n_tok,
                     num_seqs=n_seq,
+                    weights=weights,
                 )
                 loss.backward()
                 stats.add_chunk(float(loss.detach()), m, float(b["attention_mask"].sum()))
                 if epoch == 0:  # the trainer (before any update) vs the sampler's logprobs
                     stats.add_gap((old - b["sampler_lp"]).abs()[b["mask"].bool()])
+                    stats.add_correction(corr)
             stats.grad_norm += up.clip_and_step()
             stats.opt_steps += 1
     return stats
