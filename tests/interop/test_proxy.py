@@ -219,3 +219,40 @@ def test_cli_proxy_refuses_a_policy_without_token_ids():
         text=True,
     )
     assert r.returncode == 2 and "hf:PATH or vllm:PATH" in r.stderr
+
+
+def test_cli_proxy_serves_an_agent_and_writes_its_episodes(tiny_path, tmp_path):
+    import socket
+    import time
+
+    from tirgym.episode import load_jsonl
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "captured.jsonl"
+    cmd = [sys.executable, "-m", "tirgym", "proxy", "--policy", f"hf:{tiny_path}"]
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port), "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/v1/models").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        reward, success = _agent(url, "cli", seed=1, turns=2)
+        r = httpx.post(
+            f"{url}/tirgym/sessions/cli/finish", json={"reward": reward, "env_id": GUESS}
+        )
+        assert r.status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    (ep,) = load_jsonl(out)
+    assert ep.env_id == GUESS and len(ep.turns) == 2 and ep.trainable
+    assert sum(ep.loss_mask) == sum(t.end - t.start for t in ep.turns)
