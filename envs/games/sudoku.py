@@ -13,6 +13,7 @@ it can be cleared again, and the solver's next moves clear such entries first.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from typing import Any, ClassVar
@@ -141,6 +142,25 @@ def make_puzzle(rng: np.random.Generator, n: int, target: int) -> tuple[list[int
     return puzzle, found
 
 
+_SYMBOL = ".123456789"
+"""How a cell value shows on the board (0 = blank)."""
+
+
+@functools.cache
+def _board_template(n: int, b: int) -> str:
+    """The board's text with one `{}` per cell: column letters, row numbers, box rules."""
+    letters = [chr(ord("A") + c) for c in range(n)]
+    head = "   " + " | ".join(" ".join(letters[s : s + b]) for s in range(0, n, b))
+    sep = "   " + "-+-".join("-" * (2 * b - 1) for _ in range(0, n, b))
+    row = " | ".join(" ".join(["{}"] * b) for _ in range(0, n, b))
+    lines = [head]
+    for r in range(n):
+        if r and r % b == 0:
+            lines.append(sep)
+        lines.append(f"{r + 1:>2} " + row)
+    return "\n".join(lines)
+
+
 class SudokuEnv(GameEnv):
     game_name = "Sudoku"
     default_max_turns = 40
@@ -190,19 +210,7 @@ class SudokuEnv(GameEnv):
         return f"Solve this Sudoku ({self.puzzle.count(0)} blanks)."
 
     def render_state(self) -> str:
-        n, b = self.n, self.geom.b
-        letters = [chr(ord("A") + c) for c in range(n)]
-        head = "   " + " | ".join(" ".join(letters[s : s + b]) for s in range(0, n, b))
-        sep = "   " + "-+-".join("-" * (2 * b - 1) for _ in range(0, n, b))
-        lines = [head]
-        for r in range(n):
-            if r and r % b == 0:
-                lines.append(sep)
-            row = [str(v) if v else "." for v in self.cells[r * n : (r + 1) * n]]
-            lines.append(
-                f"{r + 1:>2} " + " | ".join(" ".join(row[s : s + b]) for s in range(0, n, b))
-            )
-        return "\n".join(lines)
+        return _board_template(self.n, self.geom.b).format(*[_SYMBOL[v] for v in self.cells])
 
     def parse_move(self, text: str) -> tuple[int, int, int] | None:
         """(column, row, digit) from 0, digit 0 = clear."""
@@ -259,7 +267,7 @@ class SudokuEnv(GameEnv):
         return right / blanks if blanks else 1.0
 
     def state_key(self) -> str:
-        return "".join(str(v) for v in self.cells)
+        return "".join(map(str, self.cells))
 
     def solver_moves(self, limit: int) -> list[tuple[int, int, int]]:
         n = self.n
