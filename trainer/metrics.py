@@ -48,6 +48,7 @@ def episode_metrics(
         "turns_mean": float(np.mean([len(e.turns) for e in episodes])),
         "tool_calls_per_episode": calls,
         "tool_error_rate": err_rate,
+        **_tool_use(episodes),
         "format_error_rate": _ratio(sum(bool(t.format_errors) for t in turns), len(turns)),
         "void_turn_ratio": void_turn_ratio(episodes),
         "truncated_rate": float(np.mean([e.truncated for e in episodes])),
@@ -57,6 +58,16 @@ def episode_metrics(
     if tokenizer is not None:
         masks = [planning_mask(e, tokenizer, grams, scope) for e in episodes]
         out["planning_token_ratio"] = float(planning_token_ratio(masks, episodes))
+    return out
+
+
+def _tool_use(episodes: list[Episode]) -> dict[str, float]:
+    """How often episodes call a tool, and how often those that do succeed (absent when
+    none did): whether a model learns to use the tool, and whether using it pays."""
+    used = [e for e in episodes if any(t.tool_calls for t in e.turns)]
+    out = {"tool_use_rate": _ratio(len(used), len(episodes))}
+    if used:
+        out["success_when_tool_used"] = float(np.mean([e.success for e in used]))
     return out
 
 
@@ -177,7 +188,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 CURVES = [
     ("reward", ["reward_mean"]),
-    ("success", ["success_rate", "eval/success"]),
+    ("success / tool use", ["success_rate", "eval/success", "tool_use_rate", "success_when_tool_used"]),
     ("loss", ["loss", "pg_loss"]),
     ("entropy", ["token_entropy"]),
     ("response tokens", ["response_tokens_mean", "response_tokens_p95"]),
