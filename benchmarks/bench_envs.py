@@ -23,11 +23,13 @@ process's CPU time: the machine is shared, and wall time would count other proce
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib.metadata
 import inspect
 import logging
 import os
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -240,6 +242,7 @@ def import_gem():
     from tirgym.envs.games.wordle import word_list
 
     root = Path(tempfile.mkdtemp(prefix="bench-nltk-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     corpus = root / "corpora" / "words"
     corpus.mkdir(parents=True)
     (corpus / "en-basic").write_text("\n".join(word_list()) + "\n")
