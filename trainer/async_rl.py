@@ -1,0 +1,232 @@
+"""Asynchronous RL: a generator thread rolls out the next batches while the trainer updates.
+
+With `async.max_staleness: k` the batch of step s is sampled with the weights published
+after step v = max(s0, s-1-k), where s0 is the step the run started (or resumed) from:
+
+    trainer:   update 1 | update 2 | update 3 | ...      publishes version s after update s
+    generator: batch 1 | batch 2 | batch 3 | ...         batch s waits for version s-1-k
+
+Pinning the version (instead of "whatever is newest") keeps a run reproducible from its
+seeds and bounds the staleness by construction: every episode records `policy_version`,
+and the trainer still checks `step-1 - policy_version <= k` when it takes a batch (too old
+episodes are dropped and counted). With k = 0 the generator waits for the weights of the
+previous update, so the loop does exactly what the synchronous one does.
+
+The generator owns a deep copy of the trainer's model (hf backend) and a copy of the task
+sampler. A publish copies the trainer's weights into a snapshot (the only time the trainer
+spends on it); the generator loads a snapshot between batches, never during one. Each
+batch carries the sampler state after its draws, which the trainer adopts when it takes
+the batch, so a checkpoint names exactly the tasks trained so far: a run that dies with
+batches generated ahead resumes by generating them again, and the episode log only
+receives episodes of batches the trainer took (nothing lost, nothing twice).
+
+Callbacks' `on_episodes` run on the generator thread and receive a shallow copy of the
+Trainer whose `model`, `policy` and `sampler` are the generator's.
+"""
+
+from __future__ import annotations
+
+import copy
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from tirgym.episode import Episode
+from tirgym.errors import TirgymError
+
+if TYPE_CHECKING:
+    from tirgym.trainer.loop import Trainer
+
+
+class AsyncConfig(BaseModel):
+    """Bounded staleness between the weights that sampled a batch and the trainer's."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    max_staleness: int = Field(0, ge=0)
+    """k: the batch of step s is sampled with the weights after step s-1-k (the start
+    weights while s-1-k is before the run's first step), on a generator thread with its
+    own model copy, while the trainer updates. 0: the synchronous loop."""
+
+
+def sampling_version(step: int, start: int, k: int) -> int:
+    """The weight version (steps trained) that samples the batch of `step`."""
+    return max(start, step - 1 - k)
+
+
+def split_stale(
+    episodes: list[Episode], trainer_version: int, k: int
+) -> tuple[list[Episode], list[Episode]]:
+    """(episodes sampled within k versions of the trainer's, the older ones). An episode
+    without a recorded version counts as sampled by the current weights."""
+    fresh, stale = [], []
+    for e in episodes:
+        old = e.policy_version is not None and trainer_version - e.policy_version > k
+        (stale if old else fresh).append(e)
+    return fresh, stale
+
+
+class WeightStore:
+    """Versioned weight snapshots: the trainer publishes, the generator waits for one."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._snapshots: dict[int, dict[str, torch.Tensor]] = {}
+        self.closed = False
+
+    def publish(self, version: int, model: torch.nn.Module) -> None:
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        with self._cond:
+            self._snapshots[version] = state
+            self._cond.notify_all()
+
+    def take(self, version: int) -> dict[str, torch.Tensor] | None:
+        """Block until `version` is published (None once closed); forgets older versions."""
+        with self._cond:
+            self._cond.wait_for(lambda: version in self._snapshots or self.closed)
+            if self.closed:
+                return None
+            for v in [v for v in self._snapshots if v < version]:
+                del self._snapshots[v]
+            return self._snapshots[version]
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+
+@dataclass
+class Batch:
+    step: int
+    version: int
+    generated: list[Episode]
+    kept: list[Episode]
+    sampler_state: dict[str, int]
+    generate_s: float
+    gen_metrics: dict[str, float] = field(default_factory=dict)
+
+
+class AsyncGenerator:
+    """Rolls out the batches of steps start+1 .. last on its own thread and model copy."""
+
+    def __init__(self, trainer: Trainer, k: int):
+        if trainer.cfg.backend.name != "hf":
+            raise TirgymError(
+                "async.max_staleness > 0 runs the generator on a copy of the hf model; "
+                f"backend {trainer.cfg.backend.name!r} is not supported yet (use backend.name=hf)"
+            )
+        if trainer.dist.enabled:
+            raise TirgymError(
+                "async.max_staleness > 0 runs in a single process; set it to 0 under torchrun"
+            )
+        self.trainer, self.k = trainer, k
+        self.weights = WeightStore()
+        self.batches: queue.Queue[Batch | BaseException] = queue.Queue()
+        self.thread: threading.Thread | None = None
+        self.start_version = 0
+        self.dropped = 0
+
+    # ---- trainer side -----------------------------------------------------------------
+    def start(self, start_step: int, last_step: int) -> None:
+        """Copy the model and the sampler as they are now (after any resume) and begin."""
+        from tirgym.agents.hf_backend import HFPolicy
+
+        tr = self.trainer
+        model = copy.deepcopy(tr.model).eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        view = copy.copy(tr)  # collect() reads model, policy and sampler from here
+        view.model = model
+        view.policy = HFPolicy(model, tr.tokenizer, **tr.cfg.backend.options)
+        view.sampler = copy.deepcopy(tr.sampler)
+        self.start_version = start_step
+        self.weights.publish(start_step, tr.model)
+        self.thread = threading.Thread(
+            target=self._run, args=(view, start_step + 1, last_step), daemon=True
+        )
+        self.thread.start()
+
+    def publish(self, version: int) -> None:
+        """The trainer's weights after update `version` (a copy; generation goes on)."""
+        if self.thread is not None:
+            self.weights.publish(version, self.trainer.model)
+
+    def take(self, step: int) -> tuple[list[Episode], list[Episode], dict[str, float]]:
+        """The batch of `step` (waiting for it if needed), with too-stale episodes dropped."""
+        tr = self.trainer
+        if self.thread is None:
+            self.start(step - 1, tr.cfg.steps)
+        t0 = time.perf_counter()
+        got = self.batches.get()
+        wait = time.perf_counter() - t0
+        if isinstance(got, BaseException):
+            raise got
+        if got.step != step:
+            raise RuntimeError(f"async generator out of order: batch {got.step} for step {step}")
+        tr.sampler.load_state_dict(got.sampler_state)
+        kept, stale = split_stale(got.kept, step - 1, self.k)
+        self.dropped += len(stale)
+        return (
+            got.generated,
+            kept,
+            {
+                **got.gen_metrics,
+                "async_wait_s": wait,
+                "async_generate_s": got.generate_s,
+                "async_staleness": float(step - 1 - got.version),
+                "async_dropped_episodes": float(len(stale)),
+                "async_dropped_total": float(self.dropped),
+            },
+        )
+
+    def close(self) -> None:
+        self.weights.close()
+        if self.thread is not None:
+            self.thread.join(timeout=60)
+
+    # ---- generator thread -------------------------------------------------------------
+    def _run(self, view: Any, first: int, last: int) -> None:
+        from tirgym.trainer.loop import _generation_metrics
+
+        loaded = self.start_version - 1
+        try:
+            for step in range(first, last + 1):
+                version = sampling_version(step, self.start_version, self.k)
+                state = self.weights.take(version)
+                if state is None:
+                    return
+                if version != loaded:
+                    with torch.no_grad():
+                        view.model.load_state_dict(state)
+                    loaded = version
+                t0 = time.perf_counter()
+                stats0 = copy.copy(view.policy.stats)
+                generated, kept = view.collect(step)
+                dt = time.perf_counter() - t0
+                for e in generated:
+                    e.policy_version = version
+                self.batches.put(
+                    Batch(
+                        step=step,
+                        version=version,
+                        generated=generated,
+                        kept=kept,
+                        sampler_state=view.sampler.state_dict(),
+                        generate_s=dt,
+                        gen_metrics=_generation_metrics(stats0, view.policy.stats, dt),
+                    )
+                )
+        except BaseException as e:  # the trainer re-raises it when it takes the batch
+            self.batches.put(e)
+
+
+def async_generator(trainer: Trainer) -> AsyncGenerator | None:
+    """The generator for `async.max_staleness` > 0, else None (the synchronous loop)."""
+    k = trainer.cfg.async_.max_staleness
+    return AsyncGenerator(trainer, k) if k > 0 else None
