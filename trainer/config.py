@@ -20,7 +20,6 @@ from tirgym.registry import HELDOUT_SEED_BASE
 from tirgym.rewards.length import LengthRewardConfig
 from tirgym.trainer.async_rl import AsyncConfig
 from tirgym.trainer.corrections import CorrectionConfig
-from tirgym.trainer.corrections import CorrectionConfig
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True)
 

@@ -27,7 +27,6 @@ from tirgym.trainer import distributed as D
 from tirgym.trainer.batch import Row, collate, micro_batches
 from tirgym.trainer.config import OptimConfig, TrainConfig
 from tirgym.trainer.corrections import CorrectionConfig, CorrectionStats, correction_weights
-from tirgym.trainer.corrections import CorrectionConfig, CorrectionStats, correction_weights
 from tirgym.trainer.losses import LossParams, model_logprobs, policy_loss
 
 # policy_loss metric sums -> UpdateStats field
@@ -60,14 +59,6 @@ class UpdateStats:
     loss: float = 0.0
     """This rank's share of each minibatch loss (shares sum to the minibatch loss)."""
     gap_max: float = 0.0
-    """Reduced with max, not sum."""
-    is_tokens: float = 0.0
-    """Loss tokens of the first epoch, where the off-policy corrections are counted."""
-    is_ratio: float = 0.0
-    """Sum of pi_old / pi_sampler over those tokens."""
-    is_masked: float = 0.0
-    is_clipped: float = 0.0
-    is_ratio_max: float = 0.0
     """Reduced with max, not sum."""
     is_tokens: float = 0.0
     """Loss tokens of the first epoch, where the off-policy corrections are counted."""
@@ -123,10 +114,6 @@ class UpdateStats:
             "is_ratio_max": D.all_reduce_max_float(self.is_ratio_max, dist, device),
             "is_masked_frac": tot["is_masked"] / max(tot["is_tokens"], 1.0),
             "is_clipped_frac": tot["is_clipped"] / max(tot["is_tokens"], 1.0),
-            "is_ratio_mean": tot["is_ratio"] / max(tot["is_tokens"], 1.0),
-            "is_ratio_max": D.all_reduce_max_float(self.is_ratio_max, dist, device),
-            "is_masked_frac": tot["is_masked"] / max(tot["is_tokens"], 1.0),
-            "is_clipped_frac": tot["is_clipped"] / max(tot["is_tokens"], 1.0),
             "trained_tokens": tot["tokens"],
             "update_tokens": tot["update_tokens"],
             "optimizer_steps": self.opt_steps,
@@ -153,8 +140,6 @@ class Updater:
     grad_clip: float | None
     autocast: Callable[[], contextlib.AbstractContextManager]
     fsdp: bool = False
-    correction: CorrectionConfig | None = None
-    """Off-policy corrections of the sampler -> trainer gap (trainer/corrections.py)."""
     correction: CorrectionConfig | None = None
     """Off-policy corrections of the sampler -> trainer gap (trainer/corrections.py)."""
 
@@ -251,7 +236,6 @@ def ppo_update(
                 stats.add_chunk(float(loss.detach()), m, float(b["attention_mask"].sum()))
                 if epoch == 0:  # the trainer (before any update) vs the sampler's logprobs
                     stats.add_gap((old - b["sampler_lp"]).abs()[b["mask"].bool()])
-                    stats.add_correction(corr)
                     stats.add_correction(corr)
             stats.grad_norm += up.clip_and_step()
             stats.opt_steps += 1
