@@ -1,0 +1,149 @@
+"""Synchronous vs asynchronous RL steps on one tiny model: wall per step, idle time, ratio.
+
+Runs the same training (model, env, seeds, batch shape, number of steps) twice in this
+process: once with the synchronous loop (rollout, then update) and once with
+`async.max_staleness: k`, where a generator thread rolls out the next batch while the
+trainer updates. Printed:
+
+- wall per step of each run and async/sync (the first step is left out: it has nothing to
+  overlap with, and it pays for warm-up);
+- the sync run's phases (rollout, update) and the ideal overlap, mean(max(rollout, update))
+  / mean(rollout + update): the ratio a perfect overlap would reach with the two sides on
+  separate resources;
+- the async run's trainer idle time (waiting for a batch) and generator idle time (waiting
+  for weights or for the trainer to take a batch), per step.
+
+Both sides share this process's cores: `--threads` sets torch's intra-op threads (each
+Python thread runs its ops on that many cores), and the hf decode loop holds the GIL between
+ops, so on a small CPU the measured ratio sits above the ideal one. `--device cuda` runs the
+same on a GPU.
+
+Usage: python benchmarks/bench_async.py [--steps 6] [--staleness 1] [--threads 1]
+                                        [--device cpu] [--hidden 128] [--layers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from tirgym.agents.models import build_tiny_model
+from tirgym.trainer.loop import Callback, Trainer
+
+
+class StepClock(Callback):
+    """The wall-clock time at the end of every step."""
+
+    def __init__(self) -> None:
+        self.ends: list[float] = []
+        self.metrics: list[dict[str, float]] = []
+
+    def on_step_end(self, trainer, step, metrics) -> None:
+        self.ends.append(time.perf_counter())
+        self.metrics.append(dict(metrics))
+
+
+def config(model: str, out: Path, args: argparse.Namespace, k: int) -> dict:
+    return {
+        "model": model,
+        "seed": 0,
+        "steps": args.steps,
+        "output_dir": str(out),
+        "backend": {"device": args.device},
+        "envs": [{"id": "tirgym/GuessNumber-v0", "kwargs": {"low": 1, "high": 50}}],
+        "rollout": {
+            "group_size": args.group_size,
+            "tasks_per_step": args.tasks,
+            "max_new_tokens": args.max_new_tokens,
+            "max_total_tokens": 1024,
+        },
+        "update": {"ppo_epochs": args.epochs},
+        "optim": {"lr": 1e-4},
+        "eval": {"before": False, "after": False},
+        "log": {"progress": False, "plot": False, "tensorboard": False, "save_episodes": False},
+        "checkpoint": {"final": False},
+        "async": {"max_staleness": k},
+    }
+
+
+def run(model: str, out: Path, args: argparse.Namespace, k: int) -> StepClock:
+    clock = StepClock()
+    tr = Trainer(config(model, out, args, k), callbacks=[clock], quiet=True)
+    try:
+        tr.setup()
+        clock.ends.append(time.perf_counter())
+        tr.run()
+    finally:
+        tr.close()
+    return clock
+
+
+def per_step(clock: StepClock) -> float:
+    """Mean wall per step, steps 2.. (the first has nothing to overlap with)."""
+    e = clock.ends
+    return (e[-1] - e[1]) / (len(e) - 2)
+
+
+def mean(xs) -> float:
+    return statistics.fmean(xs) if xs else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--staleness", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--group-size", type=int, default=4)
+    ap.add_argument("--tasks", type=int, default=4)
+    ap.add_argument("--max-new-tokens", type=int, default=24)
+    ap.add_argument("--epochs", type=int, default=2, help="PPO epochs (update work per step)")
+    args = ap.parse_args()
+    if args.steps < 3:
+        ap.error("--steps must be at least 3 (the first step is not timed)")
+    logging.disable(logging.WARNING)
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as d:
+        tiny = str(
+            build_tiny_model(
+                Path(d) / "model",
+                seed=0,
+                hidden_size=args.hidden,
+                num_heads=args.hidden // 64,
+                num_layers=args.layers,
+            )
+        )
+        sync = run(tiny, Path(d) / "sync", args, 0)
+        asy = run(tiny, Path(d) / "async", args, args.staleness)
+    s_step, a_step = per_step(sync), per_step(asy)
+    sm, am = sync.metrics[1:], asy.metrics[1:]
+    roll = [m["rollout_s"] for m in sm]
+    upd = [m["update_s"] for m in sm]
+    ideal = mean([max(r, u) for r, u in zip(roll, upd, strict=True)]) / mean(
+        [r + u for r, u in zip(roll, upd, strict=True)]
+    )
+    wait = mean([m["async_wait_s"] for m in am])
+    gen = mean([m["async_generate_s"] for m in am])
+    print(
+        f"tiny model {args.hidden}x{args.layers} on {args.device}, torch threads {args.threads}, "
+        f"{args.tasks}x{args.group_size} episodes/step, {args.epochs} PPO epochs, "
+        f"k={args.staleness}, {args.steps} steps (step 1 not timed)"
+    )
+    print(f"sync : {s_step:7.3f} s/step   rollout {mean(roll):.3f} s, update {mean(upd):.3f} s")
+    print(
+        f"async: {a_step:7.3f} s/step   trainer idle {wait:.3f} s/step, "
+        f"generator idle {max(a_step - gen, 0.0):.3f} s/step (generating {gen:.3f} s/step)"
+    )
+    print(f"async/sync step time: {a_step / s_step:.3f}   ideal overlap: {ideal:.3f}")
+
+
+if __name__ == "__main__":
+    main()
