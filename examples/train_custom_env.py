@@ -1,10 +1,15 @@
 """Train on your own environment from a Python script.
 
-    python examples/train_custom_env.py            # ~2-4 minutes on a laptop CPU
+    python examples/train_custom_env.py [--seed N]   # a few minutes on a 2-core CPU
 
 Defines a one-turn env (echo a colour word back), registers it in this file, warm-starts
-a tiny model on the env's own solver, then runs GRPO with a custom reward callback and
-prints held-out success before and after RL.
+a tiny model on the env's own solver (SFT on 16 demos), then runs 20 GRPO steps of 64
+episodes with a custom reward callback, and prints held-out success (32 unseen seeds x 4
+samples at temperature 1, the distribution RL optimises) before and after RL.
+
+Measured on a 2-core CPU (about 250 s of CPU time per run): seed 1 went from 44.5% to
+84.4% (+39.8 points). Each held-out figure is a mean over 128 episodes, so sampling
+alone moves it by about 4 points.
 """
 
 from __future__ import annotations
@@ -48,27 +53,29 @@ tirgym.register(
 )
 
 
-class ShortAnswerBonus(Callback):
-    """A custom reward: a small bonus for short turns, added before advantages."""
+class ConcisenessPenalty(Callback):
+    """A custom reward, applied before advantages: each sampled token past the answer's
+    own length costs a little, so rambling wins score below clean ones."""
 
     def on_episodes(self, trainer, step, episodes):
         for ep in episodes:
-            ep.outcome_reward += 0.1 if ep.num_sampled_tokens <= 6 else 0.0
+            ep.outcome_reward -= 0.02 * max(0, ep.num_sampled_tokens - 8)
         return episodes
 
     def on_step_end(self, trainer, step, metrics):
         print(f"  [callback] step {step}: success {metrics['success_rate']:.2f}")
 
 
-if __name__ == "__main__":
-    config = {
-        "name": "example-echo",
+def config(seed: int) -> dict[str, Any]:
+    return {
+        "name": f"example-echo-seed{seed}",
         "model": "tiny",
-        "steps": 10,
+        "seed": seed,
+        "steps": 20,
         "envs": [{"id": "example/EchoColour-v0", "seeds": [0, 10_000]}],
         "rollout": {
-            "group_size": 4,
-            "tasks_per_step": 4,
+            "group_size": 8,
+            "tasks_per_step": 8,
             "max_new_tokens": 12,
             "max_total_tokens": 512,
         },
@@ -78,8 +85,23 @@ if __name__ == "__main__":
             "batch_size": 4,
             "lr": 1e-3,
         },
+        "advantage": {"estimator": "grpo"},
+        "loss": {"agg": "seq-mean-token-mean"},
+        "update": {"ppo_epochs": 2, "minibatches": 2},
         "optim": {"lr": 5e-4},
-        "eval": {"num_seeds": 16, "temperature": 1.0, "samples": 4},
+        "eval": {"num_seeds": 32, "temperature": 1.0, "samples": 4},
+        "checkpoint": {"every": 0},
     }
-    run_dir = train(config, callbacks=[ShortAnswerBonus()])
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--seed", type=int, default=0, help="Run seed (model init, tasks, sampling)."
+    )
+    args = parser.parse_args()
+    # overwrite: rerunning the example replaces its previous run instead of refusing
+    run_dir = train(config(args.seed), callbacks=[ConcisenessPenalty()], overwrite=True)
     print(f"done: {run_dir}")
