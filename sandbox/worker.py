@@ -882,7 +882,24 @@ def _fresh_text_streams() -> None:
             setattr(sys, name, open(fd, "w", encoding="utf-8", errors=errors, closefd=False))  # noqa: SIM115
 
 
+_IN_CELL = [False]  # True while user code runs in this process (see _lowest_priority)
+
+
+def _lowest_priority() -> None:
+    """At fork, in the child: processes a cell starts run at the lowest priority (nice 19).
+
+    A fork bomb is hundreds of runnable processes; at the worker's own priority they would
+    starve the very worker that has to kill them (and every other tenant's turn)."""
+    if _IN_CELL[0]:
+        with contextlib.suppress(OSError):
+            os.nice(19)
+
+
+os.register_at_fork(after_in_child=_lowest_priority)
+
+
 def _into_cell(out_fd: int, err_fd: int, timeout_s: float, memory_mb: int) -> None:
+    _IN_CELL[0] = True
     os.setpgid(0, 0)
     _install_stdio(out_fd, err_fd)
     _fresh_text_streams()
@@ -1008,6 +1025,7 @@ def _run_session_cell(sock: socket.socket, ns: dict, msg: dict, fds: list[int]) 
         code = f.read()
     _into_cell(out_w, err_w, msg["timeout_s"], msg["memory_mb"])
     exit_code, kind = _exec_code(code, ns, display_last=True)
+    _IN_CELL[0] = False
     left = _end_children()
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     reason = ""
@@ -1716,6 +1734,9 @@ class Worker:
         spare = sess["spare"]
         if spare is None or spare not in self._live_children(holder):
             spare = sess["spare"] = None
+            # What the cell left (a fork bomb, say) goes first: it holds the process budget
+            # the holder needs for its fork.
+            self._sweep()
             self._signal(holder, signal.SIGCONT)
             with contextlib.suppress(OSError):
                 _sock_send(sock, {"op": "spawn"})
@@ -1726,10 +1747,18 @@ class Worker:
                     spare = kids[0]
                     break
                 r, _, _ = select.select([sock], [], [], 0.002)
-                if r:  # stale reports (reaped, spawn_failed): the children list is the truth
-                    with contextlib.suppress(OSError, ValueError):
-                        for fd in _recv_creds(sock)[1]:
-                            os.close(fd)
+                if not r:
+                    continue
+                got, fds, sender = None, [], None
+                with contextlib.suppress(OSError, ValueError):
+                    got, fds, sender = _recv_creds(sock)
+                for fd in fds:
+                    os.close(fd)
+                if isinstance(got, dict) and "spawn_failed" in got and sender == holder:
+                    self._sweep()  # its fork failed (no pids left yet): clear and ask again
+                    time.sleep(0.01)
+                    with contextlib.suppress(OSError):
+                        _sock_send(sock, {"op": "spawn"})
             sess["spare"] = spare
         self._signal(holder, signal.SIGSTOP)
         self._signal(spare, signal.SIGSTOP)
@@ -1918,6 +1947,7 @@ class Worker:
                 on_msg()
         if state["started"] is not None:
             self._kill_group(state["started"])
+            self._sweep()  # and whatever it started, in any process group
             end = time.monotonic() + 2.0
             while state["reaped"] is None and not state["gone"] and time.monotonic() < end:
                 r, _, _ = select.select([sock], [], [], 0.1)

@@ -201,6 +201,7 @@ print(n)
 """
 
 
+@pytest.mark.slow  # hundreds of forks of a preloaded interpreter: seconds on a loaded box
 def test_zombies_left_by_sessions_do_not_starve_the_slot(one_slot):
     with (
         one_slot.session() as victim,
@@ -209,7 +210,7 @@ def test_zombies_left_by_sessions_do_not_starve_the_slot(one_slot):
     ):
         assert victim.run("v = 'alive'").ok
         for s in (a, b):
-            r = s.run(ZOMBIES)
+            r = s.run(ZOMBIES, timeout_s=60)
             assert r.ok and r.stdout.startswith("forked"), r
         r = a.run(ZOMBIE_COUNT)
         assert (r.status, r.stdout) == ("ok", "0\n"), r
@@ -220,6 +221,34 @@ def test_zombies_left_by_sessions_do_not_starve_the_slot(one_slot):
         )
         assert (r.status, r.stdout) == ("ok", "alive 100\n"), r
         healthy(one_slot, innocent=victim)
+
+
+SETSID_BOMB = """
+import os
+while True:
+    try:
+        if os.fork() == 0:
+            os.setsid()
+    except OSError:
+        pass
+"""
+
+
+def test_setsid_fork_bomb_in_a_session_fails_alone(one_slot):
+    """Processes that left the cell's session and group still die with the cell; the bomb
+    hits its own process budget, and the slot (and a session beside it) lives on."""
+    generation = one_slot.slots[0].generation
+    with one_slot.session() as victim:
+        assert victim.run("v = 'alive'").ok
+        for _ in range(3):
+            with one_slot.session() as bomber:
+                assert bomber.run("b = 1").ok
+                r = bomber.run(SETSID_BOMB, timeout_s=2)
+                assert r.status in ("timeout", "error"), r
+                r = bomber.run("print(b)")
+                assert (r.status, r.stdout) == ("ok", "1\n"), r
+            healthy(one_slot, innocent=victim)
+    assert one_slot.slots[0].generation == generation, "the slot had to restart"
 
 
 BEATS = """
