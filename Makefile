@@ -8,6 +8,7 @@ TORCH ?= torch==2.13.0
 
 VLLM_STAMP := $(VENV)/.installed-vllm
 INTEROP_STAMP := $(VENV)/.installed-interop
+RAY_STAMP := $(VENV)/.installed-ray
 
 .PHONY: demo demo-smollm2 test test-fast lint system vllm clean
 
@@ -43,8 +44,13 @@ $(INTEROP_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e ".[dev,interop,verifiers]"
 	touch $(INTEROP_STAMP)
 
+## Ray for the ray-marked tests (a local Ray instance started by the tests themselves).
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e ".[dev,ray]"
+	touch $(RAY_STAMP)
+
 ## Every test: installs what the sandbox/docker/vLLM tests need first (system packages as root).
-test: $(STAMP) $(VLLM_STAMP) $(INTEROP_STAMP) system
+test: $(STAMP) $(VLLM_STAMP) $(INTEROP_STAMP) $(RAY_STAMP) system
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 

@@ -119,6 +119,7 @@ def rollout(
     gather_s: float | None = None,
     tools_in_template: bool = True,
     continuous: bool = True,
+    make_env: Callable[..., Any] | None = None,
 ) -> list[Episode]:
     """Run `group_size` episodes per task; returns them in task-major order.
 
@@ -131,6 +132,8 @@ def rollout(
     tools_in_template: pass the env's tool schemas to the chat template where it renders
     them (`tools=`; the env's schema listing then leaves the system prompt); off, or for a
     template without tools, the system prompt's own listing is all the model sees.
+    make_env: builds each episode's env from (env_id, **kwargs) (default `tirgym.make`); a
+    `RayEnvPool.make` puts the envs in Ray actors, stepped by the same schedule.
     """
     import tirgym
 
@@ -204,7 +207,7 @@ def rollout(
         kwargs = dict(slot.task.kwargs)
         if limits.max_turns is not None:
             kwargs["max_turns"] = limits.max_turns
-        env = tirgym.make(slot.task.env_id, **kwargs)
+        env = (make_env or tirgym.make)(slot.task.env_id, **kwargs)
         obs, info = env.reset(seed=slot.task.seed)
         return env, obs, info, time.perf_counter() - t
 

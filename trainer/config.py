@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tirgym.agents.ray_envs import EnvWorkersConfig
 from tirgym.agents.types import RolloutLimits, SamplingParams
 from tirgym.errors import TirgymError, did_you_mean
 from tirgym.registry import HELDOUT_SEED_BASE
@@ -131,6 +132,9 @@ class RolloutConfig(Section):
     temperature: float = Field(1.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     episode_timeout_s: float = Field(600.0, gt=0)
+    env_workers: EnvWorkersConfig = Field(default_factory=EnvWorkersConfig)
+    """Where the envs run: in this process, or in Ray actors (backend: ray, num_workers,
+    num_cpus_per_worker, address); see `tirgym.agents.ray_envs`."""
 
     def sampling(self, seed: int | None) -> SamplingParams:
         """How each turn is sampled; `seed` roots the episodes' sampling streams."""

@@ -217,6 +217,9 @@ class Trainer:
         """Stop the generation engine (vllm) and the async generator thread."""
         if self.generator is not None:
             self.generator.close()
+        if getattr(self, "env_pool", None) is not None:
+            self.env_pool.close()
+            self.env_pool = None
         close = getattr(getattr(self, "policy", None), "close", None)
         if self.cfg.backend.name == "vllm" and close is not None:
             close()
@@ -236,7 +239,16 @@ class Trainer:
                 group_size=r.group_size,
                 params=r.sampling(seed),
                 limits=r.limits(),
+                make_env=self._env_pool().make if r.env_workers.backend == "ray" else None,
             )
+
+    def _env_pool(self):
+        """The Ray env workers (rollout.env_workers.backend=ray), started on first use."""
+        if getattr(self, "env_pool", None) is None:
+            from tirgym.agents.ray_envs import RayEnvPool
+
+            self.env_pool = RayEnvPool(self.cfg.rollout.env_workers)
+        return self.env_pool
 
     def collect(self, step: int) -> tuple[list[Episode], list[Episode]]:
         """Roll out this rank's share; with dynamic sampling, refill dropped groups.
