@@ -98,12 +98,15 @@ class CaptureSession:
         """Normalised messages a continuing call starts with (the last call's + its reply)."""
         self._tools_key = ""
         self._sampled_end = ""
+        self.last_used = time.monotonic()
 
 
 class Capture:
     """Every session's calls, and the Episodes built from them."""
 
-    def __init__(self, policy: Any):
+    def __init__(self, policy: Any, session_ttl_s: float = 3600.0):
+        """session_ttl_s: a session no call has touched for this long (its agent never
+        finished it) is dropped, so a long-running proxy does not grow without bound."""
         if getattr(policy, "tokenizer", None) is None or not hasattr(policy, "generate"):
             raise TirgymError("the proxy needs a token-level policy (hf:PATH or vllm:PATH).")
         self.policy = policy
@@ -113,12 +116,23 @@ class Capture:
         self._renderers: dict[str, ChatRenderer] = {}
         self._lock = threading.Lock()
         self._gen_lock = threading.Lock()
+        self.session_ttl_s = session_ttl_s
 
     def session(self, session_id: str) -> CaptureSession:
+        now = time.monotonic()
         with self._lock:
+            stale = [
+                k
+                for k, v in self.sessions.items()
+                if now - v.last_used > self.session_ttl_s and not v.lock.locked()
+            ]
+            for k in stale:
+                del self.sessions[k]
             if session_id not in self.sessions:
                 self.sessions[session_id] = CaptureSession(session_id)
-            return self.sessions[session_id]
+            s = self.sessions[session_id]
+            s.last_used = now
+            return s
 
     def pop(self, session_id: str) -> CaptureSession | None:
         with self._lock:
@@ -207,6 +221,7 @@ class Capture:
             s._expect = norm + [_norm_message(message)]
             s._tools_key = tools_key
             s._sampled_end = sampled_end
+            s.last_used = time.monotonic()
         finish = comp.finish_reason
         if message.get("tool_calls"):
             finish = "tool_calls"
@@ -285,14 +300,20 @@ class Capture:
 # ---- the OpenAI server ----------------------------------------------------------------
 
 
-def make_proxy_app(policy: Any, model_name: str = "tirgym", *, out: str | None = None):
+def make_proxy_app(
+    policy: Any,
+    model_name: str = "tirgym",
+    *,
+    out: str | None = None,
+    session_ttl_s: float = 3600.0,
+):
     """FastAPI app: /v1/models, /v1/chat/completions (also under /s/{session}/v1), and
     /tirgym/sessions/{session}[/finish] to read a session's calls and close it as Episodes
     (appended to the JSONL file `out` when given)."""
     from fastapi import FastAPI, Header, HTTPException
     from pydantic import BaseModel, ConfigDict, Field
 
-    capture = Capture(policy)
+    capture = Capture(policy, session_ttl_s=session_ttl_s)
     app = FastAPI(title="tirgym proxy")
     app.state.capture = capture
 
@@ -403,11 +424,14 @@ def make_proxy_app(policy: Any, model_name: str = "tirgym", *, out: str | None =
     return app
 
 
-def serve_proxy(policy_spec: str, host: str, port: int, out: str | None = None) -> None:
+def serve_proxy(
+    policy_spec: str, host: str, port: int, out: str | None = None, session_ttl_s: float = 3600.0
+) -> None:
     """Run the proxy until interrupted (`tirgym proxy`)."""
     import uvicorn
 
     from tirgym.agents.backends import load_policy
 
     policy = load_policy(policy_spec)
-    uvicorn.run(make_proxy_app(policy, out=out), host=host, port=port, log_level="info")
+    app = make_proxy_app(policy, out=out, session_ttl_s=session_ttl_s)
+    uvicorn.run(app, host=host, port=port, log_level="info")

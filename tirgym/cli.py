@@ -658,6 +658,9 @@ def proxy_cmd(
     out: Annotated[
         str | None, typer.Option(help="Append each finished session's Episodes to this JSONL file.")
     ] = None,
+    session_ttl: Annotated[
+        float, typer.Option(min=1.0, help="Drop sessions no call touched for this many seconds.")
+    ] = 3600.0,
 ) -> None:
     """OpenAI chat-completions proxy that records token ids and logprobs per session, so an
     unmodified agent program (base_url=http://HOST:PORT/s/SESSION/v1) yields trainable Episodes."""
@@ -666,7 +669,7 @@ def proxy_cmd(
     if not policy.startswith(("hf:", "vllm:")):
         _fail(f"--policy must be hf:PATH or vllm:PATH (token ids and logprobs), got {policy!r}.")
     typer.echo(f"proxy for {policy} on http://{host}:{port}/v1 (sessions: /s/SESSION/v1)")
-    serve_proxy(policy, host, port, out=out)
+    serve_proxy(policy, host, port, out=out, session_ttl_s=session_ttl)
 
 
 def main(argv: list[str] | None = None) -> None:

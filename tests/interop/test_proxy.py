@@ -256,3 +256,15 @@ def test_cli_proxy_serves_an_agent_and_writes_its_episodes(tiny_path, tmp_path):
     (ep,) = load_jsonl(out)
     assert ep.env_id == GUESS and len(ep.turns) == 2 and ep.trainable
     assert sum(ep.loss_mask) == sum(t.end - t.start for t in ep.turns)
+
+
+def test_abandoned_sessions_are_dropped_after_the_ttl(serve, hf_policy):
+    import time
+
+    policy = _Scripted(hf_policy.tokenizer, ["<answer>1</answer>", "<answer>2</answer>"])
+    server = serve(make_proxy_app(policy, session_ttl_s=0.3))
+    msgs = {"messages": [{"role": "user", "content": "hi"}]}
+    assert httpx.post(f"{server.url}/s/gone/v1/chat/completions", json=msgs).status_code == 200
+    time.sleep(0.5)
+    assert httpx.post(f"{server.url}/s/live/v1/chat/completions", json=msgs).status_code == 200
+    assert set(server.app.state.capture.sessions) == {"live"}
