@@ -18,8 +18,9 @@ runs many envs at once:
 Sessions idle for longer than the TTL are closed by a reaper thread, so a client that
 disconnects mid-episode costs nothing after it. Bad input (unknown env or kwarg, a
 non-string or oversized action, a step before reset or after the end) is answered with a
-4xx and `{"detail": "<one line>"}`; an env that raises or hangs is answered with a 5xx and
-its session is dropped, and the server keeps serving every other session.
+4xx and `{"detail": "<one line>"}`, and so is an env raising TirgymError (it refused the
+input; the session stays). An env that raises anything else or hangs is answered with a
+5xx and its session is dropped; the server keeps serving every other session.
 """
 
 import json
@@ -258,6 +259,8 @@ class SessionStore:
                 ) from None
             except ServeError:
                 raise
+            except TirgymError as e:  # the env refused the input (bad options, ...)
+                raise ServeError(400, str(e)) from None
             except Exception as e:
                 log.warning("env %s failed in session %s: %r", what, session.id, e)
                 self.drop(session)

@@ -184,6 +184,8 @@ class _Exploding(TextEnv):
         return "say something"
 
     def on_answer(self, answer):
+        if answer == "refuse":
+            raise TirgymError("answers must be polite")
         if answer == "boom":
             raise ZeroDivisionError("division by zero")
         if answer == "hang":
@@ -204,6 +206,10 @@ def test_an_env_that_raises_or_hangs_loses_only_its_session(serve):
         return sid
 
     bystander = session()
+    refused = session()
+    r = c.post(f"/sessions/{refused}/step", json={"action": {"text": "<answer>refuse</answer>"}})
+    assert r.status_code == 400 and _detail(r) == "answers must be polite"
+    assert c.get(f"/sessions/{refused}/state").status_code == 200  # a refusal keeps the session
     boom = session()
     r = c.post(f"/sessions/{boom}/step", json={"action": {"text": "<answer>boom</answer>"}})
     assert r.status_code == 500 and "ZeroDivisionError" in _detail(r)
