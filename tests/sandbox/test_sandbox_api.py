@@ -97,3 +97,18 @@ def test_doctor_reports_backends():
     text = doctor_report(self_test=False)
     for name in ("jail", "docker", "local", "auto ->"):
         assert name in text
+
+
+def test_doctor_says_which_backend_auto_picks_and_why():
+    from tirgym.sandbox.doctor import _auto_line
+
+    both = {"jail": None, "docker": None}
+    assert "jail (print(1) median here 3.0 ms, docker 9.0 ms)" in _auto_line(
+        "jail", both, {"jail": 0.003, "docker": 0.009}
+    )
+    slower = _auto_line("jail", both, {"jail": 0.009, "docker": 0.003})
+    assert "docker was faster here" in slower and "backend='docker'" in slower
+    assert "FAILED" in _auto_line("jail", both, {"jail": None, "docker": 0.003})
+    jailless = _auto_line("docker", {"jail": "bubblewrap is not installed", "docker": None}, {})
+    assert jailless == "  auto -> docker (the jail is unavailable: bubblewrap is not installed)"
+    assert "ERROR" in _auto_line(None, {"jail": "x", "docker": "y"}, {})
