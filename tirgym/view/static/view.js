@@ -85,8 +85,8 @@
     ["success", "ok", null],
     ["turns", "turns", null],
     ["tokens", "len", null],
-    ["tool_errors", "tool err", null],
-    ["format_errors", "fmt err", null],
+    ["tool_errors", "tool", null],
+    ["format_errors", "fmt", null],
     ["stop", "stop", "l"],
     ...(HAS_ADV ? [["adv", "adv", null]] : []),
   ];
@@ -155,6 +155,7 @@
     if (name === "success") return v ? '<span class="ok">&#10003;</span>' : '<span class="no">&#10007;</span>';
     if (name === "reward" || name === "adv") return fmt(v);
     if (name === "group") return esc(String(v).replace(IDX.env[i] + "#", "#"));
+    if (name === "env") return `<span title="${esc(v)}">${esc(String(v).replace(/^tirgym\//, ""))}</span>`;
     return esc(v === null || v === undefined ? "–" : v);
   }
 
@@ -288,8 +289,16 @@
   const WHITE = [255, 255, 255], RED = [215, 48, 39], BLUE = [33, 102, 172], BLUE_LIGHT = [214, 226, 248];
   const ORANGE = [245, 166, 35];
 
+  // One advantage scale for the whole source (99th percentile of |episode advantage|),
+  // so a colour means the same credit in every episode; an episode without it uses its own.
+  const RUN_ADV_SCALE = (() => {
+    const v = IDX.adv.filter((a) => a !== null && a !== undefined).map(Math.abs).sort((a, b) => a - b);
+    return v.length && v[Math.floor(0.99 * (v.length - 1))] > 0 ? v[Math.floor(0.99 * (v.length - 1))] : null;
+  })();
+
   function advScale(d) {
     if (!d.adv) return 1;
+    if (RUN_ADV_SCALE !== null) return RUN_ADV_SCALE;
     const vals = [];
     for (let k = 0; k < d.arr.n; k++) if (d.arr.trained[k] && !Number.isNaN(d.arr.adv[k])) vals.push(Math.abs(d.arr.adv[k]));
     vals.sort((a, b) => a - b);
@@ -318,7 +327,7 @@
     if (layer === "logprob")
       return `0 <span class="scale" style="background:linear-gradient(to right,#fff,${mix(WHITE, RED, 1)})"></span> &le; -5 (sampled logprob, trained tokens)`;
     if (layer === "advantage")
-      return `${fmt(-scale)} <span class="scale" style="background:linear-gradient(to right,${mix(WHITE, RED, 1)},#fff,${mix(WHITE, BLUE, 1)})"></span> +${fmt(scale)} (advantage the update used; scale: 99th percentile |A| of this episode)`;
+      return `${fmt(-scale)} <span class="scale" style="background:linear-gradient(to right,${mix(WHITE, RED, 1)},#fff,${mix(WHITE, BLUE, 1)})"></span> +${fmt(scale)} (advantage the update used; scale: 99th pct |A| ${RUN_ADV_SCALE !== null ? "of all episodes" : "in this episode"})`;
     if (layer === "planning")
       return `<span class="sw" style="background:${mix(WHITE, ORANGE, 1)}"></span> planning token <span class="sw" style="background:${mix(WHITE, BLUE_LIGHT, 0.5)}"></span> other trained token`;
     return "";
@@ -507,8 +516,9 @@
     const envs = [...new Set(IDX.env)].sort();
     $("f-env").innerHTML += envs.map((e) => `<option>${esc(e)}</option>`).join("");
     $("f-sort").innerHTML = SORTS.map(([k, l]) => `<option value="${k}">${l}</option>`).join("");
+    const TIPS = { tool_errors: "tool errors", format_errors: "format errors", tokens: "tokens in the sequence", success: "success" };
     $("ep-table").tHead.innerHTML = "<tr>" + COLS.map(([n, l, c]) =>
-      `<th data-sort="${n}"${c ? ` class="${c}"` : ""}>${l}</th>`).join("") + "</tr>";
+      `<th data-sort="${n}" title="${TIPS[n] || l}"${c ? ` class="${c}"` : ""}>${l}</th>`).join("") + "</tr>";
     $("layer").innerHTML = LAYERS.map(([k, l, on, why]) =>
       `<option value="${k}"${on() ? "" : " disabled"}>${l}${on() ? "" : ` (${why})`}</option>`).join("");
 
