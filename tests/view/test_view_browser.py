@@ -144,3 +144,33 @@ def test_filters_search_and_paging(driver, served):
     box.send_keys("Guess", Keys.ENTER)  # search is case-insensitive; every task says it
     assert driver.find_element(By.ID, "ep-count").text == f"{n} of {n} episodes"
     assert _errors(driver) == []
+
+
+def test_eval_dir_shows_the_per_env_table(driver, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from tirgym.eval.runner import evaluate
+    from tirgym.view import write_page
+
+    evaluate(
+        "random",
+        envs=["tirgym/GuessNumber-v0"],
+        env_kwargs={"low": 1, "high": 4},
+        seeds=4,
+        samples=2,
+        out_dir=tmp_path / "ev",
+        charts=False,
+    )
+    html, data = build_view(tmp_path / "ev")
+    driver.get(write_page(html, tmp_path / "ev.html").as_uri())
+    assert driver.find_element(By.CSS_SELECTOR, "body[data-loaded='1']")
+    assert driver.find_element(By.ID, "ep-count").text == "8 of 8 episodes"
+    driver.find_element(By.CSS_SELECTOR, "#tabs button[data-tab='eval']").click()
+    table = driver.find_element(By.CSS_SELECTOR, "#eval-body table.grid")
+    heads = [th.text for th in table.find_elements(By.TAG_NAME, "th")]
+    assert heads[:5] == ["env", "episodes", "tasks", "success", "pass@1"] and "pass@2" in heads
+    rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
+    labels = [r.find_element(By.TAG_NAME, "td").text for r in rows]
+    assert labels == [*data.meta["results"]["envs"], "overall"] and len(labels) == 2
+    assert "[" in rows[-1].text  # each rate with its interval
+    assert _errors(driver) == []
