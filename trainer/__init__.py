@@ -12,7 +12,16 @@ from typing import Any
 
 from tirgym.trainer.config import TrainConfig, build_config, load_config
 
-__all__ = ["Callback", "TrainConfig", "Trainer", "build_config", "load_config", "sft_main", "train"]
+__all__ = [
+    "Callback",
+    "TrainConfig",
+    "Trainer",
+    "TrainingStopped",
+    "build_config",
+    "load_config",
+    "sft_main",
+    "train",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,6 +29,10 @@ def __getattr__(name: str) -> Any:
         from tirgym.trainer import loop
 
         return getattr(loop, name)
+    if name == "TrainingStopped":
+        from tirgym.trainer.signals import TrainingStopped
+
+        return TrainingStopped
     if name == "sft_main":
         from tirgym.trainer.sft import sft_main
 

@@ -40,14 +40,14 @@ from tirgym.trainer.losses import LossParams
 from tirgym.trainer.metrics import MetricsLogger, check_loggers, episode_metrics
 from tirgym.trainer.model import (
     apply_lora,
-    count_params,
     load_start_model,
     load_tokenizer,
+    param_counts,
     pick_device,
     reference_model,
     resolve_model_path,
 )
-from tirgym.trainer.run_dir import describe, prepare_run_dir
+from tirgym.trainer.run_dir import prepare_run_dir, record_changes
 from tirgym.trainer.run_log import RunLog, pct
 from tirgym.trainer.signals import StopOnSignal, TrainingStopped
 from tirgym.trainer.tasks import TaskSampler, expand_mix
@@ -76,6 +76,12 @@ class Callback:
     def on_step_end(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None: ...
     def on_eval(self, trainer: Trainer, step: int, results: dict[str, float]) -> None: ...
     def on_train_end(self, trainer: Trainer) -> None: ...
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
 
 
 def _step_seed(seed: int, step: int, salt: int = 0) -> int:
@@ -146,9 +152,7 @@ class Trainer:
         base_path = resolve_model_path(cfg, run_dir)
         self.tokenizer = load_tokenizer(base_path)
         self.pad_id = int(self.tokenizer.pad_token_id)
-        torch.manual_seed(cfg.seed)
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed % 2**32)
+        _seed_everything(cfg.seed)
         self.model = load_start_model(cfg, ckpt, base_path, self.device)
         if cfg.sft is not None and ckpt is None:  # once per run, before LoRA (it trains all)
             from tirgym.trainer.sft import run_sft
@@ -178,10 +182,7 @@ class Trainer:
             self._push_weights()
             self.say(f"resumed from {ckpt} at step {self.step_idx}")
             if start.changes:  # warn, record (summary.json shows it), apply the new optim
-                self.say(f"WARNING: resuming with a changed config: {describe(start.changes)}")
-                self.state.setdefault("config_changes", []).append(
-                    {"step": self.step_idx, "changes": start.changes}
-                )
+                record_changes(self.state, self.step_idx, start.changes, self.say)
                 apply_optim_config(self.optimizer, self.scheduler, cfg)
         self.logger = MetricsLogger(
             run_dir,
@@ -190,11 +191,7 @@ class Trainer:
             enabled=self.dist.main,
             resume_step=self.step_idx,
         )
-        total_p, train_p = count_params(self.model)
-        self.say(
-            f"model {cfg.model} ({total_p / 1e6:.2f}M params, {train_p / 1e6:.2f}M trainable) "
-            f"on {self.device}, run dir {run_dir}"
-        )
+        self.say(f"model {cfg.model} ({param_counts(self.model)}) on {self.device}, run {run_dir}")
         for note in notes:
             self.say(note)
 

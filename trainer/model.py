@@ -131,6 +131,11 @@ def count_params(model) -> tuple[int, int]:
     return total, trainable
 
 
+def param_counts(model) -> str:
+    total, trainable = count_params(model)
+    return f"{total / 1e6:.2f}M params, {trainable / 1e6:.2f}M trainable"
+
+
 def inference_weights(named: dict[str, torch.Tensor], model) -> list[tuple[str, torch.Tensor]]:
     """The policy's weights under the plain HF names an inference engine loads.
 

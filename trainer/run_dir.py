@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,8 +124,14 @@ def config_changes(saved: Path, cfg: TrainConfig) -> dict[str, list[Any]]:
     return {k: [a.get(k), b.get(k)] for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
 
 
-def describe(changes: dict[str, list[Any]]) -> str:
-    return ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
+def record_changes(
+    state: dict[str, Any], step: int, changes: dict[str, list[Any]], say: Callable[[str], None]
+) -> None:
+    """Warn about a resume's changed settings and keep them in the trainer state, which the
+    next checkpoints and summary.json carry."""
+    shown = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
+    say(f"WARNING: resuming with a changed config: {shown}")
+    state.setdefault("config_changes", []).append({"step": step, "changes": changes})
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -198,14 +198,10 @@ def ppo_update(
         order = rng.permutation(len(rows)) if minibatches > 1 else np.arange(len(rows))
         for mb in np.array_split(order, minibatches):
             mb_rows = [rows[i] for i in mb]
-            n_tok, n_seq = D.all_reduce_sum(
-                [
-                    float(sum(r.mask.sum() for r in mb_rows)),
-                    float(sum(r.mask.sum() > 0 for r in mb_rows)),
-                ],
-                up.dist,
-                up.device,
-            )
+            tokens = float(sum(r.mask.sum() for r in mb_rows))
+            seqs = float(sum(r.mask.sum() > 0 for r in mb_rows))
+            # the loss divides by the whole minibatch's counts, over all ranks
+            n_tok, n_seq = D.all_reduce_sum([tokens, seqs], up.dist, up.device)
             if n_tok == 0:
                 continue
             chunks = micro_batches([len(r) for r in mb_rows], up.micro_batch_tokens)
@@ -263,15 +259,13 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig):
 
 def apply_optim_config(optimizer, scheduler, cfg: TrainConfig) -> None:
     """Make the config's optimizer settings current after a checkpoint restored older ones
-    (a resume with a changed lr, betas, eps, weight decay or schedule)."""
+    (a resume with a changed lr, betas, eps or weight decay; the schedule's function is
+    never saved, so `make_optimizer` already built it from the new config)."""
     o = cfg.optim
     scheduler.base_lrs = [o.lr] * len(optimizer.param_groups)
-    total = max(1, cfg.steps * cfg.update.ppo_epochs * cfg.update.minibatches)
-    scheduler.lr_lambdas = [lr_lambda(o, total)] * len(optimizer.param_groups)
     factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
     for g in optimizer.param_groups:
         g.update(lr=o.lr * factor, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
-    scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
 
 
 def lr_lambda(o: OptimConfig, total_steps: int):
