@@ -174,3 +174,27 @@ def test_eval_dir_shows_the_per_env_table(driver, tmp_path):
     assert labels == [*data.meta["results"]["envs"], "overall"] and len(labels) == 2
     assert "[" in rows[-1].text  # each rate with its interval
     assert _errors(driver) == []
+
+
+def test_search_matches_non_ascii_and_markup_text(driver, tmp_path):
+    """The query is escaped as the page's JSON escapes the text (\\uXXXX, <), case folded."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from view_helpers import make_episode
+
+    from tirgym.episode import save_jsonl
+    from tirgym.view import write_page
+
+    eps = [make_episode(i) for i in range(5)]
+    eps.append(make_episode(5, text='Ünïcode <tag> "quoted" \\ 🎲'))
+    save_jsonl(tmp_path / "e.jsonl", eps)
+    html, _ = build_view(tmp_path / "e.jsonl")
+    driver.get(write_page(html, tmp_path / "e.html").as_uri())
+    assert driver.find_element(By.CSS_SELECTOR, "body[data-loaded='1']")
+    box = driver.find_element(By.ID, "f-search")
+    for query in ("ünïcode <TAG>", '"quoted" \\ 🎲'):
+        box.clear()
+        box.send_keys(query, Keys.ENTER)
+        assert driver.find_element(By.ID, "ep-count").text == "1 of 6 episodes", query
+        assert driver.find_element(By.CSS_SELECTOR, "tr.ep-row td").text == "5"
+    assert _errors(driver) == []
