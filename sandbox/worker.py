@@ -472,9 +472,11 @@ def _drop_caps() -> None:
 #   pid 1 of a pid namespace it owns, and then gives every session a fresh pid namespace
 #   (the session's init is pid 1 there), mount namespace (private /tmp, /dev/shm and /proc),
 #   IPC and network namespace, and a user namespace (its own process count). Stateless cells
-#   live in one more pid namespace with its own /proc. A cell can only name processes of its
-#   own namespace, so it cannot signal, ptrace, prlimit or even list another session's
-#   processes, nor open their files through /proc/PID/root or /tmp.
+#   live in one more pid namespace with its own /proc, each run in a mount namespace of its own
+#   with a fresh /tmp and /dev/shm. The jail's /dev is read-only and every session mounts a
+#   devpts of its own. A cell can only name processes of its own namespace, so it cannot
+#   signal, ptrace, prlimit or even list another session's processes, nor open their files
+#   through /proc/PID/root or /tmp.
 # "uid" (docker, whose seccomp profile forbids namespaces): the worker runs as root with only
 #   CAP_SETUID, CAP_SETGID, CAP_KILL and CAP_CHOWN; every session gets a uid of its own and a
 #   0700 scratch directory owned by it, stateless cells run as another uid. Changing to a
