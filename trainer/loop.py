@@ -230,13 +230,9 @@ class Trainer:
         torch.manual_seed(seed)
         self.model.eval()
         with autocast(self.cfg, self.device), torch.no_grad():
+            make_env = self._env_pool().make if r.env_workers.backend == "ray" else None
             return rollout(
-                self.policy,
-                tasks,
-                group_size=r.group_size,
-                params=r.sampling(seed),
-                limits=r.limits(),
-                make_env=self._env_pool().make if r.env_workers.backend == "ray" else None,
+                self.policy, tasks, r.group_size, r.sampling(seed), r.limits(), make_env=make_env
             )
 
     def _env_pool(self):
@@ -344,21 +340,7 @@ class Trainer:
     def update(self, rows: list[Row], step: int) -> dict[str, float]:
         """Fill the old/reference logprobs the loss needs, then `ppo_update`; returns its metrics."""
         cfg, u = self.cfg, self.cfg.update
-        up = Updater(
-            model=self.train_model,
-            optimizer=self.optimizer,
-            scheduler=self.scheduler,
-            loss_params=self.loss_params,
-            pad_id=self.pad_id,
-            device=self.device,
-            dist=self.dist,
-            micro_batch_tokens=u.micro_batch_tokens,
-            logprob_chunk=u.logprob_chunk,
-            grad_clip=cfg.optim.grad_clip,
-            autocast=lambda: autocast(self.cfg, self.device),
-            fsdp=self.fsdp,
-            correction=cfg.correction,
-        )
+        up = Updater.of(self)
         if rows and not (u.ppo_epochs == 1 and u.minibatches == 1):
             self.model.eval()  # several passes: the ratio needs the logprobs before any step
             up.recompute(rows, self.train_model, "old_lp")

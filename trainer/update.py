@@ -19,6 +19,7 @@ import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -142,6 +143,26 @@ class Updater:
     fsdp: bool = False
     correction: CorrectionConfig | None = None
     """Off-policy corrections of the sampler -> trainer gap (trainer/corrections.py)."""
+
+    @classmethod
+    def of(cls, trainer: Any) -> Updater:
+        """The update parts of a `Trainer` as they are now (its model, optimizer, config)."""
+        cfg = trainer.cfg
+        return cls(
+            model=trainer.train_model,
+            optimizer=trainer.optimizer,
+            scheduler=trainer.scheduler,
+            loss_params=trainer.loss_params,
+            pad_id=trainer.pad_id,
+            device=trainer.device,
+            dist=trainer.dist,
+            micro_batch_tokens=cfg.update.micro_batch_tokens,
+            logprob_chunk=cfg.update.logprob_chunk,
+            grad_clip=cfg.optim.grad_clip,
+            autocast=lambda: autocast(cfg, trainer.device),
+            fsdp=trainer.fsdp,
+            correction=cfg.correction,
+        )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Logprobs and entropies of the loss positions, in fp32."""
