@@ -15,19 +15,24 @@ trainer updates. Printed:
 
 Both sides share this process's cores: `--threads` sets torch's intra-op threads (each
 Python thread runs its ops on that many cores), and the hf decode loop holds the GIL between
-ops, so on a small CPU the measured ratio sits above the ideal one. `--device cuda` runs the
+ops, so the measured ratio sits above the ideal one. `--pin A,B` gives the two sides
+separate cores: the trainer's thread runs on core A (the whole sync run too), the
+generator's thread on core B (Linux applies sched_setaffinity to the calling thread, and
+the generator's thread is where `on_episodes` callbacks run). `--device cuda` runs the
 same on a GPU.
 
 Usage: python benchmarks/bench_async.py [--steps 6] [--staleness 1] [--threads 1]
-                                        [--device cpu] [--hidden 128] [--layers 2]
+                                        [--pin 0,1] [--device cpu] [--hidden 128] [--layers 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -47,6 +52,18 @@ class StepClock(Callback):
     def on_step_end(self, trainer, step, metrics) -> None:
         self.ends.append(time.perf_counter())
         self.metrics.append(dict(metrics))
+
+
+class PinGenerator(Callback):
+    """Pins the generator's thread to one core the first time it reports episodes."""
+
+    def __init__(self, core: int) -> None:
+        self.core, self.done = core, False
+
+    def on_episodes(self, trainer, step, episodes):
+        if not self.done and threading.current_thread() is not threading.main_thread():
+            os.sched_setaffinity(0, {self.core})
+            self.done = True
 
 
 def config(model: str, out: Path, args: argparse.Namespace, k: int) -> dict:
@@ -74,7 +91,10 @@ def config(model: str, out: Path, args: argparse.Namespace, k: int) -> dict:
 
 def run(model: str, out: Path, args: argparse.Namespace, k: int) -> StepClock:
     clock = StepClock()
-    tr = Trainer(config(model, out, args, k), callbacks=[clock], quiet=True)
+    callbacks: list[Callback] = [clock]
+    if args.pin:
+        callbacks.append(PinGenerator(args.pin[1]))
+    tr = Trainer(config(model, out, args, k), callbacks=callbacks, quiet=True)
     try:
         tr.setup()
         clock.ends.append(time.perf_counter())
@@ -99,6 +119,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--staleness", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    ap.add_argument("--pin", default=None, help="A,B: trainer on core A, generator on core B")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--layers", type=int, default=2)
@@ -109,6 +130,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.steps < 3:
         ap.error("--steps must be at least 3 (the first step is not timed)")
+    if args.pin:
+        args.pin = [int(c) for c in args.pin.split(",")]
+        if len(args.pin) != 2 or args.pin[0] == args.pin[1]:
+            ap.error("--pin takes two different core ids, e.g. 0,1")
+        os.sched_setaffinity(0, {args.pin[0]})  # this (the trainer's) thread
     logging.disable(logging.WARNING)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as d:
@@ -134,6 +160,7 @@ def main() -> None:
     gen = mean([m["async_generate_s"] for m in am])
     print(
         f"tiny model {args.hidden}x{args.layers} on {args.device}, torch threads {args.threads}, "
+        f"{'pinned to cores ' + str(args.pin) + ', ' if args.pin else ''}"
         f"{args.tasks}x{args.group_size} episodes/step, {args.epochs} PPO epochs, "
         f"k={args.staleness}, {args.steps} steps (step 1 not timed)"
     )
