@@ -6,7 +6,7 @@ engine steps it on its thread pool unchanged: each step is a blocking remote cal
 pool thread, and generation never waits on it unless that episode's turn is due.
 
 Placement: `num_workers` actors, each one process holding many env instances (and their
-sandbox sessions) and reserving `num_cpus_per_worker` CPUs, spread over the cluster by Ray.
+sandbox sessions) and reserving `num_cpus_per_worker` CPUs, spread over the nodes by Ray.
 Calls to one actor run one at a time, so an actor is one unit of CPU-bound env work; a new env
 goes to the actor hosting the fewest.
 
@@ -82,6 +82,11 @@ class _EnvHost:
     def ping(self) -> int:
         return os.getpid()
 
+    def node_id(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
 
 def _actor_lost(e: BaseException) -> bool:
     import ray.exceptions as rx
@@ -109,7 +114,9 @@ class RayEnvPool:
                     "(start one with `ray start --head`, or leave address unset for a local one)"
                 ) from None
         self._ray = ray
-        self._cls = ray.remote(num_cpus=cfg.num_cpus_per_worker, max_restarts=0)(_EnvHost)
+        self._cls = ray.remote(
+            num_cpus=cfg.num_cpus_per_worker, max_restarts=0, scheduling_strategy="SPREAD"
+        )(_EnvHost)
         self._lock = threading.Lock()
         self._keys = itertools.count()
         self.actors: list[Any] = [self._cls.remote() for _ in range(cfg.num_workers)]

@@ -3,7 +3,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module")
 def local_ray():
     """One local Ray instance for the session: a head node in this process with 4 logical
     CPUs (actors reserve them; the machine's cores are shared), no dashboard."""

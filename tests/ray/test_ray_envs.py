@@ -10,7 +10,7 @@ from tirgym.agents.ray_envs import EnvWorkersConfig, RayEnvPool
 from tirgym.agents.scripted import ReplayPolicy
 from tirgym.agents.types import SamplingParams, Task
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("local_ray")]
 
 GUESS = {"low": 1, "high": 16, "max_turns": 4}
 GUESSES = ["<answer>8</answer>", "<answer>4</answer>", "<answer>12</answer>", "<answer>2</answer>"]
@@ -135,3 +135,15 @@ def test_two_training_steps_through_ray_env_workers(tiny_path, tmp_path, monkeyp
     assert [r["step"] for r in steps] == [1, 2]
     assert all(r["episodes"] == 4 for r in steps)
     assert len(made) == 8  # every training episode's env lived in a Ray actor
+
+
+def test_env_workers_options_are_checked_in_one_line(tiny_path):
+    from tirgym.errors import TirgymError
+    from tirgym.trainer.config import apply_overrides, build_config
+
+    base = {"model": tiny_path, "envs": [{"id": "tirgym/GuessNumber-v0"}]}
+    cfg = build_config(apply_overrides(dict(base), ["rollout.env_workers.backend=ray"]))
+    assert cfg.rollout.env_workers.backend == "ray" and cfg.rollout.env_workers.num_workers == 2
+    with pytest.raises(TirgymError, match="env_workers") as e:
+        build_config(apply_overrides(dict(base), ["rollout.env_workers.backend=slurm"]))
+    assert "\n" not in str(e.value)
