@@ -18,4 +18,4 @@ def test_train_custom_env_example_learns(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads((tmp_path / "runs" / "example-echo-seed0" / "summary.json").read_text())
     before, after = summary["heldout_success_before"], summary["heldout_success_after"]
-    assert after >= before + 0.15, (before, after)  # measured +39.8 points (seed 1); noise ~4
+    assert after >= before + 0.15, (before, after)  # measured: +28.9 (seed 0), +39.8, +33.6
