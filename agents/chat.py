@@ -202,3 +202,19 @@ def _drop(text: str, part: str) -> str:
     elif tail.startswith("\n"):
         tail = tail[1:]
     return head + tail
+
+
+def end_token_ids(tokenizer: Any, model: Any = None) -> set[int]:
+    """Ids that end a turn: the tokenizer's eos, <|im_end|>/<|endoftext|>, the model's eos."""
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    vocab = tokenizer.get_vocab()
+    for t in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"):
+        if t in vocab:
+            ids.add(int(vocab[t]))
+    gen_cfg = getattr(model, "generation_config", None)
+    eos = getattr(gen_cfg, "eos_token_id", None)
+    if eos is not None:
+        ids.update(int(e) for e in (eos if isinstance(eos, list | tuple) else [eos]))
+    return ids

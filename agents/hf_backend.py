@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from tirgym.agents.batching import DecodeBatch, GenStats, supports_continuous_batching
+from tirgym.agents.chat import end_token_ids
 from tirgym.agents.seeding import row_seeds
 from tirgym.agents.types import Completion, SamplingParams
 from tirgym.errors import TirgymError
@@ -42,22 +43,6 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if dtype not in _DTYPES:
         raise TirgymError(f"Unknown dtype {dtype!r}; use one of {', '.join(sorted(_DTYPES))}.")
     return _DTYPES[dtype]
-
-
-def end_token_ids(tokenizer: Any, model: Any = None) -> set[int]:
-    """Ids that end a turn: the tokenizer's eos, <|im_end|>/<|endoftext|>, the model's eos."""
-    ids: set[int] = set()
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    vocab = tokenizer.get_vocab()
-    for t in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"):
-        if t in vocab:
-            ids.add(int(vocab[t]))
-    gen_cfg = getattr(model, "generation_config", None)
-    eos = getattr(gen_cfg, "eos_token_id", None)
-    if eos is not None:
-        ids.update(int(e) for e in (eos if isinstance(eos, list | tuple) else [eos]))
-    return ids
 
 
 class StopChecker:

@@ -102,7 +102,7 @@ def _is_text_policy(policy: Any) -> bool:
 def _end_strings(tokenizer: Any) -> tuple[str, ...]:
     if tokenizer is None:
         return ()
-    from tirgym.agents.hf_backend import end_token_ids
+    from tirgym.agents.chat import end_token_ids
 
     return tuple(t for t in tokenizer.convert_ids_to_tokens(sorted(end_token_ids(tokenizer))) if t)
 

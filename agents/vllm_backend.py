@@ -161,7 +161,7 @@ class VLLMPolicy:
     trainable = True
 
     def __init__(self, llm: Any, tokenizer: Any, config: VLLMConfig, path: str, *, on_cpu: bool):
-        from tirgym.agents.hf_backend import end_token_ids
+        from tirgym.agents.chat import end_token_ids
 
         self.llm = llm
         self.tokenizer = tokenizer

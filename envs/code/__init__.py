@@ -1,4 +1,4 @@
-"""Coding envs (issue 3, part 4), registered on import with a string entry point.
+"""Coding envs, registered on import with a string entry point.
 
 - tirgym/CodeTask-v0: write a function for a statement, test it with the python tool,
   submit; hidden tests run in the sandbox. Procedural tasks (difficulty easy/medium/hard)

@@ -1,4 +1,4 @@
-"""Math envs (issue 4), registered on import with string entry points (nothing heavy loads).
+"""Math envs, registered on import with string entry points (nothing heavy loads).
 
 - tirgym/MathAnswer-v0: one turn, answer in \\boxed{} or <answer>, reward 1/0 by the verifier.
 - tirgym/MathTIR-v0: python tool calls in a per-episode sandbox session, then an answer.
