@@ -56,7 +56,7 @@ test: $(STAMP) $(VLLM_STAMP) $(INTEROP_STAMP) $(RAY_STAMP) system
 
 ## The fast subset (no slow/vllm/docker/gpu tests), for the edit-test loop.
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m "not slow and not vllm and not docker and not gpu"
+	$(BIN)/pytest -q -m "not slow and not vllm and not docker and not gpu and not ray and not interop and not browser and not real"
 
 system: $(STAMP)
 	bash scripts/setup_system.sh $(BIN)
