@@ -2,7 +2,6 @@ import time
 
 import agents_helpers as helpers
 import pytest
-import torch
 
 import tirgym
 from tirgym.agents import RolloutLimits, SamplingParams, Task, rollout
@@ -13,32 +12,11 @@ GUESS = "tirgym/GuessNumber-v0"
 
 
 def check_episode(ep: Episode, tokenizer, model=None):
-    """The token-exactness bars every episode must meet."""
-    n = len(ep.token_ids)
-    assert len(ep.loss_mask) == n and len(ep.logprobs) == n
-    sampled = [0] * n
-    for t in ep.turns:
-        assert tokenizer.decode(ep.token_ids[t.start : t.end]) == t.text
-        for i in range(t.start, t.end):
-            sampled[i] = 1
-    assert ep.loss_mask == sampled, "mask must be 1 exactly on sampled tokens"
+    """The token-exactness bars every episode must meet, and logprobs only where sampled."""
+    helpers.assert_token_exact(ep, tokenizer, model)
     assert all(lp == 0.0 for lp, m in zip(ep.logprobs, ep.loss_mask, strict=True) if not m)
     if ep.trainable:
         assert all(lp < 0.0 for lp, m in zip(ep.logprobs, ep.loss_mask, strict=True) if m)
-    # spans tile the sequence
-    pos = 0
-    for s in ep.spans:
-        assert s.start == pos and s.end > s.start
-        pos = s.end
-    assert pos == n
-    if model is not None:
-        ids = torch.tensor([ep.token_ids])
-        with torch.no_grad():
-            logp = model(ids).logits[0].float().log_softmax(-1)
-        re = logp[:-1].gather(-1, ids[0, 1:, None]).squeeze(-1)
-        mask = torch.tensor(ep.loss_mask[1:]).bool()
-        err = (re[mask] - torch.tensor(ep.logprobs[1:])[mask]).abs().max().item()
-        assert err < 1e-4, err
 
 
 def test_hf_rollout_is_token_exact(hf_policy, tmp_path):
@@ -236,38 +214,62 @@ def test_env_still_stepping_at_the_timeout_is_closed_when_its_step_returns():
     assert ClosingEnv.closed == [7]
 
 
-@pytest.mark.parametrize("env_id,kwargs", [
-    ("tirgym/Maze-v0", {"difficulty": "easy"}),
-    ("tirgym/Countdown-v0", {"difficulty": "easy"}),
-])
+@pytest.mark.parametrize(
+    "env_id,kwargs",
+    [
+        ("tirgym/Maze-v0", {"difficulty": "easy"}),
+        ("tirgym/Countdown-v0", {"difficulty": "easy"}),
+    ],
+)
 def test_random_policy_plays_valid_moves_in_games(env_id, kwargs):
-    eps = rollout(RandomPolicy(), [Task(env_id, s, kwargs) for s in range(4)],
-                  params=SamplingParams(seed=0))
+    eps = rollout(
+        RandomPolicy(), [Task(env_id, s, kwargs) for s in range(4)], params=SamplingParams(seed=0)
+    )
     turns = [t for e in eps for t in e.turns]
     replies = [m["content"] for e in eps for m in e.messages[2:] if m["role"] != "assistant"]
     assert turns and all(not t.format_errors for t in turns)
     assert not [r for r in replies if "Cannot read" in r]  # the game reads every move
     assert len({t.text for t in turns}) > len(turns) // 2  # it really moves at random
-    again = rollout(RandomPolicy(), [Task(env_id, s, kwargs) for s in range(4)],
-                    params=SamplingParams(seed=0))
+    again = rollout(
+        RandomPolicy(), [Task(env_id, s, kwargs) for s in range(4)], params=SamplingParams(seed=0)
+    )
     assert [t.text for e in again for t in e.turns] == [t.text for t in turns]  # seeded
 
 
 def test_random_guesses_stay_in_the_envs_range():
-    eps = rollout(RandomPolicy(), [Task(GUESS, s, {"low": 1, "high": 8}) for s in range(4)],
-                  params=SamplingParams(seed=0))
-    guesses = [int(t.text[len("<answer>"):-len("</answer>")]) for e in eps for t in e.turns
-               if t.text.startswith("<answer>")]
+    eps = rollout(
+        RandomPolicy(),
+        [Task(GUESS, s, {"low": 1, "high": 8}) for s in range(4)],
+        params=SamplingParams(seed=0),
+    )
+    guesses = [
+        int(t.text[len("<answer>") : -len("</answer>")])
+        for e in eps
+        for t in e.turns
+        if t.text.startswith("<answer>")
+    ]
     assert guesses and all(1 <= g <= 8 for g in guesses)
 
 
 def test_demos_say_why_episodes_were_dropped_and_take_a_larger_cap(tiny_path, tmp_path, capsys):
     from tirgym.cli import main
 
-    tirgym.register_suite("long-game", [{"id": "tirgym/Maze-v0", "name": "Maze-hard",
-                                         "kwargs": {"difficulty": "hard"}}], override=True)
-    args = ["demos", "--suite", "long-game", "--n", "2", "--tokenizer", str(tiny_path),
-            "--out", str(tmp_path / "d.jsonl")]
+    tirgym.register_suite(
+        "long-game",
+        [{"id": "tirgym/Maze-v0", "name": "Maze-hard", "kwargs": {"difficulty": "hard"}}],
+        override=True,
+    )
+    args = [
+        "demos",
+        "--suite",
+        "long-game",
+        "--n",
+        "2",
+        "--tokenizer",
+        str(tiny_path),
+        "--out",
+        str(tmp_path / "d.jsonl"),
+    ]
     main([*args, "--max-total-tokens", "600"])
     out = capsys.readouterr().out
     assert "Maze-hard: kept 0/2 (dropped: max_tokens 2); raise --max-total-tokens (now 600)" in out

@@ -66,3 +66,19 @@ def sb(request):
 def isolating_sb(request):
     """Backends that promise isolation (the red-team suite runs against these)."""
     return request.getfixturevalue(f"{request.param}_sb")
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("jail", id="jail"),
+        pytest.param("docker", id="docker", marks=pytest.mark.docker),
+    ],
+)
+def one_slot(request):
+    """A one-slot pool of an isolating backend, one per test module, so tenants share a
+    worker the way they do in production (skips the backends this machine lacks)."""
+    reason = jail_reason() if request.param == "jail" else docker_reason()
+    if reason:
+        pytest.skip(f"{request.param} backend unavailable: {reason}")
+    return get_sandbox(request.param, workers=1, default_timeout_s=10.0)

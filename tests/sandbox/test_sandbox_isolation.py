@@ -12,30 +12,6 @@ import uuid
 
 import pytest
 
-from tirgym.sandbox import get_sandbox
-from tirgym.sandbox.backends import JailBackend
-
-
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param("jail", id="jail"),
-        pytest.param("docker", id="docker", marks=pytest.mark.docker),
-    ],
-)
-def one_slot(request):
-    """A one-slot pool of an isolating backend (skips the ones this machine lacks)."""
-    if request.param == "jail":
-        reason = JailBackend().unavailable_reason()
-    else:
-        from tirgym.sandbox.docker_backend import DockerBackend
-
-        reason = DockerBackend().unavailable_reason()
-    if reason:
-        pytest.skip(f"{request.param} backend unavailable: {reason}")
-    return get_sandbox(request.param, workers=1, default_timeout_s=10.0)
-
-
 # Signal (stop, then kill) and prlimit every pid the cell can see plus the victim's pids.
 ATTACK = """
 import os, resource, signal

@@ -12,28 +12,6 @@ import uuid
 
 import pytest
 
-from tirgym.sandbox import get_sandbox
-from tirgym.sandbox.backends import JailBackend
-
-
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param("jail", id="jail"),
-        pytest.param("docker", id="docker", marks=pytest.mark.docker),
-    ],
-)
-def one_slot(request):
-    if request.param == "jail":
-        reason = JailBackend().unavailable_reason()
-    else:
-        from tirgym.sandbox.docker_backend import DockerBackend
-
-        reason = DockerBackend().unavailable_reason()
-    if reason:
-        pytest.skip(f"{request.param} backend unavailable: {reason}")
-    return get_sandbox(request.param, workers=1, default_timeout_s=10.0)
-
 
 def healthy(sb, innocent=None) -> None:
     """The slot still serves stateless runs and new sessions; an innocent session is intact."""
