@@ -30,8 +30,9 @@ import copy
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,6 +53,15 @@ class AsyncConfig(BaseModel):
     """k: the batch of step s is sampled with the weights after step s-1-k (the start
     weights while s-1-k is before the run's first step), on a generator thread with its
     own model copy, while the trainer updates. 0: the synchronous loop."""
+
+    generator: Literal["thread", "process"] = "thread"
+    """Where the generator runs (hf backend): a thread of the trainer's process (callbacks'
+    state is shared, but the decode loop and the update share one GIL), or a process of its
+    own (true overlap; callbacks must be picklable and `on_episodes` runs on their copies)."""
+
+    generator_cores: list[int] | None = None
+    """process: the CPU cores the generator process is pinned to (torch uses that many
+    threads); None: the trainer's cores and thread count."""
 
 
 def sampling_version(step: int, start: int, k: int) -> int:
@@ -159,17 +169,22 @@ class AsyncGenerator:
 
     def take(self, step: int) -> tuple[list[Episode], list[Episode], dict[str, float]]:
         """The batch of `step` (waiting for it if needed), with too-stale episodes dropped."""
-        tr = self.trainer
         if self.thread is None:
-            self.start(step - 1, tr.cfg.steps)
+            self.start(step - 1, self.trainer.cfg.steps)
         t0 = time.perf_counter()
         got = self.batches.get()
-        wait = time.perf_counter() - t0
+        return self.accept(got, step, time.perf_counter() - t0)
+
+    def accept(
+        self, got: Batch | BaseException, step: int, wait: float
+    ) -> tuple[list[Episode], list[Episode], dict[str, float]]:
+        """The trainer's side of taking a batch: re-raise the generator's error, adopt the
+        sampler state after its draws, drop too-stale episodes (counted)."""
         if isinstance(got, BaseException):
             raise got
         if got.step != step:
             raise RuntimeError(f"async generator out of order: batch {got.step} for step {step}")
-        tr.sampler.load_state_dict(got.sampler_state)
+        self.trainer.sampler.load_state_dict(got.sampler_state)
         kept, stale = split_stale(got.kept, step - 1, self.k)
         self.dropped += len(stale)
         return (
@@ -192,41 +207,73 @@ class AsyncGenerator:
 
     # ---- generator thread -------------------------------------------------------------
     def _run(self, view: Any, first: int, last: int) -> None:
-        from tirgym.trainer.loop import _generation_metrics
-
-        loaded = self.start_version - 1
         try:
-            for step in range(first, last + 1):
-                version = sampling_version(step, self.start_version, self.k)
-                state = self.weights.take(version)
-                if state is None:
-                    return
-                if version != loaded:
-                    with torch.no_grad():
-                        view.model.load_state_dict(state)
-                    loaded = version
-                t0 = time.perf_counter()
-                stats0 = copy.copy(view.policy.stats)
-                generated, kept = view.collect(step)
-                dt = time.perf_counter() - t0
-                for e in generated:
-                    e.policy_version = version
-                self.batches.put(
-                    Batch(
-                        step=step,
-                        version=version,
-                        generated=generated,
-                        kept=kept,
-                        sampler_state=view.sampler.state_dict(),
-                        generate_s=dt,
-                        gen_metrics=_generation_metrics(stats0, view.policy.stats, dt),
-                    )
-                )
+            produce(
+                view,
+                self.weights.take,
+                self.batches.put,
+                first,
+                last,
+                self.start_version - 1,
+                self.start_version,
+                self.k,
+            )
         except BaseException as e:  # the trainer re-raises it when it takes the batch
             self.batches.put(e)
 
 
+def produce(
+    view: Any,
+    take_weights: Callable[[int], dict[str, torch.Tensor] | None],
+    put: Callable[[Batch], None],
+    first: int,
+    last: int,
+    loaded: int,
+    start: int,
+    k: int,
+) -> None:
+    """The generator's loop: for steps first..last, load the pinned weight version (between
+    batches, never during one), roll out with `view.collect` and `put` the batch. `loaded`
+    is the version `view.model` holds already; returns early once `take_weights` gives None."""
+    from tirgym.trainer.loop import _generation_metrics
+
+    for step in range(first, last + 1):
+        version = sampling_version(step, start, k)
+        state = take_weights(version)
+        if state is None:
+            return
+        if version != loaded:
+            with torch.no_grad():
+                view.model.load_state_dict(state)
+            loaded = version
+        del state
+        t0 = time.perf_counter()
+        stats0 = copy.copy(view.policy.stats)
+        generated, kept = view.collect(step)
+        dt = time.perf_counter() - t0
+        for e in generated:
+            e.policy_version = version
+        put(
+            Batch(
+                step=step,
+                version=version,
+                generated=generated,
+                kept=kept,
+                sampler_state=view.sampler.state_dict(),
+                generate_s=dt,
+                gen_metrics=_generation_metrics(stats0, view.policy.stats, dt),
+            )
+        )
+
+
 def async_generator(trainer: Trainer) -> AsyncGenerator | None:
-    """The generator for `async.max_staleness` > 0, else None (the synchronous loop)."""
-    k = trainer.cfg.async_.max_staleness
-    return AsyncGenerator(trainer, k) if k > 0 else None
+    """The generator for `async.max_staleness` > 0 (on a thread or in a process, per
+    `async.generator`), else None (the synchronous loop)."""
+    a = trainer.cfg.async_
+    if a.max_staleness == 0:
+        return None
+    if a.generator == "process":
+        from tirgym.trainer.async_process import ProcessGenerator
+
+        return ProcessGenerator(trainer, a.max_staleness)
+    return AsyncGenerator(trainer, a.max_staleness)
