@@ -22,6 +22,18 @@ and user namespaces of its own, under an init that outlives its holders, and sta
 in one more pid namespace; "uid" (docker, where namespaces are forbidden) runs every session
 as a uid of its own; "none" (local) shares everything. After a stateless run the worker
 removes whatever it left where stateless cells can write, so runs share nothing.
+
+Sections, in file order (each starts with a `# ---- name` rule):
+    framing         length-prefixed JSON on the protocol fds; datagrams with fds and the
+                    sender's kernel-reported pid on session sockets
+    forking         cheap forks of the preloaded worker (fork_cell, fork_session, huge pages)
+    hardening       rlimits, the seccomp filter (compiled once), capabilities
+    isolation       per-session namespaces (jail), per-session uids (docker), Landlock scopes
+    cell execution  running a cell's code; the pre-forked stateless spare
+    session holder  the process that keeps a session's state; a session's init (jail)
+    worker (pid 1)  StatelessSpare, SessionProcs, CellState and the Worker: requests, sweeps,
+                    scratch cleanup
+    entry point     main(): isolation, preloading, then serve requests
 """
 
 from __future__ import annotations
@@ -43,6 +55,7 @@ import struct
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 
 MB = 1024 * 1024
 CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE}
@@ -128,6 +141,7 @@ def _recv_creds(sock: socket.socket) -> tuple[dict | None, list[int], int | None
         raise ValueError("not a message") from e
 
 
+# ----------------------------------------------------------------------------- forking
 def _single_threaded() -> bool:
     try:
         return len(os.listdir("/proc/self/task")) == 1
@@ -1186,6 +1200,51 @@ def _silent_failure(exit_code: int | None, status: str) -> str:
 
 
 # ----------------------------------------------------------------------------- worker (pid 1)
+@dataclass
+class StatelessSpare:
+    """A pre-forked stateless cell process and the worker's ends of its pipes."""
+
+    pid: int
+    req_w: int  # the request goes in here
+    out_r: int
+    err_r: int
+    ctl_r: int  # the cell's own record (only tells a MemoryError from another error)
+    cwd: str
+    uid: int | None
+
+
+@dataclass
+class SessionProcs:
+    """One session as the worker sees it: its socket to the holder and the pids it owns.
+
+    pid is the first process forked for it (jail: its init; docker: its first holder); holder
+    and spare change with every committed cell and are learnt from the kernel, never a message.
+    """
+
+    sock: socket.socket
+    pid: int
+    init: int | None  # jail: pid 1 of the session's own pid namespace
+    dir: str | None  # its scratch directory (none in the jail: a tmpfs of its own)
+    uid: int | None  # docker: the uid it runs as
+    holder: int | None = None
+    spare: int | None = None
+
+
+@dataclass
+class CellState:
+    """What the worker has heard about one session cell so far."""
+
+    started: int | None = None  # the cell's pid as we see it (from the kernel)
+    local: int | None = None  # its pid as it sees itself (its own pid namespace)
+    done: dict | None = None  # its "done" record, once credible
+    reaped: int | None = None  # the wait status the holder reported for it
+    gone: bool = False  # the session's processes are all gone
+
+    @property
+    def finished(self) -> bool:
+        return self.done is not None or self.reaped is not None or self.gone
+
+
 class Worker:
     def __init__(self, cfg: dict, proto_in: int, proto_out: int):
         self.cfg = cfg
@@ -1193,10 +1252,10 @@ class Worker:
         self.proto_out = proto_out
         self.scratch = cfg["scratch"]
         self.isolation = cfg.get("isolation", "none")
-        self.sessions: dict[str, dict] = {}
+        self.sessions: dict[str, SessionProcs] = {}
         self.sweep = bool(cfg.get("harden")) and os.getpid() == 1
-        self.spare: dict | None = None
-        self.spare_session: dict | None = None
+        self.spare: StatelessSpare | None = None
+        self.spare_session: SessionProcs | None = None
         # killed by us, not yet gone: pid -> a pidfd of that very process (a reused pid is not)
         self.dying: dict[int, int] = {}
         # scratch dirs of finished runs (path, owner uid), removed off the request path
@@ -1285,7 +1344,7 @@ class Worker:
         self.cleaners.add(pid)
 
     def _session_uid(self) -> int:
-        in_use = {s["uid"] for s in self.sessions.values()}
+        in_use = {s.uid for s in self.sessions.values()}
         while True:
             self.uid_next += 1
             uid = self.uid_base + self.uid_next % self.uid_span
@@ -1403,16 +1462,16 @@ class Worker:
             return
         legit = {os.getpid(), *self.cleaners}
         for sess in self.sessions.values():
-            legit |= {sess["holder"], sess["spare"], sess["init"]}
+            legit |= {sess.holder, sess.spare, sess.init}
         spare_parents: set[int] = set()
         if "init_s" in _NS:
             legit.add(_NS["init_s"])
         if self.spare is not None:
-            legit.add(self.spare["pid"])
+            legit.add(self.spare.pid)
         if self.spare_session is not None:
-            legit.add(self.spare_session["pid"])
-            if self.spare_session["init"]:
-                spare_parents.add(self.spare_session["init"])  # its first holder
+            legit.add(self.spare_session.pid)
+            if self.spare_session.init:
+                spare_parents.add(self.spare_session.init)  # its first holder
         legit.discard(None)
         for _ in range(200):
             pids = self._alive()
@@ -1545,35 +1604,27 @@ class Worker:
             _stateless_spare(self.cfg, req_r, out_w, err_w, ctl_w, cwd, keep)
         for fd in (req_r, out_w, err_w, ctl_w):
             os.close(fd)
-        self.spare = {
-            "pid": pid,
-            "req_w": req_w,
-            "out_r": out_r,
-            "err_r": err_r,
-            "ctl_r": ctl_r,
-            "cwd": cwd,
-            "uid": uid,
-        }
+        self.spare = StatelessSpare(pid, req_w, out_r, err_r, ctl_r, cwd, uid)
 
     def drop_spare(self) -> None:
         spare, self.spare = self.spare, None
         if spare is not None:
             with contextlib.suppress(OSError):
-                os.kill(spare["pid"], signal.SIGKILL)
+                os.kill(spare.pid, signal.SIGKILL)
             for key in ("req_w", "out_r", "err_r", "ctl_r"):
                 os.close(spare[key])
             self._reap()
             if self.isolation != "ns":  # (the jail's stateless cwd is the run's own tmpfs)
-                self._remove_later(spare["cwd"], spare["uid"])
+                self._remove_later(spare.cwd, spare.uid)
 
     def run_stateless(self, req: dict) -> dict:
         t0 = time.monotonic()
         self.make_spare()
         sp, self.spare = self.spare, None
-        pid, out_r, err_r, ctl_r = sp["pid"], sp["out_r"], sp["err_r"], sp["ctl_r"]
+        pid, out_r, err_r, ctl_r = sp.pid, sp.out_r, sp.err_r, sp.ctl_r
         with contextlib.suppress(OSError):  # the spare died: reported below from its wait status
-            write_frame(sp["req_w"], req)
-        os.close(sp["req_w"])
+            write_frame(sp.req_w, req)
+        os.close(sp.req_w)
         deadline = t0 + req["timeout_s"]
         limit = req["max_output_bytes"]
         out, err, reason, _open = self._collect(out_r, err_r, None, deadline, limit, None)
@@ -1593,7 +1644,7 @@ class Worker:
         for fd in (out_r, err_r, ctl_r):
             os.close(fd)
         if self.isolation != "ns":  # (the jail's cleanup clears all of /tmp)
-            self.trash.append((sp["cwd"], sp["uid"]))  # removed after the reply is sent
+            self.trash.append((sp.cwd, sp.uid))  # removed after the reply is sent
         if reason:
             exit_code, kind = None, reason
         return self._result(out, err, exit_code, kind, t0)
@@ -1611,7 +1662,7 @@ class Worker:
             "duration_s": time.monotonic() - t0,
         }
 
-    def start_session(self) -> dict:
+    def start_session(self) -> SessionProcs:
         """Fork a new session: its holder (jail: inside the session's own namespaces, under
         their init; docker: as the session's own uid). Not waited for: see open_session."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -1637,15 +1688,7 @@ class Worker:
                 os._exit(1)
         theirs.close()
         init = pid if self.isolation == "ns" else None
-        return {
-            "sock": mine,
-            "holder": None,
-            "spare": None,
-            "dir": cwd,
-            "uid": uid,
-            "init": init,
-            "pid": pid,
-        }
+        return SessionProcs(sock=mine, pid=pid, init=init, dir=cwd, uid=uid)
 
     def make_spare_session(self) -> None:
         """Start the next session ahead of time (off the request path), once sessions are used
@@ -1653,13 +1696,13 @@ class Worker:
         if self.spare_session is None:
             self.spare_session = self.start_session()
 
-    def _discard_session(self, sess: dict) -> None:
-        for pid in (sess["pid"], sess["init"], sess["holder"], sess["spare"]):
+    def _discard_session(self, sess: SessionProcs) -> None:
+        for pid in (sess.pid, sess.init, sess.holder, sess.spare):
             self._kill(pid)
-        sess["sock"].close()
+        sess.sock.close()
         self._sweep()
-        if sess["dir"] is not None:
-            self._remove_later(sess["dir"], sess["uid"])
+        if sess.dir is not None:
+            self._remove_later(sess.dir, sess.uid)
 
     def open_session(self, sid: str) -> dict:
         if sid in self.sessions:
@@ -1669,9 +1712,9 @@ class Worker:
             fresh = sess is None
             if sess is None:
                 sess = self.start_session()
-            got, holder = self._await_ready(sess["sock"], time.monotonic() + 10.0)
+            got, holder = self._await_ready(sess.sock, time.monotonic() + 10.0)
             if holder is not None:
-                sess["holder"] = holder
+                sess.holder = holder
                 self.sessions[sid] = sess
                 if self._settle(sess):
                     return {"ok": True}
@@ -1723,7 +1766,7 @@ class Worker:
                 kids.extend(int(k) for k in f.read().split())
         return [k for k in kids if k not in self.dying and self._stat(k, 0) not in (b"Z", b"X")]
 
-    def _settle(self, sess: dict, wait_s: float = 3.0) -> bool:
+    def _settle(self, sess: SessionProcs, wait_s: float = 3.0) -> bool:
         """End of a session's turn: it has a spare, and every process of it is stopped.
 
         Between its turns a session's holder and spare are stopped (SIGSTOP) and everything
@@ -1732,10 +1775,10 @@ class Worker:
         spare is missing (the cell failed, or it never forked one), the holder is resumed to
         fork one; False when it does not within wait_s (the session cannot run cells).
         """
-        holder, sock = sess["holder"], sess["sock"]
-        spare = sess["spare"]
+        holder, sock = sess.holder, sess.sock
+        spare = sess.spare
         if spare is None or spare not in self._live_children(holder):
-            spare = sess["spare"] = None
+            spare = sess.spare = None
             # What the cell left (a fork bomb, say) goes first: it holds the process budget
             # the holder needs for its fork.
             self._sweep()
@@ -1761,7 +1804,7 @@ class Worker:
                     time.sleep(0.01)
                     with contextlib.suppress(OSError):
                         _sock_send(sock, {"op": "spawn"})
-            sess["spare"] = spare
+            sess.spare = spare
         self._signal(holder, signal.SIGSTOP)
         self._signal(spare, signal.SIGSTOP)
         self._sweep()
@@ -1771,14 +1814,14 @@ class Worker:
         sess = self.sessions.pop(sid, None)
         if sess is None:
             return {"ok": True}
-        sess["sock"].close()
-        for pid in (sess["holder"], sess["spare"], sess["init"]):
+        sess.sock.close()
+        for pid in (sess.holder, sess.spare, sess.init):
             self._kill(pid)  # a pid namespace dies with its init: the whole session
         self._sweep()
-        if sess["dir"] is not None:
-            self._remove_later(sess["dir"], sess["uid"])
-        if sess["uid"] is not None:
-            self._clear(SHM, uid=sess["uid"])
+        if sess.dir is not None:
+            self._remove_later(sess.dir, sess.uid)
+        if sess.uid is not None:
+            self._clear(SHM, uid=sess.uid)
         return {"ok": True}
 
     def run_session(self, req: dict) -> dict:
@@ -1789,12 +1832,12 @@ class Worker:
                 **self._result(b"", b"session is not open\n", None, "crashed", t0),
                 "session_lost": True,
             }
-        if sess["spare"] is None and not self._settle(sess):
+        if sess.spare is None and not self._settle(sess):
             msg = b"sandbox: the session cannot start a cell (its holder does not fork); state is gone\n"
             self.close_session(req["session"])
             return {**self._result(b"", msg, None, "crashed", t0), "session_lost": True}
-        sock: socket.socket = sess["sock"]
-        spare = sess["spare"]
+        sock: socket.socket = sess.sock
+        spare = sess.spare
         cell = os.urandom(8).hex()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -1816,8 +1859,7 @@ class Worker:
             return self._session_lost(req["session"], b"", b"", t0)
         for fd in (code_fd, out_w, err_w):
             os.close(fd)
-        # started: the cell's pid as we see it (from the kernel); local: as it sees itself
-        state: dict = {"started": None, "local": None, "done": None, "reaped": None, "gone": False}
+        state = CellState()
 
         def on_msg() -> bool:
             try:
@@ -1832,7 +1874,7 @@ class Worker:
                 return finished()
             if got is None:
                 try:  # EOF, or an empty packet forged by the cell? The holder tells.
-                    os.kill(sess["holder"], 0)
+                    os.kill(sess.holder, 0)
                     r, _, _ = select.select([sock], [], [], 0)
                     if not r:
                         return finished()
@@ -1841,43 +1883,43 @@ class Worker:
                         return finished()
                 except OSError:
                     pass
-                state["gone"] = True
+                state.gone = True
                 return True
             if not sender:
                 return finished()  # a sender we cannot see is none of ours
             if (
                 got.get("cell") == cell
                 and "started" in got
-                and state["started"] is None
+                and state.started is None
                 and sender == spare
             ):
-                state["started"], state["local"] = sender, got["started"]
+                state.started, state.local = sender, got["started"]
             elif (
                 got.get("cell") == cell
                 and "done" in got
-                and sender == state["started"]
-                and got["done"] == state["local"]
+                and sender == state.started
+                and got["done"] == state.local
             ):
                 # Stop it at once. A finished cell has forked its spare before saying so (and
                 # killed everything else it started); without one the record is not credible:
                 # the cell is still running, so let it run on to its real end or its timeout.
                 self._signal(sender, signal.SIGSTOP)
                 if len(self._live_children(sender)) == 1:
-                    state["done"] = got
+                    state.done = got
                 else:
                     self._signal(sender, signal.SIGCONT)
             elif (
                 "reaped" in got
-                and state["local"] is not None
-                and sender == sess["holder"]
-                and got.get("pid") == state["local"]
+                and state.local is not None
+                and sender == sess.holder
+                and got.get("pid") == state.local
             ):
-                state["reaped"] = got["reaped"]
+                state.reaped = got["reaped"]
             # anything else is stale (an idle spare that died) or forged by a cell's children
             return finished()
 
         def finished() -> bool:
-            return state["done"] is not None or state["reaped"] is not None or state["gone"]
+            return state.finished
 
         deadline = t0 + req["timeout_s"]
         limit = req["max_output_bytes"]
@@ -1898,7 +1940,7 @@ class Worker:
             watch = [sock] if spare_fd is None else [sock, spare_fd]
             r, _, _ = select.select(watch, [], [], left)
             if spare_fd is not None and spare_fd in r:
-                self._signal(sess["holder"], signal.SIGCONT)
+                self._signal(sess.holder, signal.SIGCONT)
                 os.close(spare_fd)
                 spare_fd = None
             if sock in r:
@@ -1910,9 +1952,9 @@ class Worker:
             self._drain(open_fds, bufs, limit - len(out) - len(err), 0.05)
         for fd in (out_r, err_r):
             os.close(fd)
-        if state["gone"]:
+        if state.gone:
             return self._session_lost(req["session"], out, err, t0)
-        done = state["done"]
+        done = state.done
         if reason or (done is not None and done.get("discard")):
             # Timed out, flooded, or failed leaving processes behind (then it exited itself):
             # the holder keeps the state from before the cell.
@@ -1920,17 +1962,17 @@ class Worker:
         if done is not None:
             # Commit: the cell process becomes the holder (it forked its spare before saying
             # "done"); the old holder goes away.
-            old, sess["holder"] = sess["holder"], state["started"]
-            kids = self._live_children(sess["holder"])
-            sess["spare"] = kids[0] if len(kids) == 1 else None
+            old, sess.holder = sess.holder, state.started
+            kids = self._live_children(sess.holder)
+            sess.spare = kids[0] if len(kids) == 1 else None
             self._kill(old)
         else:
-            sess["spare"] = None  # the spare died running the cell: the holder forks another
+            sess.spare = None  # the spare died running the cell: the holder forks another
         if not self._settle(sess):
             return self._session_lost(req["session"], out, err, t0)
         if done is not None:
             return self._result(out, err, done["exit"], done["kind"], t0)
-        exit_code, kind = self._status_from_wait(state["reaped"])
+        exit_code, kind = self._status_from_wait(state.reaped)
         return self._result(out, err, exit_code, kind, t0)
 
     def _session_lost(self, sid: str, out, err, t0) -> dict:
@@ -1939,28 +1981,30 @@ class Worker:
         msg = b"\nsandbox session was lost (its processes were killed); state is gone\n"
         return {**self._result(out, err + msg, None, "crashed", t0), "session_lost": True}
 
-    def _abort_cell(self, sid, sess, state, on_msg, out, err, reason, t0) -> dict:
-        sock = sess["sock"]
-        self._signal(sess["holder"], signal.SIGCONT)  # it reaps the cell and forks a spare
+    def _abort_cell(
+        self, sid: str, sess: SessionProcs, state: CellState, on_msg, out, err, reason, t0
+    ) -> dict:
+        sock = sess.sock
+        self._signal(sess.holder, signal.SIGCONT)  # it reaps the cell and forks a spare
         end = time.monotonic() + 2.0
-        while state["started"] is None and not state["gone"] and time.monotonic() < end:
+        while state.started is None and not state.gone and time.monotonic() < end:
             r, _, _ = select.select([sock], [], [], 0.1)
             if r:
                 on_msg()
-        if state["started"] is not None:
-            self._kill_group(state["started"])
+        if state.started is not None:
+            self._kill_group(state.started)
             self._sweep()  # and whatever it started, in any process group
             end = time.monotonic() + 2.0
-            while state["reaped"] is None and not state["gone"] and time.monotonic() < end:
+            while state.reaped is None and not state.gone and time.monotonic() < end:
                 r, _, _ = select.select([sock], [], [], 0.1)
                 if r:
                     on_msg()
-        sess["spare"] = None
-        if state["gone"] or not self._settle(sess):
+        sess.spare = None
+        if state.gone or not self._settle(sess):
             return self._session_lost(sid, out, err, t0)
         if reason:
             return self._result(out, err, None, reason, t0)
-        done = state["done"]
+        done = state.done
         return self._result(out, err, done["exit"], done["kind"], t0)
 
     def _pending(self) -> bool:
@@ -2014,6 +2058,7 @@ class Worker:
                     self.make_spare_session()
 
 
+# ----------------------------------------------------------------------------- entry point
 def _isolate_worker(cfg: dict) -> None:
     isolation = cfg.get("isolation", "none")
     if isolation == "ns":
