@@ -41,6 +41,8 @@ class GenStats:
     prefill_tokens: int = 0
     reused_tokens: int = 0
     """Prompt tokens not prefilled because their KV cache was kept from the previous turn."""
+    shared_tokens: int = 0
+    """Prompt tokens not prefilled because they are the batch's shared prefix (computed once)."""
     sampled_tokens: int = 0
     joins: int = 0
     """Rows that joined a batch that was already decoding (continuous batching at work)."""
@@ -78,6 +80,9 @@ class DecodeBatch:
     nothing is decoding (one prefill forward serves many joiners).
     compact_frac: finished rows stay in the tensors (masked, ignored) until they are at
     least this fraction of the batch, then are dropped (one copy of the cache).
+    share_prefix: rows that start with the same min_shared or more tokens (an env's system
+    prompt and tool schemas: most of a first turn's prompt) get that prefix's K/V from one
+    forward of it, computed once per batch, instead of each prefilling it again.
     """
 
     def __init__(
@@ -89,6 +94,8 @@ class DecodeBatch:
         admit_frac: float = 0.25,
         max_wait_steps: int = 8,
         compact_frac: float = 0.25,
+        share_prefix: bool = True,
+        min_shared: int = 32,
     ):
         self.model = policy.model
         self.tokenizer = policy.tokenizer
@@ -102,10 +109,14 @@ class DecodeBatch:
         self.admit_frac = admit_frac
         self.max_wait_steps = max_wait_steps
         self.compact_frac = compact_frac
+        self.min_shared = min_shared
+        self.prefix: tuple[list[int], list[tuple[torch.Tensor, torch.Tensor]]] | None = None
+        """The shared prefix's tokens and per-layer K/V ([heads, tokens, head_dim])."""
         self.device = policy.device
         self.repack = policy.can_stream
         """False: the cache is not plain tensors we may re-pack (sliding windows, ...); only
         a one-shot batch (`HFPolicy.generate`) works, shrinking via the cache's own API."""
+        self.share_prefix = share_prefix and self.repack
         self.rows: list[_Row] = []
         self.cache: Any = None
         self.mask: torch.Tensor | None = None
@@ -211,6 +222,10 @@ class DecodeBatch:
                 if r.ids[:p] != kids[:p]:
                     p = 0
             priors.append((p, kept[1] if p else None))
+        shared = None
+        if self.share_prefix:
+            priors = self._shared_priors(rows, priors)
+            shared = self.prefix[1] if self.prefix else None
         P = max(p for p, _ in priors)
         S = max(len(r.ids) - p for r, (p, _) in zip(rows, priors, strict=True))
         input_ids = torch.full((J, S), self.pad_id, dtype=torch.long)
@@ -251,10 +266,45 @@ class DecodeBatch:
         self.stats.prefill_tokens += sum(
             len(r.ids) - p for r, (p, _) in zip(rows, priors, strict=True)
         )
-        self.stats.reused_tokens += sum(p for p, _ in priors)
+        self.stats.reused_tokens += sum(p for p, kv in priors if kv is not shared)
+        self.stats.shared_tokens += sum(p for p, kv in priors if kv is shared)
         cache = _cache_of(out)
         tok, done = self._sample(rows, out.logits[:, -1, :].float(), cache, mask)
         return cache, mask, tok, done
+
+    def _shared_priors(self, rows: list[_Row], priors: list) -> list:
+        """Give rows with no kept cache the shared prefix as their prior (computing it once:
+        the longest prefix common to those rows, when it is min_shared tokens or more)."""
+        fresh = [j for j, (p, _) in enumerate(priors) if p == 0]
+        if not fresh:
+            return priors
+        if self.prefix is None and len(fresh) > 1:
+            ids = [rows[j].ids for j in fresh]
+            n = min(len(x) for x in ids) - 1  # every row keeps a token to prefill
+            first = ids[0]
+            common = next((i for i in range(n) if any(x[i] != first[i] for x in ids[1:])), n)
+            if common >= self.min_shared:
+                self.prefix = (first[:common], self._forward_prefix(first[:common]))
+        if self.prefix is None:
+            return priors
+        pids, kv = self.prefix
+        n = len(pids)
+        out = list(priors)
+        for j in fresh:
+            r = rows[j]
+            if len(r.ids) > n and r.ids[:n] == pids:
+                out[j] = (n, kv)
+        return out
+
+    def _forward_prefix(self, ids: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        out = self.model(
+            input_ids=torch.tensor([ids], device=self.device),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        self.stats.prefill_calls += 1
+        self.stats.prefill_tokens += len(ids)
+        return [(k[0], v[0]) for k, v in _layers(_cache_of(out))]
 
     def _sample(self, rows: list[_Row], logits: torch.Tensor, cache: Any, mask: torch.Tensor):
         """Sample one token per row, record it, finish rows (keeping their cache)."""

@@ -92,6 +92,34 @@ def test_kept_cache_serves_the_next_turn(hf_policy):
     assert 1 not in batch.kept
 
 
+def test_shared_prefix_is_prefilled_once_and_rows_sample_as_if_alone(hf_policy):
+    """Rows that open with the same long system prompt get its K/V from one forward; each
+    still samples what it samples alone, and a later joiner with that prefix reuses it."""
+    tok = hf_policy.tokenizer
+    system = tok.encode("<|im_start|>system\n" + "rule " * 60 + "<|im_end|>\n", add_special_tokens=False)
+    ps = [system + p for p in prompts(tok, 4)]
+    other = prompts(tok, 1)[0] + system  # the same tokens, not as a prefix: no sharing
+    seeds = [derive_seed("shared", i) for i in range(5)]
+    stats = hf_policy.stats
+    prefilled, shared = stats.prefill_tokens, stats.shared_tokens
+    batch = hf_policy.open_stream(PARAMS)
+    out = {}
+    for i in range(3):
+        batch.add(i, ps[i], seeds[i])
+    out.update(batch.step())
+    assert batch.prefix is not None and batch.prefix[0] == ps[0][: len(batch.prefix[0])]
+    L = len(batch.prefix[0])
+    assert len(system) <= L < len(ps[0])
+    batch.add(3, ps[3], seeds[3])
+    batch.add(4, other, seeds[4])
+    drain(batch, out)
+    assert stats.shared_tokens - shared == 4 * L
+    assert stats.prefill_tokens - prefilled == sum(len(p) for p in ps) - 4 * L + L + len(other)
+    for i in range(4):
+        assert_same(out[i], solo(hf_policy, ps[i], seeds[i]))
+    assert_same(out[4], solo(hf_policy, other, seeds[4]))
+
+
 def test_greedy_and_top_p_rows_match_alone(hf_policy):
     ps = prompts(hf_policy.tokenizer, 3)
     for params in (PARAMS.replace(temperature=0.0), PARAMS.replace(top_p=0.8, temperature=0.7)):
