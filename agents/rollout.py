@@ -154,7 +154,7 @@ def rollout(
             i = len(slots)
             sample = task.sample_index + j
             ep = Episode(
-                env_id=task.env_id,
+                env_id=task.id,
                 seed=task.seed,
                 group_id=f"{task.label}#{task.seed}",
                 trainable=bool(getattr(policy, "trainable", False)) and tokenizer is not None,
@@ -207,7 +207,7 @@ def rollout(
         kwargs = dict(slot.task.kwargs)
         if limits.max_turns is not None:
             kwargs["max_turns"] = limits.max_turns
-        env = (make_env or tirgym.make)(slot.task.env_id, **kwargs)
+        env = (make_env or tirgym.make)(slot.task.id, **kwargs)
         obs, info = env.reset(seed=slot.task.seed)
         return env, obs, info, time.perf_counter() - t
 

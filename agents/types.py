@@ -15,9 +15,10 @@ measures numerical mismatch only; vLLM's default logprobs follow the same conven
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from tirgym.env_spec import EnvSpec
 from tirgym.protocol import STOP_STRINGS
 
 if TYPE_CHECKING:
@@ -125,21 +126,26 @@ class TextPolicy(Protocol):
     def act(self, requests: list[TurnRequest], params: SamplingParams) -> list[Completion]: ...
 
 
-@dataclass
-class Task:
-    env_id: str
+class Task(EnvSpec):
+    """One env spec at one seed: what the rollout engine runs `group_size` times."""
+
     seed: int
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    name: str | None = None
-    """Suite entry label (the same env id at several settings)."""
     sample_index: int = 0
     """Index of this task's first sample: rollout j of its group is sample `sample_index + j`.
     An episode's sampling stream is a pure function of (params.seed, label, seed, sample), so
     a resumed eval that reruns only the missing samples reproduces an uninterrupted run."""
 
-    @property
-    def label(self) -> str:
-        return self.name or self.env_id
+    def __init__(
+        self,
+        id: str,
+        seed: int,
+        kwargs: dict[str, Any] | None = None,
+        name: str | None = None,
+        sample_index: int = 0,
+    ) -> None:
+        super().__init__(
+            id=id, seed=seed, kwargs=kwargs or {}, name=name, sample_index=sample_index
+        )
 
 
 @dataclass
@@ -151,6 +157,31 @@ class RolloutLimits:
     max_total_tokens: int = 4096
     """Prompt + all turns + all replies; an episode reaching it is truncated (max_tokens)."""
     episode_timeout_s: float = 600.0
+
+
+def engine_args(
+    *,
+    seed: int | None,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 256,
+    max_turns: int | None = None,
+    max_total_tokens: int = 4096,
+    episode_timeout_s: float = 600.0,
+) -> tuple[SamplingParams, RolloutLimits]:
+    """The sampling params and limits `rollout` takes, from the numbers a training config
+    or an eval call holds: `max_new_tokens` caps each turn in both, and `seed` roots the
+    episodes' sampling streams."""
+    params = SamplingParams(
+        temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed
+    )
+    limits = RolloutLimits(
+        max_turns=max_turns,
+        max_new_tokens=max_new_tokens,
+        max_total_tokens=max_total_tokens,
+        episode_timeout_s=episode_timeout_s,
+    )
+    return params, limits
 
 
 EpisodeCallback = Callable[[Any], None]

@@ -6,6 +6,7 @@
     reply, reward, terminated, truncated, info = env.step("<answer>50</answer>")
 """
 
+from tirgym.env_spec import EnvSpec
 from tirgym.errors import TirgymError
 from tirgym.registry import (
     HELDOUT_SEED_BASE,
@@ -30,6 +31,7 @@ __version__ = "0.1.0"
 __all__ = [
     "HELDOUT_SEED_BASE",
     "EnvMeta",
+    "EnvSpec",
     "Suite",
     "SuiteEntry",
     "TirgymError",

@@ -27,6 +27,7 @@ from gymnasium.envs.registration import load_env_creator
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tirgym.env_kwargs import KwargsSpec, check_kwargs, kwargs_spec
+from tirgym.env_spec import EnvSpec
 from tirgym.errors import TirgymError, did_you_mean
 
 log = logging.getLogger(__name__)
@@ -190,18 +191,10 @@ def validate_env_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
 # ---- suites ------------------------------------------------------------------------
 
 
-class SuiteEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SuiteEntry(EnvSpec):
+    """A suite's env, with its share of the suite's weight in a training mix."""
 
-    id: str
     weight: float = Field(1.0, gt=0)
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-    name: str | None = None
-    """Display name, for the same env id at several settings (e.g. difficulties)."""
-
-    @property
-    def label(self) -> str:
-        return self.name or self.id
 
 
 class EvalSettings(BaseModel):

@@ -15,7 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tirgym.agents.ray_envs import EnvWorkersConfig
-from tirgym.agents.types import RolloutLimits, SamplingParams
+from tirgym.agents.types import RolloutLimits, SamplingParams, engine_args
+from tirgym.env_spec import EnvSpec
 from tirgym.errors import TirgymError, did_you_mean
 from tirgym.registry import HELDOUT_SEED_BASE
 from tirgym.rewards.length import LengthRewardConfig
@@ -86,14 +87,15 @@ class BackendConfig(Section):
         return self
 
 
-class EnvEntry(Section):
+class EnvEntry(EnvSpec):
     """One env (or a whole suite) in the training mix, with its share and seed range."""
 
+    model_config = _STRICT
+
     id: str | None = None
+    """An env id, or None when `suite` names a whole suite."""
     suite: str | None = None
     weight: float = Field(1.0, gt=0)
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-    name: str | None = None
     seeds: tuple[int, int] = (0, 1_000_000)
     """Training seeds are drawn from [start, stop); stop must be <= HELDOUT_SEED_BASE."""
 
@@ -136,20 +138,15 @@ class RolloutConfig(Section):
     """Where the envs run: in this process, or in Ray actors (backend: ray, num_workers,
     num_cpus_per_worker, address); see `tirgym.agents.ray_envs`."""
 
-    def sampling(self, seed: int | None) -> SamplingParams:
-        """How each turn is sampled; `seed` roots the episodes' sampling streams."""
-        return SamplingParams(
+    def engine_args(self, seed: int | None) -> tuple[SamplingParams, RolloutLimits]:
+        """How each turn is sampled and when an episode stops; `seed` roots the episodes'
+        sampling streams."""
+        return engine_args(
+            seed=seed,
             temperature=self.temperature,
             top_p=self.top_p,
             max_new_tokens=self.max_new_tokens,
-            seed=seed,
-        )
-
-    def limits(self) -> RolloutLimits:
-        """When an episode stops: turns, tokens per turn and in all, wall time."""
-        return RolloutLimits(
             max_turns=self.max_turns,
-            max_new_tokens=self.max_new_tokens,
             max_total_tokens=self.max_total_tokens,
             episode_timeout_s=self.episode_timeout_s,
         )

@@ -232,7 +232,7 @@ class Trainer:
         with autocast(self.cfg, self.device), torch.no_grad():
             make_env = self._env_pool().make if r.env_workers.backend == "ray" else None
             return rollout(
-                self.policy, tasks, r.group_size, r.sampling(seed), r.limits(), make_env=make_env
+                self.policy, tasks, r.group_size, *r.engine_args(seed), make_env=make_env
             )
 
     def _env_pool(self):

@@ -80,10 +80,10 @@ def make_demos(cfg, tokenizer: Any, seed: int) -> list[Episode]:
         e = entries[int(i)]
         lo, hi = e.seeds
         s = lo + (d.seed_offset + int(rng.integers(0, max(1, hi - lo)))) % (hi - lo)
-        tasks.append(Task(env_id=e.env_id, seed=s, kwargs=dict(e.kwargs), name=e.name))
+        tasks.append(Task(e.id, s, dict(e.kwargs), e.name))
     policy = _scripted_policy(d.policy, tokenizer)
-    r = cfg.rollout
-    eps = rollout(policy, tasks, group_size=1, params=r.sampling(seed), limits=r.limits())
+    params, limits = cfg.rollout.engine_args(seed)
+    eps = rollout(policy, tasks, group_size=1, params=params, limits=limits)
     if d.only_success:
         eps = [e for e in eps if e.success]
     return eps

@@ -7,44 +7,38 @@ uninterrupted run would have, and all ranks draw the same list and take their sh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 
+from tirgym.agents.types import Task
 from tirgym.registry import HELDOUT_SEED_BASE, get_suite
+from tirgym.trainer.config import EnvEntry
 
 
-@dataclass
-class MixEntry:
-    env_id: str
-    kwargs: dict[str, Any]
-    name: str | None
-    weight: float
-    seeds: tuple[int, int]
-
-    @property
-    def label(self) -> str:
-        return self.name or self.env_id
-
-
-def expand_mix(entries) -> list[MixEntry]:
-    """Config EnvEntry list -> flat env entries; a suite shares its weight among its envs."""
-    out: list[MixEntry] = []
+def expand_mix(entries: list[EnvEntry]) -> list[EnvEntry]:
+    """The mix with every suite entry replaced by its envs (each an entry with an env id);
+    a suite shares its weight among its envs, and its envs take its seeds and kwargs."""
+    out: list[EnvEntry] = []
     for e in entries:
         if e.id is not None:
-            out.append(MixEntry(e.id, dict(e.kwargs), e.name, e.weight, tuple(e.seeds)))
+            out.append(e)
             continue
         suite = get_suite(e.suite)
         total = sum(s.weight for s in suite.envs)
         for s in suite.envs:
-            kw = {**s.kwargs, **e.kwargs}
-            out.append(MixEntry(s.id, kw, s.name, e.weight * s.weight / total, tuple(e.seeds)))
+            out.append(
+                EnvEntry(
+                    id=s.id,
+                    kwargs={**s.kwargs, **e.kwargs},
+                    name=s.name,
+                    weight=e.weight * s.weight / total,
+                    seeds=e.seeds,
+                )
+            )
     return out
 
 
 class TaskSampler:
-    def __init__(self, entries, seed: int):
+    def __init__(self, entries: list[EnvEntry], seed: int):
         self.entries = expand_mix(entries)
         for m in self.entries:
             assert m.seeds[1] <= HELDOUT_SEED_BASE, (
@@ -55,10 +49,8 @@ class TaskSampler:
         self.seed = seed
         self.draws = 0
 
-    def draw(self, n: int) -> list:
-        """n tasks (Task objects); advances the data position by one draw."""
-        from tirgym.agents import Task
-
+    def draw(self, n: int) -> list[Task]:
+        """n tasks; advances the data position by one draw."""
         rng = np.random.default_rng([self.seed, self.draws])
         self.draws += 1
         which = rng.choice(len(self.entries), size=n, p=self.probs)
@@ -66,7 +58,7 @@ class TaskSampler:
         for i in which:
             m = self.entries[int(i)]
             s = int(rng.integers(m.seeds[0], m.seeds[1]))
-            tasks.append(Task(env_id=m.env_id, seed=s, kwargs=dict(m.kwargs), name=m.name))
+            tasks.append(Task(m.id, s, dict(m.kwargs), m.name))
         return tasks
 
     def state_dict(self) -> dict[str, int]:

@@ -28,8 +28,8 @@ def t(tokens: int = 4, calls: int = 0, errs: int = 0, fmt: bool = False, cut: bo
 
 def test_compute_metrics_counts_by_hand() -> None:
     entries = [
-        EvalEntry("A", "tirgym/GuessNumber-v0"),
-        EvalEntry("B", "tirgym/GuessNumber-v0", {"high": 9}),
+        EvalEntry(id="tirgym/GuessNumber-v0", name="A"),
+        EvalEntry(id="tirgym/GuessNumber-v0", kwargs={"high": 9}, name="B"),
     ]
     eps = [
         # A: task 1 solved 2/3, task 2 solved 0/3
@@ -78,7 +78,7 @@ def test_compute_metrics_counts_by_hand() -> None:
 
 
 def test_missing_entry_and_uneven_samples() -> None:
-    entries = [EvalEntry("A", "x"), EvalEntry("Z", "x")]
+    entries = [EvalEntry(id="x", name="A"), EvalEntry(id="x", name="Z")]
     eps = [ep("A", 1, 0, True, [t()]), ep("A", 1, 1, False, [t()]), ep("A", 2, 0, True, [t()])]
     m = compute_metrics(entries, eps, k_max=2)
     assert m["envs"]["Z"]["episodes"] == 0 and m["envs"]["Z"]["success"]["mean"] is None
@@ -98,7 +98,7 @@ def test_identical_samples_give_intervals_over_tasks() -> None:
     """24 tasks x 4 identical samples (temperature 0), 6 tasks solved: the interval is
     Wilson's over 24 tasks; the 96 episodes are not 96 independent draws."""
     eps = [ep("A", s, i, s < 6, [t()]) for s in range(24) for i in range(4)]
-    m = compute_metrics([EvalEntry("A", "x")], eps, k_max=4)["envs"]["A"]
+    m = compute_metrics([EvalEntry(id="x", name="A")], eps, k_max=4)["envs"]["A"]
     assert (m["tasks"], m["episodes"], m["success"]["mean"]) == (24, 96, 0.25)
     assert m["success"]["ci"] == pytest.approx(list(wilson_interval(6, 24)))
     assert m["pass_at_k"]["1"]["ci"] == m["success"]["ci"]
@@ -110,8 +110,8 @@ def test_identical_samples_give_intervals_over_tasks() -> None:
 def test_dataset_rows_that_repeat_are_one_task() -> None:
     """A 3-row dataset run on seeds 0..5: seeds s and s + 3 are the same row, so 3 tasks."""
     eps = [ep("D", s, 0, s % 3 == 0, [t()]) for s in range(6)]
-    m = compute_metrics([EvalEntry("D", "x", num_tasks=3)], eps, k_max=1)["envs"]["D"]
+    m = compute_metrics([EvalEntry(id="x", name="D", num_tasks=3)], eps, k_max=1)["envs"]["D"]
     assert (m["tasks"], m["episodes"]) == (3, 6)
     assert m["success"]["ci"] == pytest.approx(list(wilson_interval(1, 3)))
-    generated = compute_metrics([EvalEntry("D", "x")], eps, k_max=1)["envs"]["D"]
+    generated = compute_metrics([EvalEntry(id="x", name="D")], eps, k_max=1)["envs"]["D"]
     assert generated["tasks"] == 6

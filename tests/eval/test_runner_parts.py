@@ -39,7 +39,9 @@ def test_parse_seeds_forms() -> None:
 def test_resolve_entries_suite_plus_envs_and_errors() -> None:
     entries, settings, name = resolve_entries("smoke", ["tirgym/GuessNumber-v0"], {"high": 50})
     assert name == "smoke" and settings.num_seeds == 5
-    assert entries[-1] == EvalEntry("tirgym/GuessNumber-v0[high=50]", "tirgym/GuessNumber-v0")
+    assert entries[-1] == EvalEntry(
+        id="tirgym/GuessNumber-v0", kwargs={"high": 50}, name="tirgym/GuessNumber-v0[high=50]"
+    )
     assert entries[-1].kwargs == {"high": 50}
     with pytest.raises(TirgymError, match="GuessNumber"):
         resolve_entries(None, ["tirgym/GuesNumber-v0"])  # typo -> suggestion
@@ -82,15 +84,15 @@ def test_torn_line_is_cut_and_duplicates_ignored(tmp_path: Path) -> None:
 
 def test_entry_seeds_run_each_dataset_row_once_by_default() -> None:
     default = list(BASE)
-    rows = EvalEntry("D", "x", num_tasks=3)
-    generated = EvalEntry("G", "x")
+    rows = EvalEntry(id="x", name="D", num_tasks=3)
+    generated = EvalEntry(id="x", name="G")
     assert entry_seeds(rows, None, default) == [1000, 1001, 1002]  # rows 1, 2, 0: each once
     assert entry_seeds(generated, None, default) == default
     assert entry_seeds(rows, [1, 2], default) == [1, 2]  # given seeds always win
 
 
 def test_plan_warnings() -> None:
-    g, d = EvalEntry("G", "x"), EvalEntry("D", "x", num_tasks=3)
+    g, d = EvalEntry(id="x", name="G"), EvalEntry(id="x", name="D", num_tasks=3)
     seeds = {"G": list(range(20)), "D": [0, 1, 2]}
     assert plan_warnings([g, d], seeds, samples=1, temperature=0.0) == []
     assert plan_warnings([g, d], seeds, samples=4, temperature=1.0) == []
@@ -100,3 +102,44 @@ def test_plan_warnings() -> None:
     assert "D: 20 seeds wrap around its 3 dataset rows" in wrap and "up to 7 times" in wrap
     # two seeds on one row wrap even when there are fewer seeds than rows
     assert plan_warnings([d], {"D": [0, 3]}, samples=1, temperature=0.0)
+
+
+def test_eval_samples_as_the_trainer_does_given_the_same_numbers(monkeypatch) -> None:
+    from tirgym.eval import runner
+    from tirgym.trainer.config import build_config
+
+    seen = []
+    real = runner._rollout
+
+    def spy(policy, tasks, params, limits, on_episode):
+        seen.append((params, limits))
+        return real(policy, tasks, params=params, limits=limits, on_episode=on_episode)
+
+    monkeypatch.setattr(runner, "_rollout", spy)
+    r = build_config(
+        {
+            "envs": ["tirgym/GuessNumber-v0"],
+            "rollout": {
+                "temperature": 0.7,
+                "top_p": 0.9,
+                "max_new_tokens": 33,
+                "max_turns": 4,
+                "max_total_tokens": 999,
+                "episode_timeout_s": 12.0,
+            },
+        }
+    ).rollout
+    runner.evaluate(
+        "solver",
+        envs=["tirgym/GuessNumber-v0"],
+        seeds=[5],
+        temperature=r.temperature,
+        top_p=r.top_p,
+        max_new_tokens=r.max_new_tokens,
+        max_turns=r.max_turns,
+        max_total_tokens=r.max_total_tokens,
+        episode_timeout_s=r.episode_timeout_s,
+        sampling_seed=11,
+        write_report=False,
+    )
+    assert seen == [r.engine_args(11)]

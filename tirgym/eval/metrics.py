@@ -11,29 +11,35 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pydantic import ConfigDict
 
+from tirgym.env_spec import EnvSpec
 from tirgym.episode import Episode
 from tirgym.eval.stats import bootstrap_ci, clustered_rate, pass_at_k
 
 TRUNCATING_STOPS = frozenset({"max_turns", "max_tokens", "timeout"})
 
 
-@dataclass(frozen=True)
-class EvalEntry:
-    """One row of an eval: an env id at fixed kwargs, under a display label.
+class EvalEntry(EnvSpec):
+    """One row of an eval: an env spec, and how many distinct tasks it has.
 
     `num_tasks` is the number of distinct tasks of a dataset-backed env (seed s gives row
     s % num_tasks), None for generated tasks.
     """
 
-    label: str
-    env_id: str
-    kwargs: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-    num_tasks: int | None = field(default=None, compare=False)
+    model_config = ConfigDict(frozen=True)
+
+    num_tasks: int | None = None
+
+    def __init__(self, *args: Any, **fields: Any) -> None:
+        if args:  # the positional form (label, env_id, kwargs=None, num_tasks=None)
+            label, env_id, kwargs, num_tasks = (*args, None, None)[:4]
+            name = None if label == env_id else label
+            fields.update(id=env_id, kwargs=kwargs or {}, name=name, num_tasks=num_tasks)
+        super().__init__(**fields)
 
 
 Key = tuple[str, int, int]
@@ -185,7 +191,7 @@ def compute_metrics(
     for entry in entries:
         groups = task_groups(by_task.get(entry.label, {}), entry.num_tasks)
         envs[entry.label] = {
-            "env_id": entry.env_id,
+            "env_id": entry.id,
             "kwargs": entry.kwargs,
             **summarize(groups, k_max, seed=seed),
         }

@@ -116,7 +116,7 @@ def build_results(
             "entries": [
                 {
                     "name": e.label,
-                    "env_id": e.env_id,
+                    "env_id": e.id,
                     "kwargs": e.kwargs,
                     "num_tasks": e.num_tasks,
                     "seeds": seed_summary(seeds[e.label]),

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tirgym.env_spec import EnvSpec
 from tirgym.episode import Episode, append_jsonl, iter_jsonl
 from tirgym.errors import TirgymError
 from tirgym.eval.metrics import EvalEntry, Key, episode_key
@@ -71,10 +72,11 @@ def parse_seeds(spec: str | int | Sequence[int] | range | None, default: range) 
 
 def resolve_entries(
     suite: str | Suite | None = None,
-    envs: Sequence[str | EvalEntry] | None = None,
+    envs: Sequence[str | EnvSpec] | None = None,
     env_kwargs: dict[str, Any] | None = None,
 ) -> tuple[list[EvalEntry], EvalSettings, str | None]:
-    """Entries and eval settings from a suite (name, YAML path or object) and/or env ids."""
+    """Entries and eval settings from a suite (name, YAML path or object) and/or env ids
+    (an id with `env_kwargs` is labelled by them) or specs."""
     if suite is None and not envs:
         raise TirgymError("nothing to evaluate: give a suite (--suite NAME) or env ids (--env ID).")
     entries: list[EvalEntry] = []
@@ -84,14 +86,13 @@ def resolve_entries(
         s = get_suite(suite) if isinstance(suite, str) else suite
         suite_name = s.name
         settings = s.eval
-        entries += [EvalEntry(e.label, e.id, dict(e.kwargs)) for e in s.envs]
+        entries += [_row(e) for e in s.envs]
     for e in envs or []:
-        if isinstance(e, EvalEntry):
-            entries.append(e)
+        if isinstance(e, EnvSpec):
+            entries.append(_row(e))
         else:
             env_meta(e)  # unknown id -> one clear line with suggestions
-            kw = dict(env_kwargs or {})
-            entries.append(EvalEntry(_label(e, kw), e, kw))
+            entries.append(EvalEntry.by_kwargs(e, env_kwargs))
     labels = [e.label for e in entries]
     dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:
@@ -99,10 +100,11 @@ def resolve_entries(
     return entries, settings, suite_name
 
 
-def _label(env_id: str, kwargs: dict[str, Any]) -> str:
-    if not kwargs:
-        return env_id
-    return env_id + "[" + ",".join(f"{k}={v}" for k, v in sorted(kwargs.items())) + "]"
+def _row(spec: EnvSpec) -> EvalEntry:
+    """An eval row from any env spec (a suite entry, a training mix entry, a row)."""
+    if isinstance(spec, EvalEntry):
+        return spec
+    return EvalEntry(id=spec.id, kwargs=dict(spec.kwargs), name=spec.name)
 
 
 def count_tasks(entry: EvalEntry) -> EvalEntry:
@@ -110,12 +112,12 @@ def count_tasks(entry: EvalEntry) -> EvalEntry:
     generated tasks); building the env also reports bad kwargs before anything runs."""
     if entry.num_tasks is not None:
         return entry
-    env = make(entry.env_id, **entry.kwargs)
+    env = make(entry.id, **entry.kwargs)
     try:
         n = getattr(env.unwrapped, "num_tasks", None)
     finally:
         env.close()
-    return EvalEntry(entry.label, entry.env_id, dict(entry.kwargs), n)
+    return entry.model_copy(update={"num_tasks": n})
 
 
 def entry_seeds(entry: EvalEntry, seeds: list[int] | None, default: list[int]) -> list[int]:
@@ -223,7 +225,7 @@ def evaluate(
     policy: Any,
     *,
     suite: str | Suite | None = None,
-    envs: Sequence[str | EvalEntry] | None = None,
+    envs: Sequence[str | EnvSpec] | None = None,
     env_kwargs: dict[str, Any] | None = None,
     samples: int | None = None,
     seeds: str | int | Sequence[int] | range | None = None,
@@ -250,7 +252,7 @@ def evaluate(
     max turns). With `out_dir` None nothing is written and nothing resumes (the trainer
     can use this for a quick in-memory eval).
     """
-    from tirgym.agents.types import RolloutLimits, SamplingParams, Task
+    from tirgym.agents.types import Task, engine_args
 
     entries, settings, suite_name = resolve_entries(suite, envs, env_kwargs)
     entries = [count_tasks(e) for e in entries]
@@ -276,12 +278,12 @@ def evaluate(
         policy = _policy_from_spec(policy)
     else:
         label = policy_label or type(policy).__name__
-    params = SamplingParams(
-        temperature=temp, top_p=top_p, max_new_tokens=max_new_tokens, seed=sampling_seed
-    )
-    limits = RolloutLimits(
-        max_turns=turns_cap,
+    params, limits = engine_args(
+        seed=sampling_seed,
+        temperature=temp,
+        top_p=top_p,
         max_new_tokens=max_new_tokens,
+        max_turns=turns_cap,
         max_total_tokens=max_total_tokens,
         episode_timeout_s=episode_timeout_s,
     )
@@ -327,13 +329,7 @@ def evaluate(
             # one task per missing (seed, sample): the engine seeds each episode by its
             # sample index, so a resumed run samples exactly what an uninterrupted one would
             tasks = [
-                Task(
-                    env_id=entry.env_id,
-                    seed=s,
-                    kwargs=dict(entry.kwargs),
-                    name=entry.label,
-                    sample_index=i,
-                )
+                Task(entry.id, s, dict(entry.kwargs), entry.label, sample_index=i)
                 for _, s, i in chunk
             ]
             call = sink.call(entry)
