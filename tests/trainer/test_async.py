@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 import torch
+from train_helpers import guess_config
 
 from tirgym.episode import Episode, load_jsonl
 from tirgym.errors import TirgymError
@@ -14,31 +15,16 @@ from tirgym.trainer.loop import Callback, Trainer
 
 
 def config(tiny_path, out, **extra):
-    cfg = {
-        "model": tiny_path,
-        "seed": 3,
-        "steps": 3,
-        "output_dir": str(out),
-        "envs": [
-            {
-                "id": "tirgym/GuessNumber-v0",
-                "kwargs": {"low": 1, "high": 4, "max_turns": 2},
-                "seeds": [0, 1000],
-            }
-        ],
-        "rollout": {
-            "group_size": 2,
-            "tasks_per_step": 2,
-            "max_new_tokens": 6,
-            "max_total_tokens": 512,
-        },
-        "optim": {"lr": 1e-2},
-        "eval": {"before": False, "after": False},
-        "log": {"progress": False, "plot": False, "tensorboard": False},
-        "checkpoint": {"every": 1, "final": False},
-    }
-    cfg.update(extra)
-    return cfg
+    return guess_config(
+        tiny_path,
+        out,
+        seed=3,
+        steps=3,
+        optim={"lr": 1e-2},
+        eval={"before": False, "after": False},
+        log={"progress": False, "plot": False, "tensorboard": False},
+        checkpoint={"every": 1, "final": False},
+    ) | extra
 
 
 class Graded(Callback):

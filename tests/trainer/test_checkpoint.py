@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from train_helpers import guess_config
 
 from tirgym.episode import append_jsonl, load_jsonl
 from tirgym.trainer.checkpoint import latest_checkpoint
@@ -21,33 +22,18 @@ class HashReward(Callback):
 
 
 def config(tiny_path, out, **extra):
-    cfg = {
-        "model": tiny_path,
-        "seed": 3,
-        "steps": 3,
-        "output_dir": str(out),
-        "envs": [
-            {
-                "id": "tirgym/GuessNumber-v0",
-                "kwargs": {"low": 1, "high": 4, "max_turns": 2},
-                "seeds": [0, 1000],
-            }
-        ],
-        "rollout": {
-            "group_size": 2,
-            "tasks_per_step": 2,
-            "max_new_tokens": 6,
-            "max_total_tokens": 512,
-        },
-        "optim": {"lr": 1e-2, "warmup_steps": 2, "schedule": "cosine", "weight_decay": 0.0},
-        "update": {"ppo_epochs": 2, "minibatches": 2, "micro_batch_tokens": 400},
-        "eval": {"before": False, "after": False},
-        "checkpoint": {"every": 1, "keep_last": 5},
-        "log": {"progress": False, "plot": False},
-        "advantage": {"estimator": "rloo"},
-    }
-    cfg.update(extra)
-    return cfg
+    return guess_config(
+        tiny_path,
+        out,
+        seed=3,
+        steps=3,
+        optim={"lr": 1e-2, "warmup_steps": 2, "schedule": "cosine", "weight_decay": 0.0},
+        update={"ppo_epochs": 2, "minibatches": 2, "micro_batch_tokens": 400},
+        eval={"before": False, "after": False},
+        checkpoint={"every": 1, "keep_last": 5},
+        log={"progress": False, "plot": False},
+        advantage={"estimator": "rloo"},
+    ) | extra
 
 
 def weights(run_dir, step):

@@ -6,6 +6,7 @@ import signal
 
 import pytest
 import yaml
+from train_helpers import guess_config
 
 from tirgym.episode import load_jsonl
 from tirgym.errors import TirgymError
@@ -14,24 +15,16 @@ from tirgym.trainer.loop import Callback, Trainer, train
 
 
 def config(tiny_path, out, **extra):
-    cfg = {
-        "model": tiny_path,
-        "seed": 2,
-        "steps": 2,
-        "output_dir": str(out),
-        "envs": [{"id": "tirgym/GuessNumber-v0", "kwargs": {"low": 1, "high": 4, "max_turns": 2}}],
-        "rollout": {
-            "group_size": 2,
-            "tasks_per_step": 2,
-            "max_new_tokens": 6,
-            "max_total_tokens": 512,
-        },
-        "optim": {"lr": 1e-2},
-        "eval": {"before": False, "after": False},
-        "log": {"progress": False, "plot": False},
-    }
-    cfg.update(extra)
-    return cfg
+    return guess_config(
+        tiny_path,
+        out,
+        seed=2,
+        steps=2,
+        seeds=None,
+        optim={"lr": 1e-2},
+        eval={"before": False, "after": False},
+        log={"progress": False, "plot": False},
+    ) | extra
 
 
 def test_a_previous_run_is_refused_unless_resume_or_overwrite(tiny_path, tmp_path):

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from train_helpers import guess_config
 
 from tirgym.trainer.loop import Callback, Trainer, train
 
@@ -32,30 +33,16 @@ REQUIRED = [
 
 
 def config(tiny_path, out, **extra):
-    cfg = {
-        "model": tiny_path,
-        "seed": 1,
-        "steps": 2,
-        "output_dir": str(out),
-        "envs": [
-            {
-                "id": "tirgym/GuessNumber-v0",
-                "kwargs": {"low": 1, "high": 4, "max_turns": 2},
-                "seeds": [0, 1000],
-            }
-        ],
-        "rollout": {
-            "group_size": 3,
-            "tasks_per_step": 2,
-            "max_new_tokens": 6,
-            "max_total_tokens": 512,
-        },
-        "optim": {"lr": 1e-3},
-        "eval": {"num_seeds": 2, "max_new_tokens": 6},
-        "log": {"progress": False},
-    }
-    cfg.update(extra)
-    return cfg
+    return guess_config(
+        tiny_path,
+        out,
+        seed=1,
+        steps=2,
+        group_size=3,
+        optim={"lr": 1e-3},
+        eval={"num_seeds": 2, "max_new_tokens": 6},
+        log={"progress": False},
+    ) | extra
 
 
 def test_train_writes_metrics_curves_summary_and_model(tiny_path, tmp_path):

@@ -25,6 +25,7 @@ import json
 
 import pytest
 import torch
+from train_helpers import guess_config
 
 from tirgym.errors import TirgymError
 from tirgym.trainer.config import build_config
@@ -34,32 +35,19 @@ HAVE_VLLM = importlib.util.find_spec("vllm") is not None
 
 
 def _config(out, **extra):
-    cfg = {
-        "model": "tiny",
-        "seed": 1,
-        "steps": 2,
-        "output_dir": str(out),
-        "backend": {"name": "vllm", "options": {"kv_cache_gb": 0.25, "enforce_eager": True}},
-        "envs": [
-            {
-                "id": "tirgym/GuessNumber-v0",
-                "kwargs": {"low": 1, "high": 4, "max_turns": 2},
-                "seeds": [0, 1000],
-            }
-        ],
-        "rollout": {
-            "group_size": 4,
-            "tasks_per_step": 2,
-            "max_new_tokens": 16,
-            "max_total_tokens": 512,
-        },
-        "optim": {"lr": 1e-2},
-        "eval": {"before": False, "after": True, "num_seeds": 2, "max_new_tokens": 8},
-        "checkpoint": {"every": 1, "keep_last": 2},
-        "log": {"progress": False, "tensorboard": False},
-    }
-    cfg.update(extra)
-    return cfg
+    return guess_config(
+        "tiny",
+        out,
+        seed=1,
+        steps=2,
+        group_size=4,
+        max_new_tokens=16,
+        backend={"name": "vllm", "options": {"kv_cache_gb": 0.25, "enforce_eager": True}},
+        optim={"lr": 1e-2},
+        eval={"before": False, "after": True, "num_seeds": 2, "max_new_tokens": 8},
+        checkpoint={"every": 1, "keep_last": 2},
+        log={"progress": False, "tensorboard": False},
+    ) | extra
 
 
 # ---- fast: config and weight export ------------------------------------------------------

@@ -1,34 +1,24 @@
 import pytest
+from train_helpers import guess_config
 from view_helpers import make_episode
 
 from tirgym.episode import save_jsonl
 
 
 def _config(out):
-    return {
-        "model": "tiny",
-        "tiny": {"hidden_size": 64, "num_layers": 1, "num_heads": 1, "vocab_size": 512},
-        "seed": 3,
-        "steps": 2,
-        "output_dir": str(out),
-        "envs": [
-            {
-                "id": "tirgym/GuessNumber-v0",
-                "kwargs": {"low": 1, "high": 4, "max_turns": 2},
-                "seeds": [0, 1000],
-            }
-        ],
-        "rollout": {
-            "group_size": 3,
-            "tasks_per_step": 2,
-            "max_new_tokens": 8,
-            "max_total_tokens": 512,
-        },
-        "optim": {"lr": 1e-3},
-        "eval": {"every": 0, "num_seeds": 2, "max_new_tokens": 6},
-        "log": {"progress": False, "plot": False, "token_advantages": True},
-        "checkpoint": {"final": False},
-    }
+    return guess_config(
+        "tiny",
+        out,
+        seed=3,
+        steps=2,
+        group_size=3,
+        max_new_tokens=8,
+        tiny={"hidden_size": 64, "num_layers": 1, "num_heads": 1, "vocab_size": 512},
+        optim={"lr": 1e-3},
+        eval={"every": 0, "num_seeds": 2, "max_new_tokens": 6},
+        log={"progress": False, "plot": False, "token_advantages": True},
+        checkpoint={"final": False},
+    )
 
 
 @pytest.fixture(scope="session")
