@@ -280,10 +280,23 @@ class EvalConfig(Section):
     num_seeds: int = Field(20, ge=1)
     samples: int = Field(1, ge=1)
     seed_start: int = HELDOUT_SEED_BASE
-    temperature: float = Field(0.0, ge=0)
+    temperature: float | list[float] = 0.0
+    """One sampling temperature, or several (e.g. [1.0, 0]: sampled and greedy), each
+    evaluated on the same seeds; the first gives eval/success. 0 is greedy (one sample)."""
     max_new_tokens: int | None = Field(None, ge=1)
     envs: list[EnvEntry] | None = None
     """None: the training env mix (each env evaluated on the held-out seeds)."""
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperatures(cls, v: float | list[float]) -> float | list[float]:
+        ts = v if isinstance(v, list) else [v]
+        if not ts or any(t < 0 for t in ts) or len(set(ts)) < len(ts):
+            raise ValueError(f"eval.temperature: {v!r}: need one or more distinct values >= 0")
+        return v
+
+    def temperatures(self) -> list[float]:
+        return list(self.temperature) if isinstance(self.temperature, list) else [self.temperature]
 
 
 class WandbConfig(Section):

@@ -531,13 +531,17 @@ def train(
 
 def _generation_metrics(before: Any, after: Any, t_roll: float) -> dict[str, float]:
     """What the hf backend's decode loop did this step (GenStats deltas): the share of the
-    rollout wall time spent in model forwards (the rest is env steps and engine work) and
-    the share of prompt tokens served from kept KV caches instead of prefilled again."""
+    rollout wall time spent in model forwards (the rest is env steps and engine work), the
+    share of prompt tokens served from kept KV caches instead of prefilled again, and the
+    share served from the batch's shared prefix (system prompt) computed once."""
     if before is None or after is None:
         return {}
     reused = after.reused_tokens - before.reused_tokens
+    shared = after.shared_tokens - before.shared_tokens
     prefilled = after.prefill_tokens - before.prefill_tokens
+    total = max(reused + shared + prefilled, 1)
     return {
         "rollout_forward_share": (after.forward_s - before.forward_s) / max(t_roll, 1e-9),
-        "rollout_kv_reuse": reused / max(reused + prefilled, 1),
+        "rollout_kv_reuse": reused / total,
+        "rollout_prefix_share": shared / total,
     }

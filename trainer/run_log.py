@@ -113,6 +113,9 @@ class RunLog:
             "eval_after": state.get("eval_after"),
             "sft": state.get("sft"),
         }
+        gains = heldout_gains(state.get("eval_before") or {}, state.get("eval_after") or {})
+        if gains:
+            summary["heldout"] = gains
         if state.get("config_changes"):
             summary["config_changes"] = state["config_changes"]
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -120,12 +123,46 @@ class RunLog:
             png = plot_learning_curves(run_dir / "metrics.jsonl", run_dir / "learning_curves.png")
             if png:
                 self.say(f"learning curves: {png}")
-        if before is not None and after is not None:
+        for tag, g in gains.items():
+            b, a = g["before"], g["after"]
+            self.say(
+                f"held-out success ({tag}): before RL {b['success']:.1%} "
+                f"[{b['ci'][0]:.1%}, {b['ci'][1]:.1%}] -> after RL {a['success']:.1%} "
+                f"[{a['ci'][0]:.1%}, {a['ci'][1]:.1%}] ({g['gain_points']:+.1f} points; "
+                f"95% intervals {'overlap' if g['intervals_overlap'] else 'do not overlap'})"
+            )
+        if not gains and before is not None and after is not None:
             self.say(
                 f"held-out success: before RL {before:.1%} -> after RL {after:.1%} "
                 f"({(after - before) * 100:+.1f} points)"
             )
         self.say(f"summary: {run_dir / 'summary.json'}")
+
+
+def heldout_gains(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    """Per eval temperature (the "eval/<T>/success" keys both evals have): success with its
+    95% interval before and after, the gain in points and whether the intervals overlap."""
+    out: dict[str, Any] = {}
+    for key in before:
+        parts = key.split("/")
+        if len(parts) != 3 or parts[2] != "success" or key not in after:
+            continue
+        lo, hi = f"{key}_lo", f"{key}_hi"
+        if not all(k in d for d in (before, after) for k in (lo, hi)):
+            continue
+        b = {"success": before[key], "ci": [before[lo], before[hi]]}
+        a = {"success": after[key], "ci": [after[lo], after[hi]]}
+        out[parts[1]] = {
+            "before": b,
+            "after": a,
+            "gain_points": (a["success"] - b["success"]) * 100,
+            "intervals_overlap": a["ci"][0] <= b["ci"][1] and b["ci"][0] <= a["ci"][1],
+            "episodes": {
+                "before": before.get(f"eval/{parts[1]}/episodes"),
+                "after": after.get(f"eval/{parts[1]}/episodes"),
+            },
+        }
+    return out
 
 
 def pct(res: dict[str, float]) -> str:
