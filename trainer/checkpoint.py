@@ -55,6 +55,20 @@ def save_model(model, tokenizer, out: Path, state_dict: dict | None = None) -> N
         tokenizer.save_pretrained(out)
 
 
+def save_policy(model, tokenizer, out: Path, state_dict: dict | None = None) -> None:
+    """The trained policy as a plain transformers dir that `hf:DIR`, `vllm:DIR` and
+    `from_pretrained` load alone. A LoRA run's adapters are merged into the weights they
+    were trained on (an adapter dir would name the base model, not the SFT weights
+    under it, and would not load without peft)."""
+    from tirgym.trainer.model import inference_weights
+
+    if not hasattr(model, "get_base_model"):
+        save_model(model, tokenizer, out, state_dict)
+        return
+    named = state_dict if state_dict is not None else dict(model.state_dict())
+    save_model(model.get_base_model(), tokenizer, out, dict(inference_weights(named, model)))
+
+
 def save_checkpoint(
     run_dir: Path,
     step: int,

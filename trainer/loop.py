@@ -27,7 +27,7 @@ from tirgym.trainer import distributed as D
 from tirgym.trainer.advantages import compute_advantages, dynamic_sampling_keep, filter_void_turns
 from tirgym.trainer.async_rl import AsyncGenerator, async_generator
 from tirgym.trainer.batch import Row, make_rows
-from tirgym.trainer.checkpoint import load_training_state, save_checkpoint, save_model
+from tirgym.trainer.checkpoint import load_training_state, save_checkpoint, save_model, save_policy
 from tirgym.trainer.config import (
     TrainConfig,
     advantage_config,
@@ -419,7 +419,7 @@ class Trainer:
                 self.checkpoint(self.step_idx)
             state = self._full_state()  # every rank takes part in the FSDP2 gather
             if self.dist.main:
-                save_model(self.model, self.tokenizer, self.run_dir / "final_model", state)
+                save_policy(self.model, self.tokenizer, self.run_dir / "final_model", state)
         elif self.stop_after is not None and not saved:
             self.checkpoint(self.step_idx)
         self._end(time.perf_counter() - t_start, finished)
