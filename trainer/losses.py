@@ -265,6 +265,49 @@ def logprobs_from_hidden(
     return lp, ent
 
 
+def common_prefix(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> int:
+    """How many leading tokens every row shares (real tokens, not padding), leaving each row
+    at least one token of its own."""
+    if input_ids.shape[0] < 2:
+        return 0
+    same = (input_ids == input_ids[:1]).all(0) & attention_mask.bool().all(0)
+    n = int(same.int().cumprod(0).sum())
+    return min(n, input_ids.shape[1] - 1)
+
+
+def _decoder_hidden(body, input_ids, attention_mask, min_shared: int) -> torch.Tensor:
+    """Final hidden states [B, T, H]. When the rows share a prefix of min_shared tokens or
+    more, it is run once and its K/V broadcast to every row for the rest: the same function
+    of the weights (gradients from all rows flow into the one prefix pass), at a fraction of
+    the compute when the prompt is most of each row. Off under gradient checkpointing (no
+    cache) and for caches that are not plain per-layer K/V tensors."""
+    from tirgym.agents.batching import supports_continuous_batching
+
+    shared = common_prefix(input_ids, attention_mask) if min_shared else 0
+    if (
+        shared < max(min_shared, 1)
+        or getattr(body, "gradient_checkpointing", False)
+        or not supports_continuous_batching(body)
+    ):
+        out = body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+    B, T = input_ids.shape
+    pre = body(input_ids=input_ids[:1, :shared], use_cache=True)
+    cache = pre.past_key_values
+    for layer in cache.layers:
+        layer.keys = layer.keys.expand(B, -1, -1, -1)
+        layer.values = layer.values.expand(B, -1, -1, -1)
+    pos = torch.arange(shared, T, device=input_ids.device).expand(B, -1)
+    rest = body(
+        input_ids=input_ids[:, shared:],
+        attention_mask=attention_mask,
+        position_ids=pos,
+        past_key_values=cache,
+        use_cache=True,
+    )
+    return torch.cat([pre.last_hidden_state.expand(B, -1, -1), rest.last_hidden_state], 1)
+
+
 def model_logprobs(
     model: torch.nn.Module,
     input_ids: torch.Tensor,
@@ -272,6 +315,7 @@ def model_logprobs(
     chunk: int = 1024,
     with_entropy: bool = False,
     only: torch.Tensor | None = None,
+    min_shared: int = 64,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Logprob of each token given its prefix, aligned with input_ids ([B, T]; position 0 gets 0).
 
@@ -280,12 +324,13 @@ def model_logprobs(
     and the rest are 0; RL losses need nothing else, and sampled tokens are usually a
     small part of a multi-turn episode (prompt and env replies are not). Works for any
     HF causal LM (and peft wrappers) exposing get_decoder/get_output_embeddings.
+    `min_shared`: rows that open with the same tokens (an env's system prompt) run that
+    prefix once (see _decoder_hidden); 0 turns it off.
     """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     body = base.get_decoder()
     head = base.get_output_embeddings()
-    out = body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-    hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+    hidden = _decoder_hidden(body, input_ids, attention_mask, min_shared)
     B, T = input_ids.shape
     if only is None:
         lp, ent = logprobs_from_hidden(

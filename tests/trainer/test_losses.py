@@ -207,3 +207,58 @@ def test_model_logprobs_only_mask_positions_match_full():
     m = mask.bool()
     assert torch.allclose(part[m], full[m]) and torch.allclose(ent_part[m], ent_full[m])
     assert torch.all(part[~m] == 0)
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_shared_prefix_forward_gives_the_same_logprobs_and_gradients(lora):
+    """Rows opening with one system prompt run it once; logprobs and every gradient equal
+    the plain forward's (the prefix's K/V carry the gradients of all rows)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from tirgym.trainer.losses import common_prefix, model_logprobs
+
+    torch.manual_seed(0)
+    cfg = Qwen2Config(
+        vocab_size=50,
+        hidden_size=64,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+    )
+    model = Qwen2ForCausalLM(cfg).double()
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                torch.nn.init.normal_(p, std=0.1)
+    prefix = torch.randint(0, 50, (12,))
+    ids = torch.cat([prefix.expand(3, -1), torch.randint(0, 50, (3, 7))], 1)
+    attn = torch.ones_like(ids)
+    attn[1, 16:] = 0  # right padding
+    attn[2, 14:] = 0
+    ids[1, 16:] = 0
+    ids[2, 14:] = 0
+    mask = torch.zeros_like(ids, dtype=torch.float64)
+    mask[:, 12:14] = 1
+    mask[0, 15:] = 1
+    assert common_prefix(ids, attn) == 12
+    results = []
+    for min_shared in (0, 8):
+        model.zero_grad()
+        lp, ent = model_logprobs(model, ids, attn, with_entropy=True, only=mask, min_shared=min_shared)
+        (lp * torch.arange(1.0, 20.0)).sum().backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+        results.append((lp.detach(), ent.detach(), grads))
+    (lp0, ent0, g0), (lp1, ent1, g1) = results
+    # HF computes rotary angles in fp32, so even a plain forward of a prefix differs from
+    # the full sequence's by ~1e-7: equal up to that, far below any missing-gradient error
+    assert torch.allclose(lp0, lp1, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(ent0, ent1, rtol=1e-5, atol=1e-6)
+    assert len(g0) == len(g1)
+    for a, b in zip(g0, g1, strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6 * max(1.0, float(a.abs().max())))
+    assert all(a.abs().sum() > 0 for a in g0)
