@@ -10,12 +10,13 @@ as for the jail; a cold container start (~2.5 s) is paid once per slot.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -160,7 +161,55 @@ class DockerBackend(Backend):
         """Killing the `docker run` client does not stop the container: remove it."""
         name = self._names.pop(slot, None)
         if name:
-            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-                subprocess.run(
-                    ["docker", "rm", "-f", name], capture_output=True, timeout=20, env=self._env()
-                )
+            remove_container(name, self._env())
+
+
+def _docker(args: list[str], env: dict[str, str], timeout_s: float) -> str | None:
+    """stdout of a docker command, or None when it failed or did not answer in time."""
+    try:
+        proc = subprocess.run(
+            ["docker", *args], capture_output=True, text=True, timeout=timeout_s, env=env
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _kill_cgroup_tasks(container_id: str) -> int:
+    """SIGKILL every host process in the container's cgroup (needs the host's root); returns
+    how many were signalled."""
+    hit = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cgroup") as f:
+                if container_id not in f.read():
+                    continue
+            os.kill(int(entry), signal.SIGKILL)
+            hit += 1
+        except OSError:
+            continue
+    return hit
+
+
+def remove_container(name: str, env: dict[str, str], wait_s: float = 90.0) -> bool:
+    """Remove a slot's container and make sure it is gone; False if it is still there.
+
+    A container full of processes that die slowly (a fork bomb's, at the lowest priority)
+    can make the engine give up on `docker rm -f` ("did not receive an exit event") and leave
+    it running: then its processes are killed through its cgroup and the removal is retried.
+    """
+    found = _docker(["inspect", "--format", "{{.Id}}", name], env, 20)
+    container_id = found.strip() if found else None
+    end = time.monotonic() + wait_s
+    while True:
+        _docker(["rm", "-f", name], env, max(1.0, min(30.0, end - time.monotonic())))
+        listed = _docker(["ps", "-aq", "--filter", f"name=^{name}$"], env, 20)
+        if listed is not None and not listed.strip():
+            return True  # gone (an engine that did not answer says nothing)
+        if container_id:
+            _kill_cgroup_tasks(container_id)
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.5)

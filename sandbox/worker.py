@@ -1473,21 +1473,66 @@ class Worker:
             if self.spare_session.init:
                 spare_parents.add(self.spare_session.init)  # its first holder
         legit.discard(None)
+        if len(self._alive()) <= len(legit) + len(spare_parents):
+            return
+        self._stop_strays(legit, spare_parents)
         for _ in range(200):
             pids = self._alive()
             if len(pids) <= len(legit) + len(spare_parents):
                 return
-            stray = [
-                p
-                for p in pids
-                if p not in legit and not (spare_parents and self._ppid(p) in spare_parents)
-            ]
+            stray = self._strays(pids, legit, spare_parents)
             if not stray:
                 return
             for pid in stray:
                 self._kill(pid)  # dying from now on: no need to wait for its teardown
             time.sleep(0.001)
             self._reap()
+
+    def _strays(self, pids: list[int], legit: set[int], spare_parents: set[int]) -> list[int]:
+        return [
+            p
+            for p in pids
+            if p not in legit and not (spare_parents and self._ppid(p) in spare_parents)
+        ]
+
+    def _stop_strays(self, legit: set[int], spare_parents: set[int]) -> None:
+        """Stop every stray (SIGSTOP) before any is killed, then kill them all.
+
+        Killing a fork bomb one process at a time frees a pid for every kill, and the bomb's
+        survivors fork again into it: on an idle machine that race outlasted the watchdog. A
+        process with a stop pending cannot fork (the kernel cancels a fork when a signal is
+        pending), and a stopped one keeps its pid, so once every stray seen has been stopped
+        the bomb cannot grow, and a few listings reach its last members.
+        """
+        stopped: dict[int, int] = {}  # pid -> a pidfd of that very process
+        try:
+            for _ in range(200):
+                pids = self._alive()
+                if len(pids) <= len(legit) + len(spare_parents) + len(stopped):
+                    return
+                stray = [p for p in self._strays(pids, legit, spare_parents) if p not in stopped]
+                if not stray:
+                    return
+                for pid in stray:
+                    try:
+                        fd = os.pidfd_open(pid)
+                    except OSError:
+                        continue
+                    try:
+                        signal.pidfd_send_signal(fd, signal.SIGSTOP)
+                    except OSError:
+                        os.close(fd)
+                        continue
+                    stopped[pid] = fd
+        finally:
+            for pid, fd in stopped.items():
+                try:
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+                except OSError:
+                    os.close(fd)
+                    continue
+                self._forget(pid)
+                self.dying[pid] = fd
 
     @staticmethod
     def _stat(pid: int, index: int) -> bytes | None:
