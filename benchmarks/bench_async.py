@@ -1,9 +1,9 @@
 """Synchronous vs asynchronous RL steps on one tiny model: wall per step, idle time, ratio.
 
-Runs the same training (model, env, seeds, batch shape, number of steps) twice in this
-process: once with the synchronous loop (rollout, then update) and once with
-`async.max_staleness: k`, where a generator thread rolls out the next batch while the
-trainer updates. Printed:
+Runs the same training (model, env, seeds, batch shape, number of steps) twice: once with
+the synchronous loop (rollout, then update) and once with `async.max_staleness: k`, where
+a generator (`--generator thread` or `process`, see `async.generator`) rolls out the next
+batch while the trainer updates. Printed:
 
 - wall per step of each run and async/sync (the first step is left out: it has nothing to
   overlap with, and it pays for warm-up);
@@ -11,18 +11,22 @@ trainer updates. Printed:
   / mean(rollout + update): the ratio a perfect overlap would reach with the two sides on
   separate resources;
 - the async run's trainer idle time (waiting for a batch) and generator idle time (waiting
-  for weights or for the trainer to take a batch), per step.
+  for weights or for the trainer to take a batch), per step;
+- each side's CPU time over its wall time: on a machine shared with other work, a share
+  well below 1 at one torch thread means that side waited for its core, and the wall
+  ratio says more about the neighbours than about the overlap.
 
-Both sides share this process's cores: `--threads` sets torch's intra-op threads (each
-Python thread runs its ops on that many cores), and the hf decode loop holds the GIL between
-ops, so the measured ratio sits above the ideal one. `--pin A,B` gives the two sides
-separate cores: the trainer's thread runs on core A (the whole sync run too), the
-generator's thread on core B (Linux applies sched_setaffinity to the calling thread, and
-the generator's thread is where `on_episodes` callbacks run). `--device cuda` runs the
+`--threads` sets torch's intra-op threads on each side. A thread generator shares the
+trainer's GIL (the hf decode loop holds it between ops), so its measured ratio sits above
+the ideal one even on separate cores; a process generator has its own interpreter.
+`--pin A,B` gives the two sides separate cores: the trainer runs on core A (the whole sync
+run too), the generator on core B (thread: sched_setaffinity from its own thread, where
+`on_episodes` callbacks run; process: `async.generator_cores`). `--device cuda` runs the
 same on a GPU.
 
 Usage: python benchmarks/bench_async.py [--steps 6] [--staleness 1] [--threads 1]
-                                        [--pin 0,1] [--device cpu] [--hidden 128] [--layers 2]
+                                        [--generator thread|process] [--pin 0,1]
+                                        [--device cpu] [--hidden 128] [--layers 2] [--repeats 1]
 """
 
 from __future__ import annotations
@@ -47,10 +51,12 @@ class StepClock(Callback):
 
     def __init__(self) -> None:
         self.ends: list[float] = []
+        self.cpu: list[float] = []  # the trainer thread's CPU time at the same moments
         self.metrics: list[dict[str, float]] = []
 
     def on_step_end(self, trainer, step, metrics) -> None:
         self.ends.append(time.perf_counter())
+        self.cpu.append(time.thread_time())
         self.metrics.append(dict(metrics))
 
 
@@ -85,19 +91,24 @@ def config(model: str, out: Path, args: argparse.Namespace, k: int) -> dict:
         "eval": {"before": False, "after": False},
         "log": {"progress": False, "plot": False, "tensorboard": False, "save_episodes": False},
         "checkpoint": {"final": False},
-        "async": {"max_staleness": k},
+        "async": {
+            "max_staleness": k,
+            "generator": args.generator,
+            "generator_cores": [args.pin[1]] if args.pin and args.generator == "process" else None,
+        },
     }
 
 
 def run(model: str, out: Path, args: argparse.Namespace, k: int) -> StepClock:
     clock = StepClock()
     callbacks: list[Callback] = [clock]
-    if args.pin:
+    if args.pin and args.generator == "thread":
         callbacks.append(PinGenerator(args.pin[1]))
     tr = Trainer(config(model, out, args, k), callbacks=callbacks, quiet=True)
     try:
         tr.setup()
         clock.ends.append(time.perf_counter())
+        clock.cpu.append(time.thread_time())
         tr.run()
     finally:
         tr.close()
@@ -119,6 +130,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--staleness", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    ap.add_argument("--generator", default="thread", choices=["thread", "process"])
     ap.add_argument("--pin", default=None, help="A,B: trainer on core A, generator on core B")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--hidden", type=int, default=128)
@@ -127,6 +139,7 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=24)
     ap.add_argument("--epochs", type=int, default=2, help="PPO epochs (update work per step)")
+    ap.add_argument("--repeats", type=int, default=1, help="sync/async pairs, alternated")
     args = ap.parse_args()
     if args.steps < 3:
         ap.error("--steps must be at least 3 (the first step is not timed)")
@@ -137,6 +150,13 @@ def main() -> None:
         os.sched_setaffinity(0, {args.pin[0]})  # this (the trainer's) thread
     logging.disable(logging.WARNING)
     torch.set_num_threads(args.threads)
+    print(
+        f"tiny model {args.hidden}x{args.layers} on {args.device}, torch threads {args.threads}, "
+        f"{'pinned to cores ' + str(args.pin) + ', ' if args.pin else ''}"
+        f"{args.tasks}x{args.group_size} episodes/step, {args.epochs} PPO epochs, "
+        f"k={args.staleness} ({args.generator} generator), {args.steps} steps (step 1 not timed)"
+    )
+    ratios = []
     with tempfile.TemporaryDirectory() as d:
         tiny = str(
             build_tiny_model(
@@ -147,8 +167,18 @@ def main() -> None:
                 num_layers=args.layers,
             )
         )
-        sync = run(tiny, Path(d) / "sync", args, 0)
-        asy = run(tiny, Path(d) / "async", args, args.staleness)
+        for i in range(args.repeats):  # alternate, so a load change hits both arms alike
+            sync = run(tiny, Path(d) / f"sync{i}", args, 0)
+            asy = run(tiny, Path(d) / f"async{i}", args, args.staleness)
+            ratios.append(
+                report(sync, asy, f"[{i + 1}/{args.repeats}] " if args.repeats > 1 else "")
+            )
+    if args.repeats > 1:
+        print(f"async/sync step time, median of {args.repeats}: {statistics.median(ratios):.3f}")
+
+
+def report(sync: StepClock, asy: StepClock, tag: str) -> float:
+    """Print one sync/async pair's figures; returns async/sync step time."""
     s_step, a_step = per_step(sync), per_step(asy)
     sm, am = sync.metrics[1:], asy.metrics[1:]
     roll = [m["rollout_s"] for m in sm]
@@ -159,17 +189,29 @@ def main() -> None:
     wait = mean([m["async_wait_s"] for m in am])
     gen = mean([m["async_generate_s"] for m in am])
     print(
-        f"tiny model {args.hidden}x{args.layers} on {args.device}, torch threads {args.threads}, "
-        f"{'pinned to cores ' + str(args.pin) + ', ' if args.pin else ''}"
-        f"{args.tasks}x{args.group_size} episodes/step, {args.epochs} PPO epochs, "
-        f"k={args.staleness}, {args.steps} steps (step 1 not timed)"
+        f"{tag}sync : {s_step:7.3f} s/step   rollout {mean(roll):.3f} s, update {mean(upd):.3f} s"
     )
-    print(f"sync : {s_step:7.3f} s/step   rollout {mean(roll):.3f} s, update {mean(upd):.3f} s")
     print(
-        f"async: {a_step:7.3f} s/step   trainer idle {wait:.3f} s/step, "
+        f"{tag}async: {a_step:7.3f} s/step   trainer idle {wait:.3f} s/step, "
         f"generator idle {max(a_step - gen, 0.0):.3f} s/step (generating {gen:.3f} s/step)"
     )
-    print(f"async/sync step time: {a_step / s_step:.3f}   ideal overlap: {ideal:.3f}")
+    print(
+        f"{tag}async/sync step time: {a_step / s_step:.3f}   ideal overlap: {ideal:.3f}", flush=True
+    )
+    share = mean([m["async_generate_cpu_share"] for m in am])
+    print(
+        f"{tag}CPU share of the wall (1.0 = a core to itself at 1 torch thread): "
+        f"sync trainer {cpu_share(sync):.2f}, async trainer {cpu_share(asy):.2f}, "
+        f"async generator {share:.2f}",
+        flush=True,
+    )
+    return a_step / s_step
+
+
+def cpu_share(clock: StepClock) -> float:
+    """The trainer thread's CPU time over wall time, steps 2.. (below 1: it waited, for a
+    batch or for a core another process held)."""
+    return (clock.cpu[-1] - clock.cpu[1]) / (clock.ends[-1] - clock.ends[1])
 
 
 if __name__ == "__main__":

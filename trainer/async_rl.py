@@ -247,10 +247,10 @@ def produce(
                 view.model.load_state_dict(state)
             loaded = version
         del state
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         stats0 = copy.copy(view.policy.stats)
         generated, kept = view.collect(step)
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.thread_time() - c0
         for e in generated:
             e.policy_version = version
         put(
@@ -261,7 +261,11 @@ def produce(
                 kept=kept,
                 sampler_state=view.sampler.state_dict(),
                 generate_s=dt,
-                gen_metrics=_generation_metrics(stats0, view.policy.stats, dt),
+                gen_metrics={
+                    **_generation_metrics(stats0, view.policy.stats, dt),
+                    # below 1 with one torch thread: the generator waited for a core
+                    "async_generate_cpu_share": cpu / max(dt, 1e-9),
+                },
             )
         )
 

@@ -152,7 +152,8 @@ train(cfg, callbacks=[Report()], quiet=True)
 def test_killed_trainer_process_leaves_no_generator_process(tiny_path, tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(textwrap.dedent(PARENT))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    here = Path(__file__).parent  # test_async, and the tests/ helpers it imports
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), str(here.parent)])}
     p = subprocess.Popen(
         [sys.executable, str(script), tiny_path, str(tmp_path / "run")],
         stdout=subprocess.PIPE,
