@@ -13,8 +13,9 @@ queue; the generator loads a version between batches. Batches (or the generator'
 come back through a second queue.
 
 Shutdown: the generator never exits on its own; after its last batch or an error it waits
-for the trainer's stop message. `close()` sends it, then terminates and kills the process
-if it does not exit in time. If the trainer's process dies (even SIGKILL), the generator
+for the trainer's stop message, and it ignores SIGINT/SIGTERM (a Ctrl-C reaches the whole
+process group; the trainer finishes its step, which may need the next batch, then stops
+it). `close()` sends the stop message, then kills the process if it does not exit in time. If the trainer's process dies (even SIGKILL), the generator
 gets SIGKILL from the kernel (PR_SET_PDEATHSIG) and, as a fallback, a watchdog thread
 exits once its parent is gone, so no generator outlives its trainer.
 """
@@ -129,16 +130,13 @@ class ProcessGenerator(AsyncGenerator):
         return self.accept(got, step, time.perf_counter() - t0)
 
     def close(self) -> None:
-        """Stop the generator process; terminate, then kill it if it does not exit."""
+        """Stop the generator process; kill it if it does not exit in time."""
         p = self.proc
         if p is not None and p.is_alive():
             with contextlib.suppress(Exception):
                 self._weights.put(STOP)
             p.join(self.join_timeout_s)
-            if p.is_alive():
-                p.terminate()
-                p.join(5)
-            if p.is_alive():
+            if p.is_alive():  # it ignores SIGTERM (see generator_main)
                 p.kill()
                 p.join(5)
         self._weights.cancel_join_thread()  # a dead reader must not block our exit
@@ -186,6 +184,10 @@ def generator_main(
     """The process's entry: pin, build a Trainer view around the model copy, produce."""
     cores, threads, parent = placement
     _die_with_parent(parent)
+    # Ctrl-C and SIGTERM reach the whole process group; the trainer finishes its step
+    # (which may need this process's batch), checkpoints, then stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if cores:
         os.sched_setaffinity(0, set(cores))
     torch.set_num_threads(threads)
