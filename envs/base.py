@@ -29,12 +29,15 @@ import numpy as np
 from gymnasium.spaces import Text
 from gymnasium.utils import seeding
 
+from tirgym.envs.seeding import task_rng
 from tirgym.protocol import (
     ParsedTurn,
     ToolCall,
     ToolSchema,
     TurnFormat,
+    answer_record,
     parse_turn,
+    plain_answer,
     render_format_instructions,
 )
 
@@ -219,7 +222,7 @@ class TextEnv(gym.Env[str, str]):
         self.turn = 0
         self.invalid_streak = 0
         self.done = False
-        prompt = sanitize(self.generate_task(np.random.default_rng(self.task_seed), options or {}))
+        prompt = sanitize(self.generate_task(task_rng(self.task_seed), options or {}))
         self.last_observation = prompt
         self.transcript = [("user", prompt)]
         info = {
@@ -235,7 +238,18 @@ class TextEnv(gym.Env[str, str]):
     def step(self, action: str):
         if self.done:
             raise RuntimeError("step() called on a finished episode; call reset() first")
-        self.transcript.append(("assistant", action if isinstance(action, str) else repr(action)))
+        if type(action) is str:
+            self.transcript.append(("assistant", action))
+            plain = plain_answer(action, self.turn_format)
+            if plain is not None:  # the common turn: no ParsedTurn, its record built directly
+                self.turn += 1
+                self.invalid_streak = 0
+                outcome = self.on_answer(plain[1])
+                return self._finish_step("user", answer_record(*plain), outcome)
+        else:
+            self.transcript.append(
+                ("assistant", action if isinstance(action, str) else repr(action))
+            )
         parsed = parse_turn(action, self.turn_format)
         self.turn += 1
         if parsed.errors:
@@ -246,7 +260,7 @@ class TextEnv(gym.Env[str, str]):
                 outcome = self.on_tool_call(parsed.tool_calls[0])
             else:
                 outcome = self.on_answer(parsed.answer or "")
-        return self._finish_step(parsed, outcome)
+        return self._finish_step("tool" if parsed.tool_calls else "user", parsed.to_dict(), outcome)
 
     def _invalid(self, parsed: ParsedTurn) -> Outcome:
         self.invalid_streak += 1
@@ -261,19 +275,20 @@ class TextEnv(gym.Env[str, str]):
             )
         return Outcome(reply=reply, rewards=rewards)
 
-    def _finish_step(self, parsed: ParsedTurn, outcome: Outcome):
+    def _finish_step(self, role: str, parse: dict[str, Any], outcome: Outcome):
         terminated = outcome.terminated
         truncated = not terminated and self.turn >= self.max_turns
         rewards = outcome.rewards
         components = {k: float(v) for k, v in rewards.items() if v} if rewards else {}
         info: dict[str, Any] = {
-            "role": "tool" if parsed.tool_calls else "user",
-            "parse": parsed.to_dict(),
+            "role": role,
+            "parse": parse,
             "turn": self.turn,
             "tool_error": outcome.tool_error,
         }
         if outcome.info:
             info.update(outcome.info)
+        reply = sanitize(outcome.reply)
         if terminated or truncated:
             self.done = True
             score = outcome.outcome_reward
@@ -283,13 +298,12 @@ class TextEnv(gym.Env[str, str]):
             info["success"] = bool(terminated and outcome.success)
             info["outcome_reward"] = float(score)
             info.setdefault("stop_reason", "env_done" if terminated else "max_turns")
-        reply = sanitize(outcome.reply)
-        if truncated and not terminated:
-            reply = (reply + "\n" if reply else "") + f"Turn limit ({self.max_turns}) reached."
+            if truncated:
+                reply = (reply + "\n" if reply else "") + f"Turn limit ({self.max_turns}) reached."
         info["reward_components"] = components
         self.last_observation = reply
         info["state_key"] = self.state_key()
-        self.transcript.append((info["role"], reply))
+        self.transcript.append((role, reply))
         return reply, float(sum(components.values())), terminated, truncated, info
 
     def render(self) -> str | None:

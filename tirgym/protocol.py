@@ -211,17 +211,39 @@ common shape, read in one C-speed match. `[^<]*` cannot backtrack into a tag, so
 linear; anything else takes the scanner (`scan_turn`), which reads this shape the same way."""
 
 
+def plain_answer(text: str, fmt: TurnFormat) -> tuple[str | None, str] | None:
+    """(think, answer) of a valid turn that is only an answer, read at C speed; None for
+    any other turn (parse it with `parse_turn`, which reads this shape the same way)."""
+    plain = _PLAIN_ANSWER.fullmatch(text)
+    if plain is None or not fmt.allow_answer:
+        return None
+    think, body = plain.groups()
+    answer = body.strip()
+    if answer and len(body) <= fmt.max_answer_chars:
+        return (think.strip() if think is not None else None), answer
+    return None
+
+
+def answer_record(think: str | None, answer: str) -> dict[str, Any]:
+    """`ParsedTurn.to_dict()` of a valid plain-answer turn, built without the ParsedTurn."""
+    return {
+        "think": think,
+        "tool_calls": [],
+        "answer": answer,
+        "errors": [],
+        "extra_actions": 0,
+        "action": "answer",
+    }
+
+
 def parse_turn(text: str, fmt: TurnFormat | None = None) -> ParsedTurn:
     """Parse one model turn. Never raises; problems are listed in `.errors`."""
     fmt = fmt or TurnFormat()
     if not isinstance(text, str):
         return ParsedTurn(errors=[f"A turn must be text, got {type(text).__name__}."])
-    plain = _PLAIN_ANSWER.fullmatch(text)
-    if plain is not None and fmt.allow_answer:
-        think, body = plain.groups()
-        answer = body.strip()
-        if answer and len(body) <= fmt.max_answer_chars:
-            return ParsedTurn(think=think.strip() if think is not None else None, answer=answer)
+    plain = plain_answer(text, fmt)
+    if plain is not None:
+        return ParsedTurn(think=plain[0], answer=plain[1])
     turn = ParsedTurn()
     think, lo, hi = _think_region(text)
     if think is not None:

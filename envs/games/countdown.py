@@ -102,6 +102,7 @@ def random_target(rng: np.random.Generator, pool: list[int]) -> int:
 
 
 class CountdownEnv(GameEnv):
+    pure_moves: ClassVar[bool] = True
     game_name = "Countdown"
     default_max_turns = 8
     description = "Countdown."

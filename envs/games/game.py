@@ -69,6 +69,9 @@ class GameEnv(TextEnv):
     """Hard cap (Wordle: 1, each guess needs its feedback)."""
     max_move_words: ClassVar[int] = 6
     """The most words one move can take (directions: 1, so `up left` is two moves)."""
+    pure_moves: ClassVar[bool] = False
+    """`parse_move` and `move_name` depend on the text and move alone, never on the game
+    state: then an answer read once is not read again (models repeat the same moves)."""
 
     def __init__(
         self,
@@ -92,6 +95,7 @@ class GameEnv(TextEnv):
         self.progress_reward = float(progress_reward)
         self.invalid_penalty = float(invalid_penalty)
         self.moves_made = 0
+        self._readings: dict[str, tuple[list[Any], list[str]]] = {}
 
     # ---- game hooks -------------------------------------------------------------------
     @property
@@ -178,6 +182,15 @@ class GameEnv(TextEnv):
         return self.apply_move(move)
 
     # ---- TextEnv hooks ----------------------------------------------------------------
+    def system_prompt(self) -> str:
+        """Built once per turn limit and moves per turn: a game's rules and move help read
+        only its constructor arguments, and the prompt costs as much as a small reset."""
+        key = (self.max_turns, self.moves_per_turn)
+        cached = self.__dict__.get("_prompt")
+        if cached is None or cached[0] != key:
+            cached = self._prompt = (key, super().system_prompt())
+        return cached[1]
+
     def instructions(self) -> str:
         if self.moves_per_turn > 1:
             example = f", e.g. <answer>{self.example_moves}</answer>" if self.example_moves else ""
@@ -203,9 +216,24 @@ class GameEnv(TextEnv):
         legend = f"Legend: {self.legend}\n" if self.legend else ""
         return f"{head}\n{self.render_state()}\n{legend}Your move."
 
+    def read_answer(self, answer: str) -> tuple[list[Any], list[str] | None, str | None]:
+        """`parse_moves` plus the moves' names (None unless `pure_moves`: then the names are
+        taken after the moves ran), memoised for games with `pure_moves`."""
+        hit = self._readings.get(answer)
+        if hit is not None:
+            return hit[0], hit[1], None
+        moves, error = self.parse_moves(answer)
+        if error is not None or not self.pure_moves:
+            return moves, None, error
+        names = [self.move_name(m) for m in moves]
+        if len(self._readings) >= 4096:
+            self._readings.clear()
+        self._readings[answer] = (moves, names)
+        return moves, names, None
+
     def on_answer(self, answer: str) -> Outcome:
         rewards: dict[str, float] = {"step_cost": -self.step_cost} if self.step_cost else {}
-        moves, error = self.parse_moves(answer)
+        moves, names, error = self.read_answer(answer)
         kind = "parse"
         if error is None and len(moves) > self.moves_per_turn:
             error = f"Too many moves ({len(moves)}): at most {self.moves_per_turn} per turn."
@@ -222,33 +250,38 @@ class GameEnv(TextEnv):
         done = 0
         illegal = lost = None
         solved = False
+        apply, is_solved, is_lost = self.apply_move, self.is_solved, self.is_lost
         for move in moves:
-            why = self.apply_move(move)
+            why = apply(move)
             if why is not None:
                 illegal = why
                 break
             done += 1
-            solved = self.is_solved()
-            lost = None if solved else self.is_lost()
+            solved = is_solved()
+            lost = None if solved else is_lost()
             if solved or lost:
                 break
         self.moves_made += done
+        if names is None:
+            names = [self.move_name(m) for m in moves[: done + 1]]
+        if done == 1 and len(moves) == 1 and not solved and not lost:  # the common turn
+            return Outcome(
+                reply=f"{self.done_verb} {names[0]}.\n{self.render_state()}",
+                rewards=self._progress(rewards, before, done),
+                info={"moves_executed": 1, "invalid": None},
+            )
         parts = []
         if done:
-            name = self.move_name
-            names = name(moves[0]) if done == 1 else ", ".join([name(m) for m in moves[:done]])
-            parts.append(f"{self.done_verb} {names}.")
+            parts.append(f"{self.done_verb} {', '.join(names[:done])}.")
         if illegal is not None:
             parts.append(
-                f"Illegal move {self.move_name(moves[done])[:40]!r}: {illegal}"
+                f"Illegal move {names[done][:40]!r}: {illegal}"
                 + (" The moves after it were skipped." if done + 1 < len(moves) else "")
             )
             if self.invalid_penalty:
                 rewards["invalid"] = -self.invalid_penalty
         elif done < len(moves):
             parts.append("The game ended; the remaining moves were skipped.")
-        if self.progress_reward and done:
-            rewards["progress"] = self.progress_reward * (self.potential() - before)
         info: dict[str, Any] = {
             "moves_executed": done,
             "invalid": "illegal" if illegal is not None else None,
@@ -260,11 +293,16 @@ class GameEnv(TextEnv):
             info["stop_reason"] = "lost"
         return Outcome(
             reply=" ".join(parts) + "\n" + self.render_state(),
-            rewards=rewards,
+            rewards=self._progress(rewards, before, done),
             terminated=solved or bool(lost),
             success=solved,
             info=info,
         )
+
+    def _progress(self, rewards: dict[str, float], before: float, done: int) -> dict[str, float]:
+        if self.progress_reward and done:
+            rewards["progress"] = self.progress_reward * (self.potential() - before)
+        return rewards
 
     # ---- policies -------------------------------------------------------------------------
     def plan_turn(self, plan: list[Any]) -> str:

@@ -110,6 +110,8 @@ class GridRenderer:
 class GridGameEnv(GameEnv):
     """A GameEnv on a grid: direction moves (one word each), board + status rendering."""
 
+    pure_moves: ClassVar[bool] = True
+
     move_help: ClassVar[str] = "Moves: up, down, left, right."  # type: ignore[assignment]
     example_moves: ClassVar[str] = "up || left"
     done_verb: ClassVar[str] = "Moved"

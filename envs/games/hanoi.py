@@ -62,6 +62,7 @@ def optimal_length(pos: list[int], target: int = 2) -> int:
 
 
 class HanoiEnv(GameEnv):
+    pure_moves: ClassVar[bool] = True
     game_name = "Hanoi"
     default_max_turns = 80
     description = "Tower of Hanoi."

@@ -109,6 +109,7 @@ def solve_presses(n: int, lights: int) -> int | None:
 
 
 class LightsOutEnv(GameEnv):
+    pure_moves: ClassVar[bool] = True
     game_name = "LightsOut"
     default_max_turns = 30
     description = "Lights Out."

@@ -170,6 +170,7 @@ def no_guess_board(side: int, n_mines: int, key: int) -> tuple[int, bytes, tuple
 
 
 class MinesweeperEnv(GridGameEnv):
+    pure_moves: ClassVar[bool] = True
     game_name = "Minesweeper"
     default_max_turns = 60
     description = "Reveal every cell that has no mine, without revealing a mine."

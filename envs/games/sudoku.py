@@ -162,6 +162,7 @@ def _board_template(n: int, b: int) -> str:
 
 
 class SudokuEnv(GameEnv):
+    pure_moves: ClassVar[bool] = True
     game_name = "Sudoku"
     default_max_turns = 40
     description = "Sudoku."

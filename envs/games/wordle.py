@@ -127,6 +127,7 @@ def opening() -> int:
 
 
 class WordleEnv(GameEnv):
+    pure_moves: ClassVar[bool] = True
     game_name = "Wordle"
     default_max_turns = 10
     description = "Wordle."

@@ -83,9 +83,7 @@ def key(env_id: str, kwargs: dict, seed: int) -> str:
 
 
 def current() -> dict[str, str]:
-    return {
-        key(e, kw, s): digest(trajectory(e, kw, s)) for e, kw in configs() for s in SEEDS
-    }
+    return {key(e, kw, s): digest(trajectory(e, kw, s)) for e, kw in configs() for s in SEEDS}
 
 
 @pytest.mark.parametrize(
