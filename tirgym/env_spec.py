@@ -24,11 +24,6 @@ class EnvSpec(BaseModel):
     def label(self) -> str:
         return self.name or self.id
 
-    @property
-    def env_id(self) -> str:
-        """`id` under the name Episode records it by."""
-        return self.id
-
     @classmethod
     def by_kwargs(cls, id: str, kwargs: dict[str, Any] | None = None, **fields: Any) -> Self:
         """The spec named `id[k=v,...]` after its kwargs (just `id` without any), so one id

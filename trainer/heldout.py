@@ -37,7 +37,7 @@ def _run_entry(
 
     res = evaluate(
         policy,
-        envs=[EvalEntry(entry.label, entry.env_id, dict(entry.kwargs))],
+        envs=[EvalEntry(id=entry.id, kwargs=dict(entry.kwargs), name=entry.label)],
         samples=eval_cfg.samples if temperature > 0 else 1,
         seeds=seeds,
         out_dir=None,

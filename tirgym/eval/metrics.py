@@ -34,13 +34,6 @@ class EvalEntry(EnvSpec):
 
     num_tasks: int | None = None
 
-    def __init__(self, *args: Any, **fields: Any) -> None:
-        if args:  # the positional form (label, env_id, kwargs=None, num_tasks=None)
-            label, env_id, kwargs, num_tasks = (*args, None, None)[:4]
-            name = None if label == env_id else label
-            fields.update(id=env_id, kwargs=kwargs or {}, name=name, num_tasks=num_tasks)
-        super().__init__(**fields)
-
 
 Key = tuple[str, int, int]
 """(entry label, seed, sample index): identifies an episode of an eval; resume skips finished keys."""
