@@ -176,22 +176,27 @@ def test_chunked_logprobs_match_full_log_softmax(chunk):
         assert torch.allclose(a, b)
 
 
-def test_model_logprobs_only_mask_positions_match_full():
+def tiny_qwen(layers: int, heads: int, head_dim: int):
+    """A float64 Qwen2 of vocab 50 and width 64 (one KV head), seeded."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    from tirgym.trainer.losses import model_logprobs
 
     torch.manual_seed(0)
     cfg = Qwen2Config(
         vocab_size=50,
         hidden_size=64,
         intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=1,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
         num_key_value_heads=1,
-        head_dim=64,
+        head_dim=head_dim,
     )
-    model = Qwen2ForCausalLM(cfg).double()
+    return Qwen2ForCausalLM(cfg).double()
+
+
+def test_model_logprobs_only_mask_positions_match_full():
+    from tirgym.trainer.losses import model_logprobs
+
+    model = tiny_qwen(layers=1, heads=1, head_dim=64)
     ids = torch.randint(0, 50, (2, 9))
     attn = torch.ones_like(ids)
     attn[1, 7:] = 0  # right padding
@@ -213,21 +218,9 @@ def test_model_logprobs_only_mask_positions_match_full():
 def test_shared_prefix_forward_gives_the_same_logprobs_and_gradients(lora):
     """Rows opening with one system prompt run it once; logprobs and every gradient equal
     the plain forward's (the prefix's K/V carry the gradients of all rows)."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
     from tirgym.trainer.losses import common_prefix, model_logprobs
 
-    torch.manual_seed(0)
-    cfg = Qwen2Config(
-        vocab_size=50,
-        hidden_size=64,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=32,
-    )
-    model = Qwen2ForCausalLM(cfg).double()
+    model = tiny_qwen(layers=2, heads=2, head_dim=32)
     if lora:
         from peft import LoraConfig, get_peft_model
 
