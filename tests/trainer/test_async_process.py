@@ -143,8 +143,9 @@ class Report(Graded):
         print("generator", trainer.generator.proc.pid, flush=True)
         time.sleep(600)
 
-cfg = config(sys.argv[1], sys.argv[2], steps=5, **{"async": {"max_staleness": 1, "generator": "process"}})
-train(cfg, callbacks=[Report()], quiet=True)
+if __name__ == "__main__":  # the spawned generator re-imports this module: it must not train
+    cfg = config(sys.argv[1], sys.argv[2], steps=5, **{"async": {"max_staleness": 1, "generator": "process"}})
+    train(cfg, callbacks=[Report()], quiet=True)
 """
 
 
