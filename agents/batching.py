@@ -60,6 +60,78 @@ class _Row:
     waited: int = 0
 
 
+GROW_COLUMNS = 64
+"""Spare cache columns a re-packed batch gets: decode steps until the next copy."""
+
+
+def _growing_layer_class() -> type:
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        """A full-attention cache layer whose K/V are views `[:, :, :n]` of buffers with spare
+        columns, so a decode step writes its column in place. DynamicLayer concatenates the
+        whole cache every step: a copy of all K/V per token per layer, and an allocation the
+        size of the cache that glibc maps and unmaps each time."""
+
+        def adopt(self, k: torch.Tensor, v: torch.Tensor, n: int) -> None:
+            """Use buffers k, v (rows, heads, columns, head_dim) whose first n columns are set."""
+            self.dtype, self.device, self.is_initialized = k.dtype, k.device, True
+            self._buf = (k, v)
+            self.keys, self.values = k[:, :, :n], v[:, :, :n]
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+            n, add = self.get_seq_length(), key_states.shape[-2]
+            buf = getattr(self, "_buf", None)
+            if not (
+                buf is not None
+                and n + add <= buf[0].shape[-2]
+                and buf[0].shape[:2] == key_states.shape[:2]
+                and _is_head_of(self.keys, buf[0])
+                and _is_head_of(self.values, buf[1])
+            ):  # first use, or the tensors were replaced: one copy into new buffers
+                shape = (*key_states.shape[:2], n + add + GROW_COLUMNS, key_states.shape[-1])
+                k, v = key_states.new_empty(shape), value_states.new_empty(shape)
+                if n:
+                    k[:, :, :n], v[:, :, :n] = self.keys, self.values
+                self.adopt(k, v, n)
+                buf = self._buf
+            buf[0][:, :, n : n + add] = key_states
+            buf[1][:, :, n : n + add] = value_states
+            self.keys, self.values = buf[0][:, :, : n + add], buf[1][:, :, : n + add]
+            return self.keys, self.values
+
+    return GrowingLayer
+
+
+def _is_head_of(x: torch.Tensor, buf: torch.Tensor) -> bool:
+    """Whether x is buf[:, :, :n] (not a tensor a re-pack or `batch_select_indices` put there)."""
+    return (
+        x.data_ptr() == buf.data_ptr() and x.stride() == buf.stride() and x.shape[0] == buf.shape[0]
+    )
+
+
+_GROWING: type | None = None
+
+
+def growing_cache(
+    buffers: list[tuple[torch.Tensor, torch.Tensor]] | None = None, length: int = 0
+) -> Any:
+    """A DynamicCache of `GrowingLayer`s; given per-layer K/V buffers, their first `length`
+    columns are the cache and the rest is room to grow."""
+    global _GROWING
+    from transformers.cache_utils import DynamicCache
+
+    if _GROWING is None:
+        _GROWING = _growing_layer_class()
+    cache = DynamicCache()
+    cache.layer_class_to_replicate = _GROWING
+    for k, v in buffers or []:
+        layer = _GROWING()
+        layer.adopt(k, v, length)
+        cache.layers.append(layer)
+    return cache
+
+
 def supports_continuous_batching(model: Any) -> bool:
     """True when the model's cache is plain full-attention `DynamicLayer`s (Llama, Qwen2/3,
     Mistral without sliding window, ...): those are the tensors this module re-packs."""
@@ -243,15 +315,18 @@ class DecodeBatch:
 
             layers = []
             ref = next(kv for p, kv in priors if p)  # any kept cache: the per-layer shapes
+            cols = P + S + GROW_COLUMNS if self.repack else P
             for li, (k0, v0) in enumerate(ref):
-                K = k0.new_zeros((J, k0.shape[0], P, k0.shape[-1]))
-                V = v0.new_zeros((J, v0.shape[0], P, v0.shape[-1]))
+                K = k0.new_zeros((J, k0.shape[0], cols, k0.shape[-1]))
+                V = v0.new_zeros((J, v0.shape[0], cols, v0.shape[-1]))
                 for j, (p, kv) in enumerate(priors):
                     if p:
-                        K[j, :, P - p :] = kv[li][0][:, :p]
-                        V[j, :, P - p :] = kv[li][1][:, :p]
+                        K[j, :, P - p : P] = kv[li][0][:, :p]
+                        V[j, :, P - p : P] = kv[li][1][:, :p]
                 layers.append((K, V))
-            past = DynamicCache(ddp_cache_data=layers)
+            past = growing_cache(layers, P) if self.repack else DynamicCache(ddp_cache_data=layers)
+        elif self.repack:
+            past = growing_cache()
         mask = mask.to(dev)
         kw = {self.cache_kw: past} if past is not None else {}
         out = self.model(
@@ -343,50 +418,67 @@ class DecodeBatch:
 
     # ---- re-packing ----------------------------------------------------------------------
     def _merge(self, joiners: list[_Row], cache: Any, mask: torch.Tensor, tok: torch.Tensor):
-        """Append the joiners (their cache right-aligned with the batch's) and drop finished rows."""
+        """Append the joiners (their cache right-aligned with the batch's), dropping finished rows."""
         if not self.rows:
             self.rows, self.cache, self.mask, self.next_tok = joiners, cache, mask, tok
             self._compact()
             return
-        T = max(self.mask.shape[1], mask.shape[1])
-        kv = [
-            (
-                torch.cat([_pad_left(k0, T), _pad_left(k1, T)]),
-                torch.cat([_pad_left(v0, T), _pad_left(v1, T)]),
-            )
-            for (k0, v0), (k1, v1) in zip(_layers(self.cache), _layers(cache), strict=True)
-        ]
-        _set_layers(self.cache, kv)
-        self.mask = torch.cat([_pad_left(self.mask, T), _pad_left(mask, T)])
-        self.next_tok = torch.cat([self.next_tok, tok])
-        self.rows = self.rows + joiners
-        self._compact()
+        self._repack(
+            [(self.rows, self.cache, self.mask, self.next_tok), (joiners, cache, mask, tok)]
+        )
 
     def _compact(self) -> None:
         """Drop finished rows and the all-padding columns on the left."""
+        if self.repack:
+            self._repack([(self.rows, self.cache, self.mask, self.next_tok)])
+            return
         keep = [b for b, r in enumerate(self.rows) if r.live]
         if not keep:
             self.rows, self.cache, self.mask, self.next_tok = [], None, None, None
-            return
-        if len(keep) < len(self.rows):
+        elif len(keep) < len(self.rows):  # the cache's own API (sliding windows, ...)
             idx = torch.tensor(keep, device=self.device)
             self.cache.batch_select_indices(idx)
             self.mask, self.next_tok = self.mask[idx], self.next_tok[idx]
             self.rows = [self.rows[b] for b in keep]
-        first = int(self.mask.any(0).nonzero()[0]) if self.repack else 0
-        if first:
-            kv = [(k[:, :, first:], v[:, :, first:]) for k, v in _layers(self.cache)]
-            _set_layers(self.cache, kv)
-            self.mask = self.mask[:, first:]
+
+    def _repack(self, parts: list[tuple[list[_Row], Any, torch.Tensor, torch.Tensor]]) -> None:
+        """One batch from the live rows of `parts` (rows, cache, mask, next token), right-aligned
+        on the fewest columns that hold them, written once into buffers with room to grow."""
+        picked = []
+        for rows, cache, mask, tok in parts:
+            keep = [b for b, r in enumerate(rows) if r.live]
+            if not keep:
+                continue
+            idx = torch.tensor(keep, device=self.device)
+            m = mask[idx]
+            used = m.any(0).nonzero()
+            width = m.shape[1] - int(used[0]) if len(used) else 1
+            picked.append(([rows[b] for b in keep], _layers(cache), m[:, -width:], tok[idx], idx))
+        if not picked:
+            self.rows, self.cache, self.mask, self.next_tok = [], None, None, None
+            return
+        T = max(m.shape[1] for _, _, m, _, _ in picked)
+        B = sum(len(r) for r, *_ in picked)
+        layers = []
+        for li, (k0, v0) in enumerate(picked[0][1]):
+            K = k0.new_zeros((B, k0.shape[1], T + GROW_COLUMNS, k0.shape[-1]))
+            V = v0.new_zeros((B, v0.shape[1], T + GROW_COLUMNS, v0.shape[-1]))
+            b = 0
+            for rows, kv, m, _, idx in picked:
+                w, n = m.shape[1], len(rows)
+                k, v = kv[li]
+                K[b : b + n, :, T - w : T] = k[idx, :, k.shape[2] - w :]
+                V[b : b + n, :, T - w : T] = v[idx, :, v.shape[2] - w :]
+                b += n
+            layers.append((K, V))
+        self.cache = growing_cache(layers, length=T)
+        self.mask = torch.cat([_pad_left(m, T) for _, _, m, _, _ in picked])
+        self.next_tok = torch.cat([t for *_, t, _ in picked])
+        self.rows = [r for rows, *_ in picked for r in rows]
 
 
 def _layers(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(layer.keys, layer.values) for layer in cache.layers]
-
-
-def _set_layers(cache: Any, kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-    for layer, (k, v) in zip(cache.layers, kv, strict=True):
-        layer.keys, layer.values = k, v
 
 
 def _pad_left(x: torch.Tensor, T: int) -> torch.Tensor:

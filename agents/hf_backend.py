@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from tirgym.agents.attention import use_gqa_sdpa
 from tirgym.agents.batching import DecodeBatch, GenStats, supports_continuous_batching
 from tirgym.agents.chat import end_token_ids
 from tirgym.agents.seeding import row_seeds
@@ -114,6 +115,7 @@ class HFPolicy:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype))
         except OSError as e:
             raise TirgymError(f"Cannot load a model from {str(path)!r}: {e}") from None
+        use_gqa_sdpa(model)
         return cls(model.to(device), tokenizer, **kw)
 
     @property

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from tirgym.agents.attention import use_gqa_sdpa
 from tirgym.errors import TirgymError
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def load_model(path: str, device: torch.device, gradient_checkpointing: bool = F
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     except OSError as e:
         raise TirgymError(f"Cannot load a model from {path!r}: {e}") from None
+    use_gqa_sdpa(model)
     model.to(device)
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

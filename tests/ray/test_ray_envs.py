@@ -1,6 +1,7 @@
 """Env workers on Ray: same episodes as local envs, actor loss survived, training through them."""
 
 import json
+import time
 
 import pytest
 import ray
@@ -14,6 +15,17 @@ pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("local_ray")]
 
 GUESS = {"low": 1, "high": 16, "max_turns": 4}
 GUESSES = ["<answer>8</answer>", "<answer>4</answer>", "<answer>12</answer>", "<answer>2</answer>"]
+
+
+def kill(actor):
+    """Kill an actor and wait until Ray reports it dead: `ray.kill` only asks, so a call made
+    right after it can still reach the live process."""
+    ray.kill(actor, no_restart=True)
+    deadline = time.monotonic() + 30
+    with pytest.raises(ray.exceptions.RayActorError):
+        while time.monotonic() < deadline:
+            ray.get(actor.ping.remote(), timeout=30)
+            time.sleep(0.05)
 
 
 def tasks(n=4):
@@ -57,7 +69,7 @@ class KillingPolicy(ReplayPolicy):
 
     def act(self, requests, params):
         if not self.killed and any(r.turn == self.kill_turn for r in requests):
-            ray.kill(self.pool.actors[0], no_restart=True)
+            kill(self.pool.actors[0])
             self.killed = True
         return super().act(requests, params)
 
@@ -95,7 +107,7 @@ def test_nondeterministic_env_is_not_replayed_silently(pool):
     env.reset(seed=3)
     env.step(GUESSES[0])
     env._history[0] = (GUESSES[0], "a reply the env would not give again")
-    ray.kill(env.actor, no_restart=True)
+    kill(env.actor)
     from tirgym.agents.ray_envs import EnvWorkerLost
 
     with pytest.raises(EnvWorkerLost, match="replied differently"):
