@@ -50,6 +50,7 @@ from tirgym.agents.types import (
     TurnRequest,
 )
 from tirgym.episode import Episode, Span, Turn
+from tirgym.errors import TirgymError
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ class _Slot:
     seed: int = 0
     """This episode's sampling seed: see `episode_seed`."""
     rng: np.random.Generator | None = None
+    started: bool = False
+    """Admitted: its first turn was taken (max_concurrent holds the others back)."""
 
     @property
     def deadline(self) -> float:
@@ -120,6 +123,7 @@ def rollout(
     tools_in_template: bool = True,
     continuous: bool = True,
     make_env: Callable[..., Any] | None = None,
+    max_concurrent: int | None = None,
 ) -> list[Episode]:
     """Run `group_size` episodes per task; returns them in task-major order.
 
@@ -134,7 +138,12 @@ def rollout(
     template without tools, the system prompt's own listing is all the model sees.
     make_env: builds each episode's env from (env_id, **kwargs) (default `tirgym.make`); a
     `RayEnvPool.make` puts the envs in Ray actors, stepped by the same schedule.
+    max_concurrent: at most this many episodes in flight; the others wait (reset, not
+    started) and take the place of one that ends, so a long list of episodes streams
+    through one batch of bounded size instead of draining it chunk by chunk.
     """
+    if max_concurrent is not None and max_concurrent < 1:
+        raise TirgymError(f"max_concurrent must be >= 1, got {max_concurrent}.")
     import tirgym
 
     params = params or SamplingParams()
@@ -260,12 +269,23 @@ def rollout(
                         finish(slot, "timeout", truncated=True)
 
         def take_ready() -> list[_Slot]:
-            """Episodes ready for their next turn, after enforcing the limits."""
+            """Episodes ready for their next turn, after enforcing the limits; episodes not
+            started yet are admitted while fewer than max_concurrent are in flight."""
             now = time.perf_counter()
             ready = []
+            room = len(slots)
+            if max_concurrent is not None:
+                room = max_concurrent - sum(s.started and s.status != DONE for s in slots)
             for slot in slots:
                 if slot.status != READY:
                     continue
+                if not slot.started:
+                    if room <= 0:
+                        continue
+                    room -= 1
+                    slot.started = True
+                    if max_concurrent is not None:  # it may have waited: its timeout starts now
+                        slot.t0 = now
                 if now > slot.deadline:
                     finish(slot, "timeout", truncated=True)
                 elif (

@@ -517,7 +517,7 @@ def eval_cmd(
         int | None, typer.Option(help="Turn cap (default: suite, else env).")
     ] = None,
     max_total_tokens: Annotated[int, typer.Option(help="Token cap per episode.")] = 4096,
-    batch_size: Annotated[int, typer.Option(help="Episodes per rollout call.")] = 64,
+    batch_size: Annotated[int, typer.Option(help="Episodes in flight at once.")] = 64,
     device: Annotated[str | None, typer.Option(help="hf backend device (cpu, cuda).")] = None,
     dtype: Annotated[str | None, typer.Option(help="hf backend dtype (float32, bfloat16).")] = None,
     fresh: Annotated[

@@ -206,6 +206,12 @@ class UpdateConfig(Section):
     gradient_checkpointing: bool = False
     logprob_chunk: int = Field(1024, ge=1)
     """Positions per lm-head chunk when computing logprobs (bounds the logits memory)."""
+    old_logprobs: Literal["recompute", "sampler"] = "recompute"
+    """The PPO ratio's old policy when an update takes several optimizer steps: recompute
+    (one extra forward over the step's episodes) or sampler (the logprobs the rollout
+    sampled with: no extra forward; exact when the sampler is the trainer's own weights in
+    the same precision, the hf backend's case, and it drops the trainer-sampler gap metric
+    and any rollout correction, which compare the two)."""
 
 
 class OptimConfig(Section):

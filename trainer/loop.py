@@ -342,8 +342,13 @@ class Trainer:
         cfg, u = self.cfg, self.cfg.update
         up = Updater.of(self)
         if rows and not (u.ppo_epochs == 1 and u.minibatches == 1):
-            self.model.eval()  # several passes: the ratio needs the logprobs before any step
-            up.recompute(rows, self.train_model, "old_lp")
+            # several passes: the ratio needs the logprobs from before any step
+            if u.old_logprobs == "sampler":
+                for r in rows:
+                    r.old_lp = r.sampler_lp
+            else:
+                self.model.eval()
+                up.recompute(rows, self.train_model, "old_lp")
         if rows and self.ref_model is not None:
             up.recompute(rows, self.ref_model, "ref_lp")
         if rows and self.ref_model is None and cfg.loss.kl_beta > 0 and cfg.lora is not None:

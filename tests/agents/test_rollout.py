@@ -275,3 +275,54 @@ def test_demos_say_why_episodes_were_dropped_and_take_a_larger_cap(tiny_path, tm
     assert "Maze-hard: kept 0/2 (dropped: max_tokens 2); raise --max-total-tokens (now 600)" in out
     main([*args, "--max-total-tokens", "32000"])
     assert "Maze-hard: kept 2/2" in capsys.readouterr().out
+
+
+class CountingStream:
+    """A continuous batch that records how many episodes were in it at once."""
+
+    def __init__(self, batch):
+        self.batch, self.inside, self.most = batch, set(), 0
+
+    def add(self, key, ids, seed):
+        self.inside.add(key)
+        self.most = max(self.most, len(self.inside))
+        self.batch.add(key, ids, seed)
+
+    def release(self, key):
+        self.inside.discard(key)
+        self.batch.release(key)
+
+    def __getattr__(self, name):
+        return getattr(self.batch, name)
+
+
+def test_max_concurrent_streams_episodes_through_a_bounded_batch(hf_policy, monkeypatch):
+    """Episodes wait for a place, then sample exactly what they sample in one big batch."""
+    tasks = [Task(GUESS, s) for s in range(5)]
+    params = SamplingParams(seed=3, max_new_tokens=12)
+    limits = RolloutLimits(max_turns=3)
+    free = rollout(hf_policy, tasks, group_size=2, params=params, limits=limits)
+    streams = []
+    real = hf_policy.open_stream
+    monkeypatch.setattr(
+        hf_policy,
+        "open_stream",
+        lambda *a, **k: streams.append(CountingStream(real(*a, **k))) or streams[-1],
+    )
+    seen = []
+    capped = rollout(
+        hf_policy,
+        tasks,
+        group_size=2,
+        params=params,
+        limits=limits,
+        max_concurrent=3,
+        on_episode=seen.append,
+    )
+    assert streams and streams[0].most == 3
+    assert len(seen) == 10
+    assert [(e.token_ids, e.stop_reason) for e in capped] == [
+        (e.token_ids, e.stop_reason) for e in free
+    ]
+    with pytest.raises(tirgym.TirgymError, match="max_concurrent"):
+        rollout(hf_policy, tasks, max_concurrent=0)

@@ -11,7 +11,7 @@ from tirgym.episode import Episode, append_jsonl
 from tirgym.errors import TirgymError
 from tirgym.eval.metrics import EvalEntry
 from tirgym.eval.runner import (
-    _chunks,
+    _by_entry,
     entry_seeds,
     load_finished,
     parse_seeds,
@@ -51,16 +51,11 @@ def test_resolve_entries_suite_plus_envs_and_errors() -> None:
         resolve_entries(None, None)
 
 
-def test_chunks_keep_tasks_whole_and_entries_apart() -> None:
+def test_keys_run_entry_by_entry_in_plan_order() -> None:
     keys = [("A", s, i) for s in range(3) for i in range(2)] + [("B", 0, 0), ("B", 1, 0)]
-    chunks = list(_chunks(keys, 3))
-    assert [c[0] for c in chunks] == ["A", "A", "B"]
-    assert sum((c[1] for c in chunks), []) == keys
-    for _, c in chunks:
-        assert len({k[0] for k in c}) == 1
-    # a task's samples never straddle two chunks
-    seeds_per_chunk = [{(k[0], k[1]) for k in c} for _, c in chunks]
-    assert all(not (a & b) for i, a in enumerate(seeds_per_chunk) for b in seeds_per_chunk[i + 1 :])
+    runs = list(_by_entry(keys))
+    assert [label for label, _ in runs] == ["A", "B"]
+    assert sum((r for _, r in runs), []) == keys
 
 
 def _ep(seed: int, sample: int) -> Episode:
@@ -111,9 +106,9 @@ def test_eval_samples_as_the_trainer_does_given_the_same_numbers(monkeypatch) ->
     seen = []
     real = runner._rollout
 
-    def spy(policy, tasks, params, limits, on_episode):
+    def spy(policy, tasks, params, limits, **kw):
         seen.append((params, limits))
-        return real(policy, tasks, params=params, limits=limits, on_episode=on_episode)
+        return real(policy, tasks, params=params, limits=limits, **kw)
 
     monkeypatch.setattr(runner, "_rollout", spy)
     r = build_config(

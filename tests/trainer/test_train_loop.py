@@ -33,16 +33,19 @@ REQUIRED = [
 
 
 def config(tiny_path, out, **extra):
-    return guess_config(
-        tiny_path,
-        out,
-        seed=1,
-        steps=2,
-        group_size=3,
-        optim={"lr": 1e-3},
-        eval={"num_seeds": 2, "max_new_tokens": 6},
-        log={"progress": False},
-    ) | extra
+    return (
+        guess_config(
+            tiny_path,
+            out,
+            seed=1,
+            steps=2,
+            group_size=3,
+            optim={"lr": 1e-3},
+            eval={"num_seeds": 2, "max_new_tokens": 6},
+            log={"progress": False},
+        )
+        | extra
+    )
 
 
 def test_train_writes_metrics_curves_summary_and_model(tiny_path, tmp_path):
@@ -113,6 +116,38 @@ def test_micro_batch_budget_does_not_change_the_update(tiny_path, tmp_path, agg)
     assert moved > 1e-5
     for k in big:
         assert torch.allclose(big[k], tr.model.state_dict()[k], atol=1e-6), k
+
+
+def test_sampler_old_logprobs_give_the_recomputed_update(tiny_path, tmp_path):
+    """Two minibatches need old logprobs; on the hf backend in fp32 the sampler's are the
+    trainer's, so `old_logprobs: sampler` (no extra forward) makes the same update."""
+    import numpy as np
+
+    from tirgym.trainer.batch import make_rows
+
+    tr = _update_once(tiny_path, tmp_path / "a", 100_000, "token-mean")
+    tr.cfg.update.minibatches = 2
+    _, kept = tr.collect(1)
+    rng = np.random.default_rng(0)
+    advs = [
+        (rng.standard_normal(len(e.token_ids)) * np.asarray(e.loss_mask)).astype(np.float32)
+        for e in kept
+    ]
+    tr.optimizer = torch.optim.SGD([p for p in tr.model.parameters() if p.requires_grad], lr=1.0)
+    tr.scheduler = torch.optim.lr_scheduler.LambdaLR(tr.optimizer, lambda i: 1.0)
+    start = copy.deepcopy(tr.model.state_dict())
+    after = {}
+    for mode in ("recompute", "sampler"):
+        tr.model.load_state_dict(start)
+        tr.cfg.update.old_logprobs = mode
+        rows = make_rows(kept, advs)
+        tr.update(rows, 1)
+        after[mode] = {k: v.clone() for k, v in tr.model.state_dict().items()}
+        assert all(r.old_lp is not None for r in rows)
+    moved = max((after["sampler"][k] - start[k]).abs().max().item() for k in start)
+    assert moved > 1e-5
+    for k in start:
+        assert torch.allclose(after["recompute"][k], after["sampler"][k], atol=1e-5), k
 
 
 class RewardAll(Callback):

@@ -10,6 +10,7 @@ an uninterrupted one. The trainer's periodic eval calls this same function.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -324,7 +325,7 @@ def evaluate(
     sink = _Sink(ep_path, done, bar, on_episode)
     t_start = time.monotonic()
     try:
-        for label_, chunk in _chunks(todo, batch_size):
+        for label_, chunk in _by_entry(todo):
             entry = by_label[label_]
             # one task per missing (seed, sample): the engine seeds each episode by its
             # sample index, so a resumed run samples exactly what an uninterrupted one would
@@ -333,7 +334,14 @@ def evaluate(
                 for _, s, i in chunk
             ]
             call = sink.call(entry)
-            eps = _rollout(policy, tasks, params=params, limits=limits, on_episode=call)
+            eps = _rollout(
+                policy,
+                tasks,
+                params=params,
+                limits=limits,
+                on_episode=call,
+                max_concurrent=batch_size,
+            )
             for ep in eps:  # an engine that did not call back still gets every episode saved
                 call(ep)
     finally:
@@ -388,19 +396,10 @@ class _Sink:
         return record
 
 
-def _chunks(keys: list[Key], size: int) -> Iterable[tuple[str, list[Key]]]:
-    """Consecutive keys of one entry, at most `size` episodes per rollout call, whole tasks kept together."""
-    size = max(1, size)
-    i = 0
-    while i < len(keys):
-        label = keys[i][0]
-        j = i
-        while (
-            j < len(keys) and keys[j][0] == label and (j - i < size or keys[j][1] == keys[j - 1][1])
-        ):
-            j += 1
-        yield label, keys[i:j]
-        i = j
+def _by_entry(keys: list[Key]) -> Iterable[tuple[str, list[Key]]]:
+    """The keys in runs of one entry each (the plan lists an entry's keys together)."""
+    for label, group in itertools.groupby(keys, key=lambda k: k[0]):
+        yield label, list(group)
 
 
 class _Progress:
