@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from model_helpers import random_qwen
 
 from tirgym.agents.attention import use_gqa_sdpa
 from tirgym.agents.batching import GROW_COLUMNS
@@ -14,20 +15,9 @@ from tirgym.agents.types import SamplingParams
 
 
 def qwen(vocab: int, heads: int, kv_heads: int):
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    torch.manual_seed(0)
-    cfg = Qwen2Config(
-        vocab_size=vocab,
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        head_dim=32,
-        attn_implementation="sdpa",
+    return random_qwen(
+        vocab, hidden=128, intermediate=256, layers=2, heads=heads, kv_heads=kv_heads, head_dim=32
     )
-    return Qwen2ForCausalLM(cfg).eval()
 
 
 @pytest.fixture(scope="module")

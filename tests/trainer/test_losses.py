@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from model_helpers import random_qwen
 
 from tirgym.trainer.losses import (
     LossParams,
@@ -178,19 +179,7 @@ def test_chunked_logprobs_match_full_log_softmax(chunk):
 
 def tiny_qwen(layers: int, heads: int, head_dim: int):
     """A float64 Qwen2 of vocab 50 and width 64 (one KV head), seeded."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    torch.manual_seed(0)
-    cfg = Qwen2Config(
-        vocab_size=50,
-        hidden_size=64,
-        intermediate_size=64,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=1,
-        head_dim=head_dim,
-    )
-    return Qwen2ForCausalLM(cfg).double()
+    return random_qwen(layers=layers, heads=heads, head_dim=head_dim).double()
 
 
 def test_model_logprobs_only_mask_positions_match_full():
@@ -242,7 +231,9 @@ def test_shared_prefix_forward_gives_the_same_logprobs_and_gradients(lora):
     results = []
     for min_shared in (0, 8):
         model.zero_grad()
-        lp, ent = model_logprobs(model, ids, attn, with_entropy=True, only=mask, min_shared=min_shared)
+        lp, ent = model_logprobs(
+            model, ids, attn, with_entropy=True, only=mask, min_shared=min_shared
+        )
         (lp * torch.arange(1.0, 20.0)).sum().backward()
         grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
         results.append((lp.detach(), ent.detach(), grads))

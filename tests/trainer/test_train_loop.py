@@ -89,23 +89,30 @@ def _update_once(tiny_path, out, budget, agg):
     return tr
 
 
-@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"])
-def test_micro_batch_budget_does_not_change_the_update(tiny_path, tmp_path, agg):
+def _episodes_for_sgd(tr):
+    """One step's episodes with synthetic advantages (a random model rarely wins), and the
+    trainer switched to SGD with lr 1: the weight change is exactly -gradient (Adam would
+    amplify float noise in near-zero gradients into +-lr steps)."""
     import numpy as np
 
-    from tirgym.trainer.batch import make_rows
-
-    tr = _update_once(tiny_path, tmp_path / "a", 100_000, agg)
     _, kept = tr.collect(1)
-    rng = np.random.default_rng(0)  # a random model rarely wins: use synthetic advantages
+    rng = np.random.default_rng(0)
     advs = [
         (rng.standard_normal(len(e.token_ids)) * np.asarray(e.loss_mask)).astype(np.float32)
         for e in kept
     ]
-    # SGD with lr 1: the weight change is exactly -gradient (Adam would amplify float noise
-    # in near-zero gradients into +-lr steps)
     tr.optimizer = torch.optim.SGD([p for p in tr.model.parameters() if p.requires_grad], lr=1.0)
     tr.scheduler = torch.optim.lr_scheduler.LambdaLR(tr.optimizer, lambda i: 1.0)
+    return kept, advs
+
+
+@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"])
+def test_micro_batch_budget_does_not_change_the_update(tiny_path, tmp_path, agg):
+
+    from tirgym.trainer.batch import make_rows
+
+    tr = _update_once(tiny_path, tmp_path / "a", 100_000, agg)
+    kept, advs = _episodes_for_sgd(tr)
     start = copy.deepcopy(tr.model.state_dict())
     tr.update(make_rows(kept, advs), 1)
     big = {k: v.clone() for k, v in tr.model.state_dict().items()}
@@ -121,20 +128,12 @@ def test_micro_batch_budget_does_not_change_the_update(tiny_path, tmp_path, agg)
 def test_sampler_old_logprobs_give_the_recomputed_update(tiny_path, tmp_path):
     """Two minibatches need old logprobs; on the hf backend in fp32 the sampler's are the
     trainer's, so `old_logprobs: sampler` (no extra forward) makes the same update."""
-    import numpy as np
 
     from tirgym.trainer.batch import make_rows
 
     tr = _update_once(tiny_path, tmp_path / "a", 100_000, "token-mean")
     tr.cfg.update.minibatches = 2
-    _, kept = tr.collect(1)
-    rng = np.random.default_rng(0)
-    advs = [
-        (rng.standard_normal(len(e.token_ids)) * np.asarray(e.loss_mask)).astype(np.float32)
-        for e in kept
-    ]
-    tr.optimizer = torch.optim.SGD([p for p in tr.model.parameters() if p.requires_grad], lr=1.0)
-    tr.scheduler = torch.optim.lr_scheduler.LambdaLR(tr.optimizer, lambda i: 1.0)
+    kept, advs = _episodes_for_sgd(tr)
     start = copy.deepcopy(tr.model.state_dict())
     after = {}
     for mode in ("recompute", "sampler"):
