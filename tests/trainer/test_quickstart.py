@@ -1,4 +1,4 @@
-"""The README's main job: configs/quickstart.yaml must visibly learn.
+"""The 2-minute smoke (`make demo-tiny`): configs/quickstart.yaml must visibly learn.
 
 SFT on a few solver demonstrations, then GRPO; held-out success (success@1 sampled at the
 training temperature, averaged over several samples of each held-out seed from
