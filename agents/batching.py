@@ -272,7 +272,7 @@ class DecodeBatch:
             use_cache=True,
             **{self.cache_kw: self.cache},
         )
-        self.cache = _cache_of(out)
+        self.cache = cache_of(out)
         for r in self.rows:
             if r.live:
                 r.ids.append(r.out_ids[-1])
@@ -343,7 +343,7 @@ class DecodeBatch:
         )
         self.stats.reused_tokens += sum(p for p, kv in priors if kv is not shared)
         self.stats.shared_tokens += sum(p for p, kv in priors if kv is shared)
-        cache = _cache_of(out)
+        cache = cache_of(out)
         tok, done = self._sample(rows, out.logits[:, -1, :].float(), cache, mask)
         return cache, mask, tok, done
 
@@ -379,7 +379,7 @@ class DecodeBatch:
         )
         self.stats.prefill_calls += 1
         self.stats.prefill_tokens += len(ids)
-        return [(k[0], v[0]) for k, v in _layers(_cache_of(out))]
+        return [(k[0], v[0]) for k, v in _layers(cache_of(out))]
 
     def _sample(self, rows: list[_Row], logits: torch.Tensor, cache: Any, mask: torch.Tensor):
         """Sample one token per row, record it, finish rows (keeping their cache)."""
@@ -492,9 +492,18 @@ def _pad_left(x: torch.Tensor, T: int) -> torch.Tensor:
     return torch.cat([x.new_zeros(shape), x], dim=axis)
 
 
-def _cache_of(out: Any) -> Any:
+def cache_of(out: Any) -> Any:
+    """The KV cache a forward returned (transformers 5.x renamed `past_key_values` to `cache`)."""
     cache = getattr(out, "cache", None)
     return cache if cache is not None else out.past_key_values
+
+
+def cache_kwarg(model: Any) -> str:
+    """The name under which `model.forward` takes a KV cache: `cache` or `past_key_values`."""
+    import inspect
+
+    fwd = inspect.signature(type(model).forward).parameters
+    return "cache" if "cache" in fwd else "past_key_values"
 
 
 def sample_tokens(

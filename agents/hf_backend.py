@@ -14,7 +14,6 @@ token, whatever the sampling temperature: the quantity the trainer recomputes.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,12 @@ from typing import Any
 import torch
 
 from tirgym.agents.attention import use_gqa_sdpa
-from tirgym.agents.batching import DecodeBatch, GenStats, supports_continuous_batching
+from tirgym.agents.batching import (
+    DecodeBatch,
+    GenStats,
+    cache_kwarg,
+    supports_continuous_batching,
+)
 from tirgym.agents.chat import end_token_ids
 from tirgym.agents.seeding import row_seeds
 from tirgym.agents.types import Completion, SamplingParams
@@ -95,9 +99,7 @@ class HFPolicy:
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else min(self.end_ids))
         self._stop_checkers: dict[tuple[str, ...], StopChecker] = {}
-        # transformers 5.x renamed the forward argument `past_key_values` to `cache`.
-        fwd = inspect.signature(type(model).forward).parameters
-        self._cache_kw = "cache" if "cache" in fwd else "past_key_values"
+        self._cache_kw = cache_kwarg(model)
         self.stats = GenStats()
         self._can_stream: bool | None = None
 

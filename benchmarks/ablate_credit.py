@@ -41,9 +41,17 @@ METHODS: dict[str, dict[str, Any]] = {
     "turn_return": {"estimator": "turn_return"},
     "mtgrpo": {"estimator": "mtgrpo"},
     "gigpo": {"estimator": "gigpo"},
+    "psr": {"estimator": "psr"},
+    "nsr": {"estimator": "nsr"},
 }
 
-COLORS = dict(zip(METHODS, ["#4c72b0", "#dd8452", "#8172b3", "#55a868", "#c44e52"], strict=True))
+COLORS = dict(
+    zip(
+        METHODS,
+        ["#4c72b0", "#dd8452", "#8172b3", "#55a868", "#c44e52", "#937860", "#da8bc3"],
+        strict=True,
+    )
+)
 
 # Knobs a task preset does not set (its "defaults" override them, the command line both).
 DEFAULTS: dict[str, Any] = {
@@ -118,7 +126,14 @@ TASKS: dict[str, dict[str, Any]] = {
         },
     },
     "mathtir": {"id": "tirgym/MathTIR-v0", "kwargs": {"difficulty": "easy", "max_turns": 3}},
+    # The real-model recipe (configs/smollm2_tir.yaml, `make demo`): SmolLM2-135M-Instruct,
+    # SFT on 8 MathTIR demos, 12 GRPO steps of 4 x 8 with LoRA. Every method changes only
+    # `advantage`; held-out success is measured by `tirgym.eval` on 200 seeds at T=1, the
+    # same sampling seed for every method of a training seed (paired per task).
+    "smollm2": {"recipe": "configs/smollm2_tir.yaml", "id": "tirgym/MathTIR-v0"},
 }
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def knob(args: argparse.Namespace, name: str) -> Any:
@@ -220,7 +235,7 @@ def start_model(args, s, seed: int, root: Path) -> tuple[Path, float | None]:
             "batch_size": 4,
             "lr": knob(args, "sft_lr"),
         }
-    run_dir = Path(train(cfg, quiet=args.quiet))
+    run_dir = Path(train(cfg, quiet=args.quiet, overwrite=True))  # a sitting's leftovers
     summary = json.loads((run_dir / "summary.json").read_text())
     model = run_dir / "sft_model" if s["sft_episodes"] else run_dir / "tiny_model"
     return model, summary.get("heldout_success_before")
@@ -234,7 +249,7 @@ def run_method(args, s, seed: int, method: str, model: Path, root: Path) -> dict
     cfg["eval"].update({"before": False, "after": True})
     cfg["advantage"] = {**METHODS[method], "reward_source": args.reward_source}
     t0 = time.perf_counter()
-    run_dir = Path(train(cfg, quiet=args.quiet))
+    run_dir = Path(train(cfg, quiet=args.quiet, overwrite=True))  # a sitting's leftovers
     wall = time.perf_counter() - t0
     summary = json.loads((run_dir / "summary.json").read_text())
     rows = [
@@ -251,6 +266,126 @@ def run_method(args, s, seed: int, method: str, model: Path, root: Path) -> dict
     }
 
 
+def recipe_config(args, seed: int, out: Path) -> dict[str, Any]:
+    """The recipe's config for one run: its own seed and dir, no trainer evals (the
+    held-out eval is `heldout` below, so per-task results are kept), no checkpoints."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / TASKS[args.task]["recipe"]).read_text())
+    cfg.update({"seed": seed, "output_dir": str(out)})
+    cfg["eval"] = {**cfg.get("eval", {}), "before": False, "after": False}
+    cfg["checkpoint"] = {"every": 0, "final": True}
+    cfg["log"] = {"progress": not args.quiet, "plot": False, "tensorboard": False}
+    return cfg
+
+
+def heldout(args, model: Path, seed: int, out: Path) -> dict[str, Any]:
+    """Held-out success of `model` on the recipe's env: 200 seeds from HELDOUT_SEED_BASE,
+    one sample at T=1, sampling seed = training seed; per-task successes kept."""
+    from tirgym.eval import evaluate
+    from tirgym.eval.metrics import EvalEntry
+    from tirgym.registry import HELDOUT_SEED_BASE
+
+    cfg = recipe_config(args, seed, out)
+    env, r = cfg["envs"][0], cfg["rollout"]
+    n = args.eval_seeds or cfg["eval"].get("num_seeds", 200)
+    res = evaluate(
+        f"hf:{model}",
+        envs=[EvalEntry(id=env["id"], kwargs=env.get("kwargs", {}))],
+        samples=1,
+        seeds=list(range(HELDOUT_SEED_BASE, HELDOUT_SEED_BASE + n)),
+        out_dir=out,
+        temperature=1.0,
+        max_new_tokens=cfg["eval"].get("max_new_tokens") or r["max_new_tokens"],
+        max_total_tokens=r.get("max_total_tokens", 4096),
+        sampling_seed=seed,
+        write_report=False,
+    )
+    by_task = {int(e.seed): float(bool(e.success)) for e in res.episodes}
+    errors = sum(e.stop_reason == "error" for e in res.episodes)
+    if errors:
+        raise SystemExit(f"{errors} held-out episodes errored in {out}: not a valid result")
+    tasks = sorted(by_task)
+    return {
+        "heldout_success": sum(by_task.values()) / len(tasks),
+        "heldout_tasks": [by_task[t] for t in tasks],
+        "tool_use_rate": sum(any(t.tool_calls for t in e.turns) for e in res.episodes)
+        / len(res.episodes),
+    }
+
+
+def recipe_start(args, seed: int, root: Path) -> tuple[Path, dict[str, Any]]:
+    """The seed's SFT model (the recipe with 0 RL steps) and its held-out result."""
+    from tirgym.trainer import train
+
+    cfg = recipe_config(args, seed, root / "start")
+    cfg.update({"name": f"start-s{seed}", "steps": 0})
+    run_dir = Path(train(cfg, quiet=args.quiet, overwrite=True))  # a sitting's leftovers
+    return run_dir / "sft_model", heldout(args, run_dir / "sft_model", seed, root / "start-eval")
+
+
+def recipe_method(args, seed: int, method: str, model: Path, root: Path) -> dict[str, Any]:
+    """RL from the seed's SFT model with one estimator; held-out result of the final model."""
+    from tirgym.trainer import train
+
+    cfg = recipe_config(args, seed, root / method)
+    cfg.pop("sft", None)
+    cfg.update({"name": f"{method}-s{seed}", "model": str(model)})
+    if args.steps:
+        cfg["steps"] = args.steps
+    cfg["advantage"] = {**cfg.get("advantage", {}), **METHODS[method]}
+    t0 = time.perf_counter()
+    run_dir = Path(train(cfg, quiet=args.quiet, overwrite=True))  # a sitting's leftovers
+    wall = time.perf_counter() - t0
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
+    steps = [r for r in rows if "reward_mean" in r]
+    out = heldout(args, run_dir / "final_model", seed, root / f"{method}-eval")
+    curves = ("token_entropy", "planning_token_ratio", "semantic_entropy", "tool_use_rate")
+    return {
+        **out,
+        "train_reward": [r["reward_mean"] for r in steps],
+        "train_success": [r["success_rate"] for r in steps],
+        **{k: [r.get(k) for r in steps] for k in curves},
+        "wall_s": wall,
+        "run_dir": str(run_dir),
+    }
+
+
+def paired_vs(results: dict[str, Any], methods: list[str], base: str = "grpo") -> dict:
+    """Each method against `base`, paired twice: over training seeds (the unit that
+    carries run-to-run variance; 5 seeds cannot reach p < 0.05 below 5/5 same-sign) and
+    over (seed, held-out task) pairs (more power, but blind to run-to-run variance)."""
+    import numpy as np
+
+    from tirgym.eval.stats import paired_test
+
+    seeds = [k for k in results["seeds"] if base in results["seeds"][k]["methods"]]
+    out = {}
+    for m in methods:
+        done = [k for k in seeds if m in results["seeds"][k]["methods"]]
+        if m == base or not done:
+            continue
+        run = lambda k, x: results["seeds"][k]["methods"][x]  # noqa: E731
+        a = [run(k, base)["heldout_success"] for k in done]
+        b = [run(k, m)["heldout_success"] for k in done]
+        by_seed = paired_test(a, b)
+        ta = np.concatenate([run(k, base).get("heldout_tasks", []) for k in done])
+        tb = np.concatenate([run(k, m).get("heldout_tasks", []) for k in done])
+        by_task = paired_test(ta, tb) if ta.size and ta.size == tb.size else None
+        out[m] = {
+            "seeds": len(done),
+            "diff": by_seed.diff,
+            "seed_ci": list(by_seed.ci),
+            "seed_p": by_seed.p_value,
+            **(
+                {"task_ci": list(by_task.ci), "task_p": by_task.p_value, "tasks": int(ta.size)}
+                if by_task
+                else {}
+            ),
+        }
+    return out
+
+
 def mean_std(xs: list[float]) -> tuple[float, float]:
     xs = [x for x in xs if x is not None]
     if not xs:
@@ -263,7 +398,7 @@ def mean_std(xs: list[float]) -> tuple[float, float]:
 def summarize(results: dict[str, Any], methods: list[str]) -> dict[str, dict[str, float]]:
     out = {}
     for m in methods:
-        runs = [results["seeds"][k]["methods"][m] for k in results["seeds"]]
+        runs = [v["methods"][m] for v in results["seeds"].values() if m in v["methods"]]
         succ = mean_std([r["heldout_success"] for r in runs])
         # training reward over the last third of the steps: a denser signal than success
         tail = []
@@ -279,6 +414,7 @@ def summarize(results: dict[str, Any], methods: list[str]) -> dict[str, dict[str
             "train_reward_last_third_mean": rew[0],
             "train_reward_last_third_std": rew[1],
             "wall_s_mean": mean_std([r["wall_s"] for r in runs])[0],
+            "seeds": len(runs),
         }
     before = mean_std([results["seeds"][k]["heldout_success_start"] for k in results["seeds"]])
     out["start"] = {"heldout_success_mean": before[0], "heldout_success_std": before[1]}
@@ -305,7 +441,11 @@ def plot(results: dict[str, Any], methods: list[str], path: Path) -> Path:
         color=[COLORS[m] for m in methods],
     )
     for i, m in enumerate(methods):
-        pts = [results["seeds"][k]["methods"][m]["heldout_success"] for k in seeds]
+        pts = [
+            v["methods"][m]["heldout_success"]
+            for v in results["seeds"].values()
+            if m in v["methods"]
+        ]
         ax1.scatter([i] * len(pts), pts, color="black", s=12, zorder=3)
     start = summ["start"]["heldout_success_mean"]
     if start == start:  # not NaN
@@ -316,8 +456,10 @@ def plot(results: dict[str, Any], methods: list[str], path: Path) -> Path:
     ax1.set_ylim(0, 1.05)
     ax1.set_title(f"{results['task']}: held-out success ({len(seeds)} seeds, mean ± std)")
     for m in methods:
-        curves = [results["seeds"][k]["methods"][m]["train_reward"] for k in seeds]
-        n = min(len(c) for c in curves)
+        curves = [
+            v["methods"][m]["train_reward"] for v in results["seeds"].values() if m in v["methods"]
+        ]
+        n = min((len(c) for c in curves), default=0)
         if n:
             avg = [sum(c[i] for c in curves) / len(curves) for i in range(n)]
             ax2.plot(range(1, n + 1), avg, marker="o", ms=3, label=m, color=COLORS[m])
@@ -361,6 +503,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--smallest", action="store_true", help="1 seed, 2 steps, tiny everything (smoke test)"
     )
     p.add_argument("--out", default="runs/ablate_credit")
+    p.add_argument(
+        "--results",
+        default=None,
+        help="results JSON (default OUT/ablation.json); with --resume, runs already in it "
+        "are kept and skipped, so an ablation can be finished over several sittings",
+    )
+    p.add_argument("--resume", action="store_true", help="keep OUT and the finished runs")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
 
@@ -368,26 +517,46 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         p.error(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
-    s = settings(args)
+    recipe = "recipe" in TASKS[args.task]
+    s = {"seeds": args.seeds, "steps": args.steps} if recipe else settings(args)
     out = Path(args.out)
-    if out.exists():
+    res_path = Path(args.results) if args.results else out / "ablation.json"
+    if out.exists() and not args.resume:
         shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "task": args.task,
         "env": TASKS[args.task],
         "settings": s,
         "reward_source": args.reward_source,
-        "lr": knob(args, "lr"),
+        "lr": None if recipe else knob(args, "lr"),
         "seeds": {},
     }
+    if args.resume and res_path.exists():
+        kept = json.loads(res_path.read_text())
+        if kept.get("task") != args.task:
+            p.error(f"{res_path} holds task {kept.get('task')!r}, not {args.task!r}")
+        results["seeds"] = kept.get("seeds", {})
     t0 = time.perf_counter()
     for seed in range(s["seeds"]):
         root = out / f"seed{seed}"
-        model, start = start_model(args, s, seed, root)
-        entry = {"heldout_success_start": start, "methods": {}}
-        for m in methods:
-            entry["methods"][m] = run_method(args, s, seed, m, model, root)
+        entry = results["seeds"].get(str(seed), {"methods": {}})
+        todo = [m for m in methods if m not in entry["methods"]]
+        if not todo:
+            continue
+        if recipe:  # the SFT model is rebuilt (seconds); its eval is kept from an earlier sitting
+            model = root / "start" / "sft_model"
+            if not model.exists() or "heldout_success_start" not in entry:
+                model, start = recipe_start(args, seed, root)
+                entry.update(heldout_success_start=start["heldout_success"], start=start)
+        else:
+            model, start = start_model(args, s, seed, root)
+            entry["heldout_success_start"] = start
+        for m in todo:
+            if recipe:
+                entry["methods"][m] = recipe_method(args, seed, m, model, root)
+            else:
+                entry["methods"][m] = run_method(args, s, seed, m, model, root)
             r = entry["methods"][m]
             print(
                 f"[seed {seed}] {m:<11} held-out success {r['heldout_success']:.3f}  "
@@ -396,16 +565,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 flush=True,
             )
             results["seeds"][str(seed)] = entry
-            (out / "ablation.json").write_text(json.dumps(results, indent=2))  # partial, per run
+            res_path.parent.mkdir(parents=True, exist_ok=True)
+            res_path.write_text(json.dumps(results, indent=2))  # partial, per run
     results["summary"] = summarize(results, methods)
-    results["wall_s"] = time.perf_counter() - t0
-    (out / "ablation.json").write_text(json.dumps(results, indent=2))
-    png = plot(results, methods, out / "ablation.png")
+    results["paired_vs_grpo"] = paired_vs(results, methods) if "grpo" in methods else {}
+    results["wall_s_this_sitting"] = time.perf_counter() - t0
+    res_path.write_text(json.dumps(results, indent=2))
+    png = plot(results, methods, res_path.with_suffix(".png"))
 
     summ = results["summary"]
+    shape = "the recipe's" if recipe else f"{s['tasks_per_step']}x{s['group_size']}"
     print(
-        f"\n{args.task} ({TASKS[args.task]['id']}), {s['seeds']} seed(s), {s['steps']} steps, "
-        f"{s['tasks_per_step']}x{s['group_size']} episodes/step, reward source {args.reward_source}"
+        f"\n{args.task} ({TASKS[args.task]['id']}), {s['seeds']} seed(s), "
+        f"{s['steps'] or 'the recipe'} steps, {shape} episodes/step, "
+        f"reward source {args.reward_source}"
     )
     print(
         f"start (after SFT)  held-out success {summ['start']['heldout_success_mean']:.3f} "
@@ -418,7 +591,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{m:<12} {r['heldout_success_mean']:>10.3f} ± {r['heldout_success_std']:<7.3f} "
             f"{r['train_reward_last_third_mean']:>+14.3f} ± {r['train_reward_last_third_std']:<7.3f}"
         )
-    print(f"wrote {out / 'ablation.json'} and {png} ({results['wall_s']:.0f}s)")
+    for m, t in results["paired_vs_grpo"].items():
+        task = f", per task p {t['task_p']:.3f} over {t['tasks']}" if "task_p" in t else ""
+        print(
+            f"{m:<12} vs grpo {t['diff']:+.3f} [{t['seed_ci'][0]:+.3f}, {t['seed_ci'][1]:+.3f}] "
+            f"over {t['seeds']} seeds, paired p {t['seed_p']:.3f}{task}"
+        )
+    print(f"wrote {res_path} and {png} ({results['wall_s_this_sitting']:.0f}s)")
     return results
 
 

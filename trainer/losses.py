@@ -281,7 +281,7 @@ def _decoder_hidden(body, input_ids, attention_mask, min_shared: int) -> torch.T
     of the weights (gradients from all rows flow into the one prefix pass), at a fraction of
     the compute when the prompt is most of each row. Off under gradient checkpointing (no
     cache) and for caches that are not plain per-layer K/V tensors."""
-    from tirgym.agents.batching import supports_continuous_batching
+    from tirgym.agents.batching import cache_kwarg, cache_of, supports_continuous_batching
 
     shared = common_prefix(input_ids, attention_mask) if min_shared else 0
     if (
@@ -293,7 +293,7 @@ def _decoder_hidden(body, input_ids, attention_mask, min_shared: int) -> torch.T
         return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
     B, T = input_ids.shape
     pre = body(input_ids=input_ids[:1, :shared], use_cache=True)
-    cache = pre.past_key_values
+    cache = cache_of(pre)
     for layer in cache.layers:
         layer.keys = layer.keys.expand(B, -1, -1, -1)
         layer.values = layer.values.expand(B, -1, -1, -1)
@@ -302,8 +302,8 @@ def _decoder_hidden(body, input_ids, attention_mask, min_shared: int) -> torch.T
         input_ids=input_ids[:, shared:],
         attention_mask=attention_mask,
         position_ids=pos,
-        past_key_values=cache,
         use_cache=True,
+        **{cache_kwarg(body): cache},
     )
     return torch.cat([pre.last_hidden_state.expand(B, -1, -1), rest.last_hidden_state], 1)
 
