@@ -333,7 +333,11 @@ def recipe_method(args, seed: int, method: str, model: Path, root: Path) -> dict
     cfg.update({"name": f"{method}-s{seed}", "model": str(model)})
     if args.steps:
         cfg["steps"] = args.steps
-    cfg["advantage"] = {**cfg.get("advantage", {}), **METHODS[method]}
+    cfg["advantage"] = {
+        **cfg.get("advantage", {}),
+        **METHODS[method],
+        "reward_source": args.reward_source,
+    }
     t0 = time.perf_counter()
     run_dir = Path(train(cfg, quiet=args.quiet, overwrite=True))  # a sitting's leftovers
     wall = time.perf_counter() - t0
