@@ -126,18 +126,18 @@ fragments = st.one_of(st.sampled_from(TAGS), st.text(max_size=30))
 @given(st.lists(fragments, max_size=40), st.sampled_from([TurnFormat(), PY, TurnFormat(tools=())]))
 def test_fuzz_never_raises_and_is_bounded(parts, fmt):
     text = "".join(parts)
-    start = time.perf_counter()
+    start = time.thread_time()  # CPU time of this thread: other load cannot fail it
     t = parse_turn(text, fmt)
-    assert time.perf_counter() - start < 0.5
+    assert time.thread_time() - start < 0.5
     assert t.ok or all(isinstance(e, str) and e for e in t.errors)
     assert (t.answer is not None) + bool(t.tool_calls) <= 1
 
 
 def test_huge_adversarial_input_is_linear():
     text = "<answer>" * 100_000 + "<think>" * 100_000 + "```python" * 50_000
-    start = time.perf_counter()
+    start = time.thread_time()
     parse_turn(text, PY)
-    assert time.perf_counter() - start < 1.0
+    assert time.thread_time() - start < 1.0
 
 
 @pytest.mark.parametrize(
@@ -151,9 +151,9 @@ def test_huge_adversarial_input_is_linear():
     ids=["python-opens", "answers", "python-blocks", "tool-calls"],
 )
 def test_one_megabyte_of_repeated_actions_is_linear(text):
-    start = time.perf_counter()
+    start = time.thread_time()
     t = parse_turn(text, PY)
-    assert time.perf_counter() - start < 2.0  # about 0.2 s here; quadratic took minutes
+    assert time.thread_time() - start < 2.0  # about 0.2 s here; quadratic took minutes
     assert t.extra_actions > 10_000
 
 
