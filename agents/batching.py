@@ -430,6 +430,8 @@ class DecodeBatch:
     def _compact(self) -> None:
         """Drop finished rows and the all-padding columns on the left."""
         if self.repack:
+            if all(r.live for r in self.rows) and bool(self.mask[:, 0].any()):
+                return  # nothing to drop: no copy
             self._repack([(self.rows, self.cache, self.mask, self.next_tok)])
             return
         keep = [b for b, r in enumerate(self.rows) if r.live]
