@@ -349,7 +349,7 @@ def recipe_method(args, seed: int, method: str, model: Path, root: Path) -> dict
         **out,
         "train_reward": [r["reward_mean"] for r in steps],
         "train_success": [r["success_rate"] for r in steps],
-        **{k: [r.get(k) for r in steps] for k in curves},
+        **{f"train_{k}": [r.get(k) for r in steps] for k in curves},
         "wall_s": wall,
         "run_dir": str(run_dir),
     }
