@@ -17,6 +17,7 @@ the float noise of batching). Sampling is per row from (row seed, token index) s
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ GROW_COLUMNS = 64
 """Spare cache columns a re-packed batch gets: decode steps until the next copy."""
 
 
+@functools.cache
 def _growing_layer_class() -> type:
     from transformers.cache_utils import DynamicLayer
 
@@ -110,23 +112,17 @@ def _is_head_of(x: torch.Tensor, buf: torch.Tensor) -> bool:
     )
 
 
-_GROWING: type | None = None
-
-
 def growing_cache(
     buffers: list[tuple[torch.Tensor, torch.Tensor]] | None = None, length: int = 0
 ) -> Any:
     """A DynamicCache of `GrowingLayer`s; given per-layer K/V buffers, their first `length`
     columns are the cache and the rest is room to grow."""
-    global _GROWING
     from transformers.cache_utils import DynamicCache
 
-    if _GROWING is None:
-        _GROWING = _growing_layer_class()
     cache = DynamicCache()
-    cache.layer_class_to_replicate = _GROWING
+    cache.layer_class_to_replicate = _growing_layer_class()
     for k, v in buffers or []:
-        layer = _GROWING()
+        layer = cache.layer_class_to_replicate()
         layer.adopt(k, v, length)
         cache.layers.append(layer)
     return cache
