@@ -706,6 +706,18 @@ def _session_uid_range() -> tuple[int, int]:
     return low, high - low
 
 
+def _proc_uid(pid: int) -> int | None:
+    """The real uid of pid (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _set_fsuid(uid: int) -> None:
     _libc.setfsgid(uid)
     _libc.setfsuid(uid)
@@ -1475,6 +1487,7 @@ class Worker:
         legit.discard(None)
         if len(self._alive()) <= len(legit) + len(spare_parents):
             return
+        resume = self._freeze_stray_uids(legit, spare_parents) if self.isolation == "uid" else []
         self._stop_strays(legit, spare_parents)
         for _ in range(200):
             pids = self._alive()
@@ -1487,6 +1500,8 @@ class Worker:
                 self._kill(pid)  # dying from now on: no need to wait for its teardown
             time.sleep(0.001)
             self._reap()
+        for pid in resume:
+            self._signal(pid, signal.SIGCONT)
 
     def _strays(self, pids: list[int], legit: set[int], spare_parents: set[int]) -> list[int]:
         return [
@@ -1494,6 +1509,37 @@ class Worker:
             for p in pids
             if p not in legit and not (spare_parents and self._ppid(p) in spare_parents)
         ]
+
+    def _freeze_stray_uids(self, legit: set[int], spare_parents: set[int]) -> list[int]:
+        """uid isolation: stop every process of each uid that owns a stray, all at once.
+
+        A setsid fork bomb's members fork faster than a listing of /proc reaches them, so
+        stopping them one pid at a time can lose the race. kill(-1, SIGSTOP) sent as the
+        bomb's own uid reaches every process of that uid in one pass of the kernel's task
+        list, which forks cannot join meanwhile (a fork with a signal pending is cancelled).
+        The uid's legit processes (its session's holder and spare) are stopped too; those
+        that were running are returned, to be resumed once the strays are dead.
+        """
+        uids: set[int] = set()
+        for pid in self._strays(self._alive(), legit, spare_parents):
+            uid = _proc_uid(pid)
+            if uid is not None and uid != 0:
+                uids.add(uid)
+        resume = [p for p in legit if _proc_uid(p) in uids and self._stat(p, 0) != b"T"]
+        for uid in uids:
+            try:
+                pid = fork_cell()
+            except OSError:
+                continue  # no pid to spare: the one-by-one stop below still runs
+            if pid == 0:
+                try:
+                    _become_uid(uid)
+                    os.kill(-1, signal.SIGSTOP)  # every process of uid but this one
+                finally:
+                    os._exit(0)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        return resume
 
     def _stop_strays(self, legit: set[int], spare_parents: set[int]) -> None:
         """Stop every stray (SIGSTOP) before any is killed, then kill them all.
