@@ -179,3 +179,32 @@ def test_tir_bad_tool_arguments_are_tool_errors(sandbox_kwargs):
     assert "code" in reply and info["tool_error"] and info["tool_status"] == "bad_arguments"
     assert not terminated
     env.close()
+
+
+def test_tir_explained_oracle_states_varied_plans(sandbox_kwargs):
+    """explain=True: the oracle still wins, and its think text states a plan holding a
+    built-in strategic gram, in wordings from several gram clusters across tasks (so demos
+    give HICRA planning tokens and plans whose semantic entropy is not 0)."""
+    from tirgym.protocol import scan_turn
+    from tirgym.trainer.planning import builtin_grams
+
+    grams = builtin_grams()
+    env = tirgym.make("tirgym/MathTIR-v0", family="arithmetic", explain=True, **sandbox_kwargs)
+    env = env.unwrapped
+    clusters = set()
+    for seed in range(12):
+        env.reset(seed=seed)
+        call = env.solve()
+        think = next(r for r in scan_turn(call, env.turn_format) if r.kind == "think")
+        found = grams.find(call, think.start, think.end)
+        assert found, call
+        clusters |= {grams.clusters[g] for *_, g in found}
+        env.step(call)
+        answer = env.solve()
+        assert env.step(answer)[4]["success"]
+    assert len(clusters) >= 3
+    env.close()
+    plain = tirgym.make("tirgym/MathTIR-v0", family="arithmetic", **sandbox_kwargs).unwrapped
+    plain.reset(seed=0)
+    assert plain.solve().startswith("<think>Compute it with Python.</think>")
+    plain.close()
