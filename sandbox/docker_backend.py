@@ -119,12 +119,19 @@ class DockerBackend(Backend):
             # docker's seccomp profile forbids namespaces: sessions get a uid each instead
             "isolation": "uid",
             "stateless_uid": SANDBOX_UID,
+            "scratch_mb": self.scratch_mb,  # each tenant's budget, counted by the worker
+            "scratch_inodes": self.scratch_inodes,
         }
         argv = ["docker", "run", "-i", "--rm", "--name", name, "--network", "none", "--read-only"]
-        # /tmp is root's and 0711: cells reach only their own 0700 directory in it
-        tmp = f"size={self.scratch_mb}m,nr_inodes={self.scratch_inodes},mode=0711"
+        # /tmp is root's and 0711: cells reach only their own 0700 directory in it. Tenants
+        # share it and /dev/shm; the worker holds each to scratch_mb / scratch_inodes (its
+        # ScratchMeter), so the mounts are sized for as many tenants at their budget as the
+        # slot's memory holds (a tmpfs size is a cap, not a reservation).
+        tenants = max(4, self.slot_memory_mb // self.scratch_mb)
+        tmp_mb = self.scratch_mb * tenants
+        tmp = f"size={tmp_mb}m,nr_inodes={self.scratch_inodes * tenants},mode=0711"
         argv += ["--tmpfs", f"/tmp:rw,nosuid,nodev,{tmp}"]
-        argv += ["--shm-size", f"{self.scratch_mb}m"]  # /dev/shm: the same cap as the jail's
+        argv += ["--shm-size", f"{tmp_mb}m"]
         argv += ["--memory", f"{self.slot_memory_mb}m", "--memory-swap", f"{self.slot_memory_mb}m"]
         argv += ["--pids-limit", str(self.nproc * 2), "--cpus", str(self.docker_cpus)]
         # The worker starts as root with only what it needs to give each session its own uid

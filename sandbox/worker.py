@@ -1212,6 +1212,68 @@ def _silent_failure(exit_code: int | None, status: str) -> str:
 
 
 # ----------------------------------------------------------------------------- worker (pid 1)
+def _scratch_used(mounts: tuple[str, ...]) -> tuple[int, int]:
+    """(bytes, inodes) in use on the given tmpfs mounts, from statvfs (O(1))."""
+    used_b = used_i = 0
+    for m in mounts:
+        st = os.statvfs(m)
+        used_b += (st.f_blocks - st.f_bfree) * st.f_frsize
+        used_i += st.f_files - st.f_ffree
+    return used_b, used_i
+
+
+class ScratchMeter:
+    """uid isolation: what each tenant's files take on the tmpfs mounts all tenants share.
+
+    Docker tenants write to /tmp (each in a 0700 dir of its own) and /dev/shm, and tmpfs has
+    no per-uid quota here, so one tenant could fill both and leave every other one ENOSPC.
+    The worker counts instead: while a cell runs nothing else writes there (other sessions
+    are stopped between their turns, background cleaners are paused), so the change in the
+    mounts' usage is that cell's own. A tenant past its budget (scratch_mb, scratch_inodes:
+    what the jail gives each session in a tmpfs of its own) is stopped: a stateless cell
+    fails, a session's cell is discarded as on a timeout (the session keeps its state from
+    before the cell, and the files it holds count on). Nobody else sees ENOSPC.
+    """
+
+    MOUNTS = ("/tmp", "/dev/shm")
+
+    def __init__(self, max_bytes: int, max_inodes: int):
+        self.limit = (max_bytes, max_inodes)
+        self.base = (0, 0)
+        self.prior = (0, 0)
+
+    def start(self, prior: tuple[int, int] = (0, 0)) -> None:
+        """A cell of a tenant that already holds `prior` (bytes, inodes) begins."""
+        self.prior, self.base = prior, _scratch_used(self.MOUNTS)
+
+    def held(self) -> tuple[int, int]:
+        """The tenant's (bytes, inodes) now: what it held before plus the cell's change."""
+        now = _scratch_used(self.MOUNTS)
+        return tuple(max(p + n - b, 0) for p, n, b in zip(self.prior, now, self.base, strict=True))
+
+    def over(self, held: tuple[int, int] | None = None) -> bool:
+        """Whether the tenant passed its budget in bytes or entries during this cell (one
+        that starts above it, by the last cell's overshoot, may still run and delete)."""
+        held = self.held() if held is None else held
+        return any(h > max(lim, p) for h, lim, p in zip(held, self.limit, self.prior, strict=True))
+
+    def room(self) -> bool:
+        """Whether the mounts have a tenant's budget free (else cleaners must not pause)."""
+        free_b = free_i = 0
+        for m in self.MOUNTS:
+            st = os.statvfs(m)
+            free_b = max(free_b, st.f_bavail * st.f_frsize)
+            free_i = max(free_i, st.f_favail)
+        return free_b > self.limit[0] and free_i > self.limit[1]
+
+    def message(self, held: tuple[int, int]) -> str:
+        return (
+            f"sandbox: the cell's files in its directory and /dev/shm passed the scratch limit "
+            f"({held[0] // MB} MB in {held[1]} files and directories; the limit is "
+            f"{self.limit[0] // MB} MB, {self.limit[1]} entries: scratch_mb, scratch_inodes)\n"
+        )
+
+
 @dataclass
 class StatelessSpare:
     """A pre-forked stateless cell process and the worker's ends of its pipes."""
@@ -1240,6 +1302,7 @@ class SessionProcs:
     uid: int | None  # docker: the uid it runs as
     holder: int | None = None
     spare: int | None = None
+    scratch: tuple[int, int] = (0, 0)  # uid isolation: (bytes, inodes) its files hold
 
 
 @dataclass
@@ -1278,6 +1341,11 @@ class Worker:
         self.stateless_uid = cfg.get("stateless_uid", 65534)
         self.uid_base, self.uid_span = _session_uid_range() if self.isolation == "uid" else (0, 1)
         self.uid_next = 0
+        self.meter = None
+        if self.isolation == "uid" and self.sweep:
+            self.meter = ScratchMeter(
+                cfg.get("scratch_mb", 256) * MB, cfg.get("scratch_inodes", 65536)
+            )
 
     # -- helpers
     def _mkdir(self, prefix: str, uid: int | None = None) -> str:
@@ -1610,9 +1678,8 @@ class Worker:
         if extra is not None:
             poller.register(extra, select.POLLIN)
         while open_fds and not stop:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                reason = "timeout"
+            left, reason = self._left(deadline)
+            if reason:
                 break
             for fd, _ev in poller.poll(left * 1000):
                 if fd == extra:
@@ -1635,19 +1702,53 @@ class Worker:
                 break
         return bufs[out_r], bufs[err_r], reason, open_fds
 
-    @staticmethod
-    def _wait_exit(pid: int, deadline: float) -> bool:
-        """Wait until pid exits or the deadline passes (a cell may close its pipes and spin)."""
+    def _left(self, deadline: float) -> tuple[float, str | None]:
+        """(seconds to wait before looking again, why the cell must stop now or None): its
+        timeout, or its files past the scratch limit (looked at every 20 ms when metered)."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return 0.0, "timeout"
+        if self.meter is None:
+            return left, None
+        if self.meter.over():
+            return 0.0, "memory"
+        return min(left, 0.02), None
+
+    def _wait_exit(self, pid: int, deadline: float) -> str | None:
+        """Wait until pid exits (None) or must stop (why): a cell may close its pipes and
+        spin."""
         try:
             pidfd = os.pidfd_open(pid)
         except OSError:
-            return True
+            return None
         try:
-            left = max(deadline - time.monotonic(), 0.0)
-            ready, _, _ = select.select([pidfd], [], [], left)
-            return bool(ready)
+            while True:
+                left, reason = self._left(deadline)
+                if reason:
+                    return reason
+                if select.select([pidfd], [], [], left)[0]:
+                    return None
         finally:
             os.close(pidfd)
+
+    # -- the scratch meter (uid isolation)
+    def _meter_start(self, prior: tuple[int, int] = (0, 0)) -> None:
+        """A cell begins: pause the cleaners (unless space is short) and take the base."""
+        if self.meter is None:
+            return
+        if self.meter.room():
+            for pid in self.cleaners:
+                self._signal(pid, signal.SIGSTOP)
+        self.meter.start(prior)
+
+    def _meter_stop(self) -> tuple[int, int] | None:
+        """A cell is over: what its tenant's files hold now; the cleaners go on."""
+        if self.meter is None:
+            return None
+        held = self.meter.held()
+        for pid in self.cleaners:
+            self._signal(pid, signal.SIGCONT)
+        return held
 
     @staticmethod
     def _drain(fds: set[int], bufs: dict, limit_left: int, wait_s: float) -> None:
@@ -1718,11 +1819,16 @@ class Worker:
         os.close(sp.req_w)
         deadline = t0 + req["timeout_s"]
         limit = req["max_output_bytes"]
+        self._meter_start()
         out, err, reason, _open = self._collect(out_r, err_r, None, deadline, limit, None)
-        if not reason and not self._wait_exit(pid, deadline):
-            reason = "timeout"  # it closed its pipes and kept running
+        if not reason:
+            reason = self._wait_exit(pid, deadline)  # it may close its pipes and run on
         if reason:
             self._kill_group(pid)
+        held = self._meter_stop()
+        if held is not None and self.meter.over(held):
+            reason = "memory"
+            err = bytes(err) + self.meter.message(held).encode()
         # The verdict is the exit status the kernel gives us; the cell's own record on ctl
         # (which it could forge) only tells a MemoryError from another error with that status.
         _, status = os.waitpid(pid, 0)
@@ -1927,6 +2033,21 @@ class Worker:
             msg = b"sandbox: the session cannot start a cell (its holder does not fork); state is gone\n"
             self.close_session(req["session"])
             return {**self._result(b"", msg, None, "crashed", t0), "session_lost": True}
+        self._meter_start(sess.scratch)
+        try:
+            resp = self._session_turn(req, sess, t0)
+        finally:
+            held = self._meter_stop()
+        if held is None or req["session"] not in self.sessions:
+            return resp
+        if self.meter.over(held):
+            resp["stderr"] += self.meter.message(held)
+            resp.update(status="memory", exit_code=None)
+        sess.scratch = held
+        return resp
+
+    def _session_turn(self, req: dict, sess: SessionProcs, t0: float) -> dict:
+        """One cell of a session, from waking its spare to settling the session again."""
         sock: socket.socket = sess.sock
         spare = sess.spare
         cell = os.urandom(8).hex()
@@ -2024,9 +2145,8 @@ class Worker:
         while not reason and not finished():
             # Both pipes closed (the cell died, or closed them): wait for the verdict. If the
             # cell's process died, the holder (stopped between turns) must wake to reap it.
-            left = deadline - time.monotonic()
-            if left <= 0:
-                reason = "timeout"
+            left, reason = self._left(deadline)
+            if reason:
                 break
             watch = [sock] if spare_fd is None else [sock, spare_fd]
             r, _, _ = select.select(watch, [], [], left)

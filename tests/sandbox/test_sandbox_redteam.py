@@ -184,7 +184,7 @@ ATTACKS: list[Attack] = [
     Attack(
         "fill_tmpfs",
         "import os\nfor i in range(100):\n    with open(f'fill{i}', 'wb') as f:\n        f.write(b'0' * (32 * 1024**2))",
-        {"error", "killed_by_signal"},
+        {"error", "killed_by_signal", "memory"},  # ENOSPC (jail), the scratch meter (docker)
         timeout_s=10,
     ),
     Attack("segfault", "import ctypes; ctypes.string_at(0)", {"crashed"}),
