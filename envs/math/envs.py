@@ -167,24 +167,15 @@ class MathTIREnv(PythonToolEnv, _MathEnv):
 
     description = "Solve the math problem, using the python tool to compute."
 
-    # The plans the solver's think text states with `explain`: one per task, picked by the
-    # task's text; all but one hold a built-in strategic gram (trainer/planning.py), from
-    # several of its clusters, so HICRA has planning tokens to credit and plans vary.
-    TOOL_PLANS: ClassVar[tuple[str, ...]] = (
-        "This needs exact computation, so I will use the python tool.",
-        "Notice that python can compute this exactly.",
-        "Let me try computing it with the python tool.",
-        "To solve this exactly, let me use the python tool.",
-    )
-    ANSWER_PLANS: ClassVar[tuple[str, ...]] = (
-        "Let me check the output: the program printed the result.",
-        "The program printed the result, which is the answer.",
-        "Note that the printed value is the exact result.",
-    )
+    # What the solver's think text says with `explain`: a plan before the call, a check
+    # before the answer, each holding a built-in strategic gram (trainer/planning.py: "i will
+    # use the" plans, "let me check" verifies), so HICRA has planning tokens to credit.
+    TOOL_PLAN: ClassVar[str] = "I will use the python tool."
+    ANSWER_PLAN: ClassVar[str] = "Let me check the printed result."
 
     def __init__(self, python_blocks: bool = True, explain: bool = False, **kwargs: Any):
-        """explain: the solver's think text states a plan (one of TOOL_PLANS / ANSWER_PLANS,
-        picked per task), so demonstrations carry planning phrases in several wordings."""
+        """explain: the solver's think text states its plan (TOOL_PLAN, ANSWER_PLAN), so
+        demonstrations carry planning phrases."""
         self.allow_python_block = bool(python_blocks)
         self.explain = bool(explain)
         super().__init__(**kwargs)
@@ -203,12 +194,7 @@ class MathTIREnv(PythonToolEnv, _MathEnv):
 
         if self.tool.calls == 0 and self.tool.max_calls > 0 and self.turn < self.max_turns - 1:
             body = json.dumps({"name": "python", "arguments": {"code": self.task.solution_code}})
-            think = self._plan(self.TOOL_PLANS) if self.explain else "Compute it with Python."
+            think = self.TOOL_PLAN if self.explain else "Compute it with Python."
             return f"<think>{think}</think><tool_call>{body}</tool_call>"
-        think = self._plan(self.ANSWER_PLANS) if self.explain else "The program printed the result."
+        think = self.ANSWER_PLAN if self.explain else "The program printed the result."
         return f"<think>{think}</think><answer>{self.task.answer}</answer>"
-
-    def _plan(self, plans: tuple[str, ...]) -> str:
-        import zlib
-
-        return plans[zlib.crc32(self.task.question.encode()) % len(plans)]

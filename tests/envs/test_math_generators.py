@@ -40,7 +40,11 @@ def test_reference_solution_prints_the_gold(family, difficulty):
     for seed in (0, 1):
         task = generate(family, seed, difficulty)
         printed = _run(task.solution_code)
-        assert math_equal(prediction=printed, gold=task.answer), (task.question, printed, task.answer)
+        assert math_equal(prediction=printed, gold=task.answer), (
+            task.question,
+            printed,
+            task.answer,
+        )
         if family == "countdown":
             numbers, target = task.meta["numbers"], task.meta["target"]
             assert check_countdown(task.answer, numbers, target)
