@@ -64,6 +64,11 @@ class ProcessGenerator(AsyncGenerator):
     join_timeout_s = 10.0
 
     def __init__(self, trainer: Trainer, k: int):
+        if trainer.cfg.backend.name != "hf":
+            raise TirgymError(
+                "async.generator=process runs a copy of the hf model in its own process; "
+                f"backend {trainer.cfg.backend.name!r} takes async.generator=thread"
+            )
         super().__init__(trainer, k)
         self.proc: Any = None
         self.last_step = 0

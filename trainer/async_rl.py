@@ -89,8 +89,8 @@ class WeightStore:
         self._snapshots: dict[int, dict[str, torch.Tensor]] = {}
         self.closed = False
 
-    def publish(self, version: int, model: torch.nn.Module) -> None:
-        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    def publish(self, version: int, state: dict[str, torch.Tensor]) -> None:
+        """Make `state` (a copy the caller gave up) the weights of `version`."""
         with self._cond:
             self._snapshots[version] = state
             self._cond.notify_all()
@@ -126,10 +126,17 @@ class AsyncGenerator:
     """Rolls out the batches of steps start+1 .. last on its own thread and model copy."""
 
     def __init__(self, trainer: Trainer, k: int):
-        if trainer.cfg.backend.name != "hf":
+        backend = trainer.cfg.backend.name
+        if backend not in ("hf", "vllm"):
             raise TirgymError(
-                "async.max_staleness > 0 runs the generator on a copy of the hf model; "
-                f"backend {trainer.cfg.backend.name!r} is not supported yet (use backend.name=hf)"
+                "async.max_staleness > 0 runs the generator on a copy of the hf model or on "
+                f"the vllm engine; backend {backend!r} is not supported (use hf or vllm)"
+            )
+        if backend == "vllm" and trainer.cfg.eval.every:
+            raise TirgymError(
+                "async.max_staleness > 0 on vllm: the generator thread owns the engine, so a "
+                "periodic held-out eval (eval.every) cannot share it; set eval.every=0 (the "
+                "evals before and after RL still run)"
             )
         if trainer.dist.enabled:
             raise TirgymError(
@@ -148,15 +155,17 @@ class AsyncGenerator:
         from tirgym.agents.hf_backend import HFPolicy
 
         tr = self.trainer
-        model = copy.deepcopy(tr.model).eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
         view = copy.copy(tr)  # collect() reads model, policy and sampler from here
-        view.model = model
-        view.policy = HFPolicy(model, tr.tokenizer, **tr.cfg.backend.options)
+        if tr.cfg.backend.name == "hf":
+            model = copy.deepcopy(tr.model).eval()
+            for p in model.parameters():
+                p.requires_grad_(False)
+            view.model = model
+            view.policy = HFPolicy(model, tr.tokenizer, **tr.cfg.backend.options)
+        # vllm: the engine is the generator's from now on (the trainer publishes, never pushes)
         view.sampler = copy.deepcopy(tr.sampler)
         self.start_version = start_step
-        self.weights.publish(start_step, tr.model)
+        self.weights.publish(start_step, {})  # the weights the generator holds already
         self.thread = threading.Thread(
             target=self._run, args=(view, start_step + 1, last_step), daemon=True
         )
@@ -165,7 +174,7 @@ class AsyncGenerator:
     def publish(self, version: int) -> None:
         """The trainer's weights after update `version` (a copy; generation goes on)."""
         if self.thread is not None:
-            self.weights.publish(version, self.trainer.model)
+            self.weights.publish(version, snapshot(self.trainer))
 
     def take(self, step: int) -> tuple[list[Episode], list[Episode], dict[str, float]]:
         """The batch of `step` (waiting for it if needed), with too-stale episodes dropped."""
@@ -214,12 +223,33 @@ class AsyncGenerator:
                 self.batches.put,
                 first,
                 last,
-                self.start_version - 1,
+                self.start_version,  # the generator's copy holds the start weights already
                 self.start_version,
                 self.k,
             )
         except BaseException as e:  # the trainer re-raises it when it takes the batch
             self.batches.put(e)
+
+
+def snapshot(trainer: Trainer) -> dict[str, torch.Tensor]:
+    """A copy of the weights the generator needs: the model's state (hf), or the inference
+    weights, LoRA merged in, under the engine's names (vllm)."""
+    model = trainer.model
+    if trainer.cfg.backend.name == "vllm":
+        from tirgym.trainer.model import inference_weights
+
+        named = {n: p.detach() for n, p in model.named_parameters()}
+        return {n: t.detach().clone() for n, t in inference_weights(named, model)}
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def load_weights(view: Any, state: dict[str, torch.Tensor]) -> None:
+    """Load a snapshot into the generator's model copy (hf) or engine (vllm), between batches."""
+    with torch.no_grad():
+        if view.cfg.backend.name == "vllm":
+            view.policy.update_weights(state.items())
+        else:
+            view.model.load_state_dict(state)
 
 
 def produce(
@@ -243,12 +273,11 @@ def produce(
         if state is None:
             return
         if version != loaded:
-            with torch.no_grad():
-                view.model.load_state_dict(state)
+            load_weights(view, state)
             loaded = version
         del state
         t0, c0 = time.perf_counter(), time.thread_time()
-        stats0 = copy.copy(view.policy.stats)
+        stats0 = copy.copy(getattr(view.policy, "stats", None))
         generated, kept = view.collect(step)
         dt, cpu = time.perf_counter() - t0, time.thread_time() - c0
         for e in generated:
@@ -262,7 +291,7 @@ def produce(
                 sampler_state=view.sampler.state_dict(),
                 generate_s=dt,
                 gen_metrics={
-                    **_generation_metrics(stats0, view.policy.stats, dt),
+                    **_generation_metrics(stats0, getattr(view.policy, "stats", None), dt),
                     # below 1 with one torch thread: the generator waited for a core
                     "async_generate_cpu_share": cpu / max(dt, 1e-9),
                 },

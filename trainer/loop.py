@@ -210,6 +210,14 @@ class Trainer:
         with torch.no_grad():
             self.policy.update_weights(inference_weights(named, self.model))
 
+    def _stop_generator(self) -> None:
+        """After the last step: stop the async generator and give the policy the trainer's
+        weights (vllm: the engine was the generator's, holding weights up to k steps old)."""
+        if self.generator is not None:
+            self.generator.close()
+            self.generator = None
+            self._push_weights()
+
     def close(self) -> None:
         """Stop the generation engine (vllm) and the async generator thread."""
         if self.generator is not None:
@@ -312,8 +320,9 @@ class Trainer:
                 self.policy.wake_up()
         t_upd = time.perf_counter() - t1
         t2 = time.perf_counter()
-        self._push_weights()
-        if self.generator is not None:
+        if self.generator is None:
+            self._push_weights()
+        else:  # it loads them between its batches (vllm: the engine is its own)
             self.generator.publish(step)
         t_push = time.perf_counter() - t2
 
@@ -408,6 +417,7 @@ class Trainer:
             with self.out.progress(self.step_idx):
                 while self.step_idx < last and not stop.requested(self.dist, self.device):
                     self._train_step(self.step_idx + 1)
+            self._stop_generator()
         if stop.signum is not None:
             ckpt = self.checkpoint(self.step_idx)
             self.say(f"stopped after step {self.step_idx}; checkpoint: {ckpt} (continue: --resume)")

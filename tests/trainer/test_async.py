@@ -86,6 +86,8 @@ def test_k0_async_path_reproduces_the_sync_loop(tiny_path, tmp_path):
 def test_k1_samples_with_the_weights_one_update_behind(tiny_path, tmp_path):
     extra = {"async": {"max_staleness": 1}, "correction": {"mis_cap": 1.01}}
     tr = Trainer(config(tiny_path, tmp_path / "k1", **extra), callbacks=[Graded()], quiet=True)
+    tr.setup()
+    gen = tr.generator
     try:
         tr.run()
     finally:
@@ -100,7 +102,7 @@ def test_k1_samples_with_the_weights_one_update_behind(tiny_path, tmp_path):
     # masked IS drops the tokens whose probability moved by more than 1%
     assert m[0]["is_masked_frac"] == 0 and m[0]["is_ratio_max"] == pytest.approx(1, abs=1e-3)
     assert all(0 < x["is_masked_frac"] <= 1 and x["is_ratio_max"] > 1.01 for x in m[1:])
-    assert not tr.generator.thread.is_alive()
+    assert tr.generator is None and not gen.thread.is_alive()  # stopped once training ends
 
 
 class DieAt(Graded):
@@ -142,8 +144,14 @@ def test_generator_killed_mid_batch_resumes_losing_and_repeating_nothing(tiny_pa
 
 
 def test_async_refuses_what_it_cannot_run(tiny_path, tmp_path):
+    from tirgym.trainer.async_process import ProcessGenerator
+
     cfg = config(tiny_path, tmp_path / "v", **{"async": {"max_staleness": 1}})
     cfg["backend"] = {"name": "vllm"}
+    cfg["eval"] = {"every": 2}
     tr = Trainer(cfg, quiet=True)
-    with pytest.raises(TirgymError, match="backend 'vllm'"):
-        AsyncGenerator(tr, 1)
+    with pytest.raises(TirgymError, match="periodic held-out eval.*eval.every=0"):
+        AsyncGenerator(tr, 1)  # the generator owns the engine
+    tr.cfg.eval.every = 0
+    with pytest.raises(TirgymError, match="backend 'vllm' takes async.generator=thread"):
+        ProcessGenerator(tr, 1)

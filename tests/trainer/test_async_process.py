@@ -52,7 +52,7 @@ def test_process_k0_reproduces_the_sync_loop(tiny_path, tmp_path):
     sync.run()
     tr = Trainer(config(tiny_path, tmp_path / "p0"), callbacks=[Graded()], quiet=True)
     tr.setup()
-    tr.generator = ProcessGenerator(tr, 0)
+    tr.generator = gen = ProcessGenerator(tr, 0)
     try:
         tr.run()
     finally:
@@ -64,13 +64,15 @@ def test_process_k0_reproduces_the_sync_loop(tiny_path, tmp_path):
             assert ma[key] == pytest.approx(mb[key], abs=1e-6), key
     for k, v in sync.model.state_dict().items():
         assert torch.allclose(v, tr.model.state_dict()[k], atol=1e-6), k
-    assert not tr.generator.proc.is_alive()
+    assert tr.generator is None and not gen.proc.is_alive()
 
 
 @pytest.mark.slow
 def test_process_k1_pins_versions_like_the_thread(tiny_path, tmp_path):
     cfg = config(tiny_path, tmp_path / "k1", **{"async": PROCESS})
     tr = Trainer(cfg, callbacks=[Graded()], quiet=True)
+    tr.setup()
+    gen = tr.generator
     try:
         tr.run()
     finally:
@@ -80,8 +82,8 @@ def test_process_k1_pins_versions_like_the_thread(tiny_path, tmp_path):
     m = metrics(tmp_path / "k1")
     assert [x["async_staleness"] for x in m] == [0, 1, 1]
     assert all(x["async_dropped_episodes"] == 0 for x in m)
-    assert isinstance(tr.generator, ProcessGenerator)
-    assert wait_gone(tr.generator.proc.pid, 5)
+    assert isinstance(gen, ProcessGenerator) and tr.generator is None
+    assert wait_gone(gen.proc.pid, 5)
 
 
 class KillGeneratorAt(Graded):

