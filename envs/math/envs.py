@@ -10,6 +10,7 @@ reset, so constructing these envs costs nothing.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,6 +30,18 @@ def _dataset(path: str, split: str | None) -> tuple:
     if not tasks:
         raise TirgymError(f"math dataset {path!r} has no usable rows")
     return tasks
+
+
+_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)(/\d+)?")
+_FRAC = re.compile(r"[-+]?\\[dt]?frac\{(\d+)\}\{(\d+)\}")
+_DECOR = re.compile(r"\$|\\[,!; ]|\{,\}|\\text\{[^}]*\}|\s|(?<=\d),(?=\d{3})")
+
+
+def is_number(text: str) -> bool:
+    """Whether text is a number written out (an integer, a decimal, a fraction a/b or
+    \\frac{a}{b}), after $ signs, spacing, thousands commas and \\text{} units go."""
+    bare = _DECOR.sub("", text)
+    return bool(_NUMBER.fullmatch(bare) or _FRAC.fullmatch(bare))
 
 
 def _prediction(answer: str) -> str:
@@ -75,11 +88,17 @@ class _MathEnv(TextEnv):
         return self.task.question
 
     def is_correct(self, prediction: str) -> bool:
+        """Countdown: the expression uses the numbers and hits the target. Otherwise the
+        verifier's equality, but a number gold wants a number: an expression that equals
+        it ("1065 \\times 4987" for "Compute 1065 * 4987") restates the task, it does not
+        answer it (a model learns that hack within a few RL steps)."""
         task = self.task
         if task.family == "countdown" and "numbers" in task.meta:
             from tirgym.envs.math.generators import check_countdown
 
             return check_countdown(prediction, task.meta["numbers"], task.meta["target"])
+        if is_number(task.answer) and not is_number(prediction):
+            return False
         from tirgym.rewards.math import math_equal
 
         return math_equal(prediction=prediction, gold=task.answer, **self.verifier_policy)
@@ -88,6 +107,9 @@ class _MathEnv(TextEnv):
         prediction = _prediction(answer)
         ok = self.is_correct(prediction)
         reply = "Correct." if ok else "Incorrect."
+        restated = is_number(self.task.answer) and not is_number(prediction)
+        if not ok and restated and self.task.family != "countdown":
+            reply = "Incorrect: the answer must be the value as a number, not an expression."
         return Outcome(
             reply=reply,
             terminated=True,

@@ -204,3 +204,21 @@ def test_tir_explained_oracle_states_its_plan(sandbox_kwargs):
     plain.reset(seed=0)
     assert plain.solve().startswith("<think>Compute it with Python.</think>")
     plain.close()
+
+
+@pytest.mark.parametrize("env_id", ["tirgym/MathAnswer-v0", "tirgym/MathTIR-v0"])
+def test_an_expression_that_restates_the_task_is_not_an_answer(env_id, no_sandbox):
+    """ "Compute 1065 * 4987": the verifier finds "1065 \\times 4987" equal to the gold, but it
+    is the task, not its result; a number gold takes a number (commas and $ allowed)."""
+    env = tirgym.make(env_id, family="arithmetic").unwrapped
+    env.reset(seed=3)
+    a, op, b = env.task.question.split("$")[1].split()
+    assert op in ("+", "-", "\\times")
+    reply, reward, done, _, info = env.step(f"<answer>{a} {op} {b}</answer>")
+    assert done and reward == 0.0 and not info["success"]
+    assert "a number, not an expression" in reply
+    env.reset(seed=3)
+    gold = int(env.task.answer)
+    _, reward, *_ = env.step(f"<answer>${gold:,}$</answer>")
+    assert reward == 1.0
+    env.close()
