@@ -30,6 +30,11 @@ PANELS: list[tuple[str, str, list[str]]] = [
     ),
     ("entropy", "Token vs semantic entropy (nats)", ["token_entropy", "semantic_entropy"]),
     ("planning", "Planning-token ratio", ["planning_token_ratio"]),
+    (
+        "planning_entropy",
+        "Planning vs execution token entropy (nats)",
+        ["planning_token_entropy", "execution_token_entropy"],
+    ),
 ]
 SUMMARY_KEYS = [
     "success_rate",
@@ -42,11 +47,19 @@ SUMMARY_KEYS = [
     "token_entropy",
     "semantic_entropy",
     "planning_token_ratio",
+    "planning_token_entropy",
+    "execution_token_entropy",
     "reflections_per_response",
     "void_turn_ratio",
     "tool_calls_per_episode",
     "tool_error_rate",
 ]
+
+
+def word(trend: tuple[float, float]) -> str:
+    """How a (first third, last third) trend moved, in a word."""
+    first, last = trend
+    return "rose" if last > first else "fell" if last < first else "stayed flat"
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -129,10 +142,6 @@ def summarize(rows: list[dict]) -> str:
     lines.append("")
     te, se = trends.get("token_entropy"), trends.get("semantic_entropy")
     if te and se:
-
-        def word(t):
-            return "rose" if t[1] > t[0] else "fell" if t[1] < t[0] else "stayed flat"
-
         lines.append(
             f"Token entropy {word(te)} ({te[0]:.3g} -> {te[1]:.3g}) while semantic entropy "
             f"{word(se)} ({se[0]:.3g} -> {se[1]:.3g}). HICRA's two-phase picture has token "
@@ -140,6 +149,13 @@ def summarize(rows: list[dict]) -> str:
         )
     else:
         lines.append("Token and semantic entropy were not both logged; no two-phase reading.")
+    pe, ee = trends.get("planning_token_entropy"), trends.get("execution_token_entropy")
+    if pe and ee:
+        lines.append(
+            f"Execution-token entropy {word(ee)} ({ee[0]:.3g} -> {ee[1]:.3g}), planning-token "
+            f"entropy {word(pe)} ({pe[0]:.3g} -> {pe[1]:.3g}); in HICRA's picture execution "
+            "entropy falls first, then strategic (planning, semantic) entropy rises."
+        )
     lines.append("")
     return "\n".join(lines)
 

@@ -15,6 +15,7 @@ from tirgym.errors import TirgymError
 from tirgym.trainer.planning import planning_mask
 from tirgym.trainer.reasoning_metrics import (
     batch_semantic_entropy,
+    planning_execution_entropy,
     planning_token_ratio,
     reflections_per_response,
     response_length_stats,
@@ -58,6 +59,7 @@ def episode_metrics(
     if tokenizer is not None:
         masks = [planning_mask(e, tokenizer, grams, scope) for e in episodes]
         out["planning_token_ratio"] = float(planning_token_ratio(masks, episodes))
+        out.update(planning_execution_entropy(masks, episodes))
     return out
 
 
@@ -188,7 +190,10 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 CURVES = [
     ("reward", ["reward_mean"]),
-    ("success / tool use", ["success_rate", "eval/success", "tool_use_rate", "success_when_tool_used"]),
+    (
+        "success / tool use",
+        ["success_rate", "eval/success", "tool_use_rate", "success_when_tool_used"],
+    ),
     ("loss", ["loss", "pg_loss"]),
     ("entropy", ["token_entropy"]),
     ("response tokens", ["response_tokens_mean", "response_tokens_p95"]),

@@ -120,6 +120,30 @@ def planning_token_ratio(masks: Sequence[np.ndarray], episodes: Sequence[Episode
     return plan / sampled
 
 
+def planning_execution_entropy(
+    masks: Sequence[np.ndarray], episodes: Sequence[Episode]
+) -> dict[str, float]:
+    """Mean surprisal -log p of the sampled planning tokens and of the other sampled tokens
+    (execution): what HICRA's two-phase dynamic is read from. Sampled at temperature 1, the
+    mean surprisal of a set of positions is an unbiased estimate of their mean entropy, so
+    it needs no logits. A side with no tokens is left out."""
+    plan, execution = [], []
+    for m, e in zip(masks, episodes, strict=True):
+        sampled = np.asarray(e.loss_mask, bool)
+        if not sampled.any() or len(e.logprobs) != sampled.size:
+            continue  # nothing sampled, or no sampler logprobs (scripted policies)
+        surprisal = -np.asarray(e.logprobs, np.float64)
+        is_plan = np.asarray(m, bool) & sampled
+        plan.append(surprisal[is_plan])
+        execution.append(surprisal[sampled & ~is_plan])
+    out = {}
+    for key, parts in (("planning_token_entropy", plan), ("execution_token_entropy", execution)):
+        vals = np.concatenate(parts) if parts else np.zeros(0)
+        if vals.size:
+            out[key] = float(vals.mean())
+    return out
+
+
 def batch_semantic_entropy(
     episodes: Sequence[Episode], grams: StrategicGrams | None = None, by: str = "cluster"
 ) -> float:

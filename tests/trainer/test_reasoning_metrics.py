@@ -15,6 +15,7 @@ from tirgym.trainer.metrics import episode_metrics
 from tirgym.trainer.reasoning_metrics import (
     entropy_from_logits,
     pass_at_k,
+    planning_execution_entropy,
     planning_token_ratio,
     reflection_counts,
     response_length_stats,
@@ -90,3 +91,28 @@ def test_planning_ratio_and_all_metrics():
     assert m["void_turn_ratio"] == 0.0
     assert planning_token_ratio([np.ones(len(ids), bool)], [e]) == 1.0  # prompt never counts
     assert "planning_token_ratio" not in episode_metrics([e])
+
+
+def test_planning_and_execution_entropy_are_mean_surprisals_of_their_tokens():
+    """Hand-worked: 5 sampled tokens, 2 of them planning; the prompt never counts."""
+    e = Episode(
+        "e",
+        0,
+        token_ids=[7, 7, 1, 2, 3, 4, 5],
+        loss_mask=[0, 0, 1, 1, 1, 1, 1],
+        logprobs=[0.0, -9.0, -1.0, -3.0, -0.5, -0.5, -2.0],
+    )
+    plan = np.array([1, 1, 1, 1, 0, 0, 0], bool)  # the prompt's mark is ignored
+    got = planning_execution_entropy([plan], [e])
+    assert got["planning_token_entropy"] == pytest.approx((1.0 + 3.0) / 2)
+    assert got["execution_token_entropy"] == pytest.approx((0.5 + 0.5 + 2.0) / 3)
+    none = planning_execution_entropy([np.zeros(7, bool)], [e])
+    assert "planning_token_entropy" not in none and none["execution_token_entropy"] == 1.4
+    # the estimate is unbiased: sampled at T=1, mean surprisal -> entropy
+    rng = np.random.default_rng(0)
+    p = np.array([0.7, 0.2, 0.1])
+    draws = rng.choice(3, size=200_000, p=p)
+    big = Episode("b", 0, token_ids=list(draws), loss_mask=[1] * draws.size,
+                  logprobs=list(np.log(p)[draws]))  # fmt: skip
+    est = planning_execution_entropy([np.zeros(draws.size, bool)], [big])
+    assert est["execution_token_entropy"] == pytest.approx(-(p * np.log(p)).sum(), abs=0.01)
