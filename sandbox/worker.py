@@ -1258,13 +1258,12 @@ class ScratchMeter:
         return any(h > max(lim, p) for h, lim, p in zip(held, self.limit, self.prior, strict=True))
 
     def room(self) -> bool:
-        """Whether the mounts have a tenant's budget free (else cleaners must not pause)."""
-        free_b = free_i = 0
+        """Whether every mount has a tenant's budget free (else cleaners must not pause)."""
         for m in self.MOUNTS:
             st = os.statvfs(m)
-            free_b = max(free_b, st.f_bavail * st.f_frsize)
-            free_i = max(free_i, st.f_favail)
-        return free_b > self.limit[0] and free_i > self.limit[1]
+            if st.f_bavail * st.f_frsize <= self.limit[0] or st.f_favail <= self.limit[1]:
+                return False
+        return True
 
     def message(self, held: tuple[int, int]) -> str:
         return (
