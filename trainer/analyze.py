@@ -62,6 +62,11 @@ def word(trend: tuple[float, float]) -> str:
     return "rose" if last > first else "fell" if last < first else "stayed flat"
 
 
+def moved(name: str, trend: tuple[float, float]) -> str:
+    """'<name> fell (1.05 -> 0.48)': a trend in words and figures."""
+    return f"{name} {word(trend)} ({trend[0]:.3g} -> {trend[1]:.3g})"
+
+
 def read_metrics(path: str | Path) -> list[dict]:
     rows = []
     with open(path, encoding="utf-8") as f:
@@ -143,18 +148,18 @@ def summarize(rows: list[dict]) -> str:
     te, se = trends.get("token_entropy"), trends.get("semantic_entropy")
     if te and se:
         lines.append(
-            f"Token entropy {word(te)} ({te[0]:.3g} -> {te[1]:.3g}) while semantic entropy "
-            f"{word(se)} ({se[0]:.3g} -> {se[1]:.3g}). HICRA's two-phase picture has token "
-            "entropy settling while semantic entropy grows as planning strategies diversify."
+            f"{moved('Token entropy', te)} while {moved('semantic entropy', se)}. HICRA's "
+            "two-phase picture has token entropy settling while semantic entropy grows as "
+            "planning strategies diversify."
         )
     else:
         lines.append("Token and semantic entropy were not both logged; no two-phase reading.")
     pe, ee = trends.get("planning_token_entropy"), trends.get("execution_token_entropy")
     if pe and ee:
         lines.append(
-            f"Execution-token entropy {word(ee)} ({ee[0]:.3g} -> {ee[1]:.3g}), planning-token "
-            f"entropy {word(pe)} ({pe[0]:.3g} -> {pe[1]:.3g}); in HICRA's picture execution "
-            "entropy falls first, then strategic (planning, semantic) entropy rises."
+            f"{moved('Execution-token entropy', ee)}, {moved('planning-token entropy', pe)}; "
+            "in HICRA's picture execution entropy falls first, then strategic (planning, "
+            "semantic) entropy rises."
         )
     lines.append("")
     return "\n".join(lines)
