@@ -158,18 +158,41 @@ def fork_cell() -> int:
     so a plain fork(2) is safe there; the child only needs a fresh random seed.
     """
     if not _FAST_FORK[0]:
-        return os.fork()
-    pid = _libc.fork()
-    if pid < 0:
-        raise OSError(ctypes.get_errno(), "fork failed")
-    if pid == 0:
-        import random
+        pid = os.fork()
+    else:
+        pid = _libc.fork()
+        if pid < 0:
+            raise OSError(ctypes.get_errno(), "fork failed")
+        if pid == 0:
+            import random
 
-        random.seed()  # what os.fork's hook would do: cells must not share a random stream
+            random.seed()  # what os.fork's hook would do: cells must not share a random stream
+    if pid == 0 and _BOOSTED[0]:
+        _BOOSTED[0] = False
+        os.setpriority(os.PRIO_PROCESS, 0, 0)  # only the worker itself runs above the rest
     return pid
 
 
 _FAST_FORK = [False]
+_BOOSTED = [False]
+WORKER_NICE = -20
+
+
+def boost_worker() -> bool:
+    """Run at nice -20 where we may (CAP_SYS_NICE: the docker backend grants it the worker).
+
+    nice 19 has weight 15 to the worker's 1024 at nice 0, so the 500 processes of a setsid
+    fork bomb out-weigh it seven to one in the container's CPU share: the worker then took
+    seconds to see the timeout and to fork the freezer, and missed the host's watchdog. At
+    -20 (weight 88761) it keeps over 90% of the CPU against a full process budget. What the
+    worker forks starts back at 0 (fork_cell), so no cell runs above another tenant.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, WORKER_NICE)
+    except OSError:
+        return False
+    _BOOSTED[0] = True
+    return True
 
 
 def collapse_hugepages() -> int:
@@ -682,6 +705,28 @@ def _become_uid(uid: int) -> None:
     """
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)  # raises if it fails: then no cell runs
+
+
+def _stop_all_of(uid: int) -> None:
+    """kill(-1, SIGSTOP) as uid, from the worker itself: every process of uid, in one pass.
+
+    A helper forked to send it under a fork bomb waited seconds for a CPU (the bomb holds
+    the container's CPU quota), so the worker takes uid for the one call, keeping saved uid
+    0 to come back. Only pid 1 may: the kernel drops the signals a namespace's init gets
+    from inside it unless it handles them, and SIGINT, its only handler, is ignored for the
+    moment, so uid's processes cannot reach the worker while it shares their uid.
+    """
+    if os.getpid() != 1:
+        raise OSError(errno.EPERM, "only the namespace's init may take a tenant's uid")
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.setresuid(uid, uid, 0)
+        try:
+            os.kill(-1, signal.SIGSTOP)  # every process of uid but this one (and pid 1)
+        finally:
+            os.setresuid(0, 0, 0)
+    finally:
+        signal.signal(signal.SIGINT, handler)
 
 
 def _session_uid_range() -> tuple[int, int]:
@@ -1555,20 +1600,22 @@ class Worker:
         if len(self._alive()) <= len(legit) + len(spare_parents):
             return
         resume = self._freeze_stray_uids(legit, spare_parents) if self.isolation == "uid" else []
-        self._stop_strays(legit, spare_parents)
-        for _ in range(200):
-            pids = self._alive()
-            if len(pids) <= len(legit) + len(spare_parents):
-                return
-            stray = self._strays(pids, legit, spare_parents)
-            if not stray:
-                return
-            for pid in stray:
-                self._kill(pid)  # dying from now on: no need to wait for its teardown
-            time.sleep(0.001)
-            self._reap()
-        for pid in resume:
-            self._signal(pid, signal.SIGCONT)
+        try:
+            self._stop_strays(legit, spare_parents)
+            for _ in range(200):
+                pids = self._alive()
+                if len(pids) <= len(legit) + len(spare_parents):
+                    return
+                stray = self._strays(pids, legit, spare_parents)
+                if not stray:
+                    return
+                for pid in stray:
+                    self._kill(pid)  # dying from now on: no need to wait for its teardown
+                time.sleep(0.001)
+                self._reap()
+        finally:
+            for pid in resume:
+                self._signal(pid, signal.SIGCONT)
 
     def _strays(self, pids: list[int], legit: set[int], spare_parents: set[int]) -> list[int]:
         return [
@@ -1594,18 +1641,8 @@ class Worker:
                 uids.add(uid)
         resume = [p for p in legit if _proc_uid(p) in uids and self._stat(p, 0) != b"T"]
         for uid in uids:
-            try:
-                pid = fork_cell()
-            except OSError:
-                continue  # no pid to spare: the one-by-one stop below still runs
-            if pid == 0:
-                try:
-                    _become_uid(uid)
-                    os.kill(-1, signal.SIGSTOP)  # every process of uid but this one
-                finally:
-                    os._exit(0)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
+            with contextlib.suppress(OSError):
+                _stop_all_of(uid)
         return resume
 
     def _stop_strays(self, legit: set[int], spare_parents: set[int]) -> None:
@@ -2282,6 +2319,7 @@ def _isolate_worker(cfg: dict) -> None:
             os.chmod(SHM, 0o1733)
         os.setgroups([])  # once here, so every cell starts without supplementary groups
         os.umask(0o077)
+        boost_worker()
     elif isolation != "none":
         raise ValueError(f"unknown isolation {isolation!r}")
 
