@@ -2325,6 +2325,7 @@ def _isolate_worker(cfg: dict) -> None:
 
 
 def main() -> None:
+    _BOOSTED[0] = os.getpriority(os.PRIO_PROCESS, 0) < 0  # started above 0 (jail, by the host)
     cfg = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     cfg.setdefault("scratch", "/tmp")
     for path in cfg.get("site", []):
