@@ -276,30 +276,56 @@ class TextEnv(gym.Env[str, str]):
         return Outcome(reply=reply, rewards=rewards)
 
     def _finish_step(self, role: str, parse: dict[str, Any], outcome: Outcome):
-        terminated = outcome.terminated
-        truncated = not terminated and self.turn >= self.max_turns
         rewards = outcome.rewards
         components = {k: float(v) for k, v in rewards.items() if v} if rewards else {}
+        reply = outcome.reply
+        if not (reply.isascii() and reply.isprintable() and len(reply) <= MAX_TEXT_CHARS):
+            reply = sanitize(reply)
+        terminated = outcome.terminated
+        truncated = not terminated and self.turn >= self.max_turns
+        if terminated or truncated:
+            return self._finish_episode(role, parse, outcome, components, reply, truncated)
+        self.last_observation = reply
+        self.transcript.append((role, reply))
+        info = {
+            "role": role,
+            "parse": parse,
+            "turn": self.turn,
+            "tool_error": outcome.tool_error,
+            **outcome.info,
+            "reward_components": components,
+            "state_key": self.state_key(),
+        }
+        return reply, float(sum(components.values())) if components else 0.0, False, False, info
+
+    def _finish_episode(
+        self,
+        role: str,
+        parse: dict[str, Any],
+        outcome: Outcome,
+        components: dict[str, float],
+        reply: str,
+        truncated: bool,
+    ):
+        """The last step: the outcome component, success and why the episode stopped."""
+        self.done = True
+        terminated = not truncated
+        score = outcome.outcome_reward
+        if score is None:
+            score = 1.0 if (terminated and outcome.success) else 0.0
+        components["outcome"] = float(score)
         info: dict[str, Any] = {
             "role": role,
             "parse": parse,
             "turn": self.turn,
             "tool_error": outcome.tool_error,
+            **outcome.info,
         }
-        if outcome.info:
-            info.update(outcome.info)
-        reply = sanitize(outcome.reply)
-        if terminated or truncated:
-            self.done = True
-            score = outcome.outcome_reward
-            if score is None:
-                score = 1.0 if (terminated and outcome.success) else 0.0
-            components["outcome"] = float(score)
-            info["success"] = bool(terminated and outcome.success)
-            info["outcome_reward"] = float(score)
-            info.setdefault("stop_reason", "env_done" if terminated else "max_turns")
-            if truncated:
-                reply = (reply + "\n" if reply else "") + f"Turn limit ({self.max_turns}) reached."
+        info["success"] = bool(terminated and outcome.success)
+        info["outcome_reward"] = float(score)
+        info.setdefault("stop_reason", "env_done" if terminated else "max_turns")
+        if truncated:
+            reply = (reply + "\n" if reply else "") + f"Turn limit ({self.max_turns}) reached."
         info["reward_components"] = components
         self.last_observation = reply
         info["state_key"] = self.state_key()
