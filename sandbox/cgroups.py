@@ -1,7 +1,13 @@
-"""Best-effort per-slot cgroup (memory + pids) so one slot cannot eat the machine.
+"""Best-effort per-slot cgroup (memory + pids, and cpu) so one slot cannot eat the machine.
 
 Supports cgroup v1 (separate memory/pids hierarchies) and v2 (unified) where the controllers
 are available and writable; otherwise the slot runs without one and rlimits still apply.
+
+The cpu controller matters beyond its share: the scheduler's autogroups (on by default on
+most distributions) give every process that calls setsid() a group of its own, weighted as
+much as the worker's, so a setsid fork bomb's 500 processes each got as much CPU as the
+worker at nice -20 and it missed the host's watchdog. Tasks outside the root cpu group have
+no autogroup: in the slot's own cpu cgroup, nice weighs again (worker -20, cells' forks 19).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ class SlotCgroup:
 
     def __init__(self, name: str, memory_mb: int, pids: int):
         self.dirs: list[Path] = []
+        self.cpu = False  # the slot has a cpu group of its own (so: no autogroups)
         own = _own_paths()
         v1 = {c: ROOT / c / own.get(c, "/").lstrip("/") for c in ("memory", "pids")}
         if all(_writable(p) for p in v1.values()):
@@ -43,32 +50,40 @@ class SlotCgroup:
             }
             for c, parent in v1.items():
                 self._make(parent / name, limits[c])
+            cpu = ROOT / "cpu" / own.get("cpu", "/").lstrip("/")
+            if _writable(cpu):  # optional: see the module docstring
+                self.cpu = self._make(cpu / name, {})
             return
         unified = ROOT / own.get("", "/").lstrip("/")
         ctrl = unified / "cgroup.subtree_control"
         with contextlib.suppress(OSError):
             enabled = ctrl.read_text().split()
             if {"memory", "pids"} <= set(enabled) and _writable(unified):
+                self.cpu = "cpu" in enabled
                 self._make(
                     unified / name,
                     {"memory.max": str(memory_mb * 1024 * 1024), "pids.max": str(pids)},
                 )
 
-    def _make(self, path: Path, files: dict[str, str]) -> None:
+    def _make(self, path: Path, files: dict[str, str]) -> bool:
         try:
             path.mkdir(exist_ok=True)
             for fname, value in files.items():
                 (path / fname).write_text(value)
-            with contextlib.suppress(OSError):
-                (path / "memory.swappiness").write_text("0")
+            if "memory.limit_in_bytes" in files:
+                with contextlib.suppress(OSError):
+                    (path / "memory.swappiness").write_text("0")
             self.dirs.append(path)
+            return True
         except OSError:
             with contextlib.suppress(OSError):
                 path.rmdir()
+            return False
 
     @property
     def active(self) -> bool:
         return bool(self.dirs)
+
 
     def procs_files(self) -> list[str]:
         return [str(d / "cgroup.procs") for d in self.dirs]
@@ -101,11 +116,12 @@ class SlotCgroup:
 
 def describe() -> str:
     own = _own_paths()
-    v1 = [c for c in ("memory", "pids") if _writable(ROOT / c / own.get(c, "/").lstrip("/"))]
-    if len(v1) == 2:
-        return "cgroup v1 memory+pids writable"
+    v1 = [c for c in ("memory", "pids", "cpu") if _writable(ROOT / c / own.get(c, "/").lstrip("/"))]
+    if {"memory", "pids"} <= set(v1):
+        return f"cgroup v1 {'+'.join(v1)} writable"
     ctrl = ROOT / own.get("", "/").lstrip("/") / "cgroup.subtree_control"
     with contextlib.suppress(OSError):
-        if {"memory", "pids"} <= set(ctrl.read_text().split()):
-            return "cgroup v2 memory+pids writable"
+        enabled = ctrl.read_text().split()
+        if {"memory", "pids"} <= set(enabled):
+            return f"cgroup v2 memory+pids{'+cpu' if 'cpu' in enabled else ''} writable"
     return "no writable memory+pids cgroup (rlimits only)"

@@ -253,16 +253,25 @@ while True:
 
 
 def test_setsid_fork_bomb_in_a_session_fails_alone(one_slot):
-    """Processes that left the cell's session and group still die with the cell; the bomb
-    hits its own process budget, and the slot (and a session beside it) lives on."""
+    """Processes that left the cell's session and group still die with the cell, soon after
+    its timeout; the bomb hits its own process budget, and the slot (and a session beside it)
+    lives on.
+
+    "Soon": with scheduler autogroups every setsid() made a group as heavy as the worker's,
+    and the bomb's end took 3-9 s past a 1 s timeout (the host's watchdog restarted the slot
+    under load, losing the victim's state); in the slot's own cpu cgroup it takes under 1 s.
+    """
     with one_slot.session() as victim:
         assert victim.run("v = 'alive'").ok
         generation = one_slot.slots[0].generation  # read once the slot is up
         for _ in range(3):
             with one_slot.session() as bomber:
                 assert bomber.run("b = 1").ok
+                t = time.monotonic()
                 r = bomber.run(SETSID_BOMB, timeout_s=2)
+                took = time.monotonic() - t
                 assert r.status in ("timeout", "error"), r
+                assert took < 2 + 3.0, f"the bomb ended {took - 2:.1f} s past its timeout"
                 r = bomber.run("print(b)")
                 assert (r.status, r.stdout) == ("ok", "1\n"), r
             healthy(one_slot, innocent=victim)
