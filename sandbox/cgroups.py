@@ -84,7 +84,6 @@ class SlotCgroup:
     def active(self) -> bool:
         return bool(self.dirs)
 
-
     def procs_files(self) -> list[str]:
         return [str(d / "cgroup.procs") for d in self.dirs]
 
