@@ -1,7 +1,8 @@
 """Sandbox (a pool of warm worker slots) and Session (a notebook-like stateful context).
 
-Thread-safe: each slot serves one request at a time under its lock; stateless runs take any
-idle slot, a session is pinned to the slot that holds its state. Async callers use arun().
+Thread-safe: each slot serves one request at a time; stateless runs take any idle slot, a
+session is pinned to the slot that holds its state, and requests are served in arrival order
+(slot_queue). Async callers use arun().
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tirgym.errors import TirgymError
 from tirgym.sandbox.backends import Backend, JailBackend, LocalBackend
 from tirgym.sandbox.result import ExecResult
 from tirgym.sandbox.slot import Slot, WorkerDied
+from tirgym.sandbox.slot_queue import SlotQueue
 
 WATCHDOG_GRACE_S = 10.0
 BACKENDS = ("auto", "jail", "docker", "local")
@@ -62,9 +64,8 @@ class Sandbox:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.max_runs_per_slot = max_runs_per_slot
         self.defaults = (default_timeout_s, default_memory_mb, default_max_output_bytes)
-        self.slots = [Slot(backend, i) for i in range(self.workers)]
-        self._cond = threading.Condition()
-        self._next = 0
+        self.queue = SlotQueue(self.workers)
+        self.slots = [Slot(backend, i, self.queue.lock(i)) for i in range(self.workers)]
         self._closed = False
         if warm:
             self.warm()
@@ -87,19 +88,12 @@ class Sandbox:
 
     # ------------------------------------------------------------------ slot choice
     def _acquire_any(self) -> Slot:
-        with self._cond:
-            while True:
-                for k in range(self.workers):
-                    slot = self.slots[(self._next + k) % self.workers]
-                    if slot.lock.acquire(blocking=False):
-                        self._next = (self._next + k + 1) % self.workers
-                        return slot
-                self._cond.wait(0.05)
+        index = self.queue.acquire()
+        assert index is not None
+        return self.slots[index]
 
     def _release(self, slot: Slot) -> None:
         slot.lock.release()
-        with self._cond:
-            self._cond.notify()
 
     def _limits(self, timeout_s, memory_mb, max_output_bytes) -> dict:
         t, m, o = self.defaults

@@ -23,6 +23,8 @@ from tirgym.sandbox.cgroups import SlotCgroup
 
 _HDR = struct.Struct(">I")
 START_TIMEOUT_S = 60.0
+
+
 # bwrap --die-with-parent (PR_SET_PDEATHSIG) fires when the *thread* that forked it exits, so
 # every worker is started from this one long-lived thread, never from a short-lived caller.
 def _boost() -> None:
@@ -43,10 +45,10 @@ class WorkerDied(Exception):
 
 
 class Slot:
-    def __init__(self, backend: Backend, index: int):
+    def __init__(self, backend: Backend, index: int, lock=None):
         self.backend = backend
         self.index = index
-        self.lock = threading.Lock()
+        self.lock = lock if lock is not None else threading.Lock()  # the pool's SlotLock
         self.proc: subprocess.Popen | None = None
         self.generation = 0  # bumped on every (re)start; sessions check it
         self.runs = 0
