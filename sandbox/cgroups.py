@@ -40,7 +40,6 @@ class SlotCgroup:
 
     def __init__(self, name: str, memory_mb: int, pids: int):
         self.dirs: list[Path] = []
-        self.cpu = False  # the slot has a cpu group of its own (so: no autogroups)
         own = _own_paths()
         v1 = {c: ROOT / c / own.get(c, "/").lstrip("/") for c in ("memory", "pids")}
         if all(_writable(p) for p in v1.values()):
@@ -52,20 +51,19 @@ class SlotCgroup:
                 self._make(parent / name, limits[c])
             cpu = ROOT / "cpu" / own.get("cpu", "/").lstrip("/")
             if _writable(cpu):  # optional: see the module docstring
-                self.cpu = self._make(cpu / name, {})
+                self._make(cpu / name, {})
             return
         unified = ROOT / own.get("", "/").lstrip("/")
         ctrl = unified / "cgroup.subtree_control"
         with contextlib.suppress(OSError):
             enabled = ctrl.read_text().split()
             if {"memory", "pids"} <= set(enabled) and _writable(unified):
-                self.cpu = "cpu" in enabled
                 self._make(
                     unified / name,
                     {"memory.max": str(memory_mb * 1024 * 1024), "pids.max": str(pids)},
                 )
 
-    def _make(self, path: Path, files: dict[str, str]) -> bool:
+    def _make(self, path: Path, files: dict[str, str]) -> None:
         try:
             path.mkdir(exist_ok=True)
             for fname, value in files.items():
@@ -74,11 +72,9 @@ class SlotCgroup:
                 with contextlib.suppress(OSError):
                     (path / "memory.swappiness").write_text("0")
             self.dirs.append(path)
-            return True
         except OSError:
             with contextlib.suppress(OSError):
                 path.rmdir()
-            return False
 
     @property
     def active(self) -> bool:

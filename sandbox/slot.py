@@ -25,8 +25,6 @@ _HDR = struct.Struct(">I")
 START_TIMEOUT_S = 60.0
 
 
-# bwrap --die-with-parent (PR_SET_PDEATHSIG) fires when the *thread* that forked it exits, so
-# every worker is started from this one long-lived thread, never from a short-lived caller.
 def _boost() -> None:
     """In the jail's child before exec: start the worker at nice -20 where the host may (root).
 
@@ -37,6 +35,8 @@ def _boost() -> None:
         os.setpriority(os.PRIO_PROCESS, 0, -20)
 
 
+# bwrap --die-with-parent (PR_SET_PDEATHSIG) fires when the *thread* that forked it exits, so
+# every worker is started from this one long-lived thread, never from a short-lived caller.
 _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tirgym-sandbox-spawn")
 
 
