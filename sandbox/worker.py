@@ -1356,6 +1356,7 @@ class CellState:
     started: int | None = None  # the cell's pid as we see it (from the kernel)
     local: int | None = None  # its pid as it sees itself (its own pid namespace)
     done: dict | None = None  # its "done" record, once credible
+    unconfirmed: dict | None = None  # a "done" that came without a spare (credible if its fork failed)
     reaped: int | None = None  # the wait status the holder reported for it
     gone: bool = False  # the session's processes are all gone
 
@@ -1539,6 +1540,19 @@ class Worker:
             return
         self._forget(pid)
         self.dying[pid] = fd
+
+    def _await_dying(self, deadline: float) -> None:
+        """Wait (until deadline) for the processes we killed to be reaped.
+
+        A killed fork bomb's processes hold the session's process budget until they are
+        reaped (by us, or by the session's init in the jail): the next cell's fork of its
+        spare would fail if they were still there when it runs.
+        """
+        while self.dying and time.monotonic() < deadline:
+            self._reap()
+            self._alive()  # forgets the ones that are gone
+            if self.dying:
+                time.sleep(0.002)
 
     def _kill_group(self, pgid: int) -> None:
         with contextlib.suppress(OSError):
@@ -2155,7 +2169,13 @@ class Worker:
                 if len(self._live_children(sender)) == 1:
                     state.done = got
                 else:
+                    state.unconfirmed = got
                     self._signal(sender, signal.SIGCONT)
+            elif "spawn_failed" in got and sender == state.started and state.unconfirmed:
+                # A finished cell whose spare fork failed (the session's process budget still
+                # held by what a previous cell left, say): it is done; _settle forks the spare.
+                self._signal(sender, signal.SIGSTOP)
+                state.done = state.unconfirmed
             elif (
                 "reaped" in got
                 and state.local is not None
@@ -2246,6 +2266,7 @@ class Worker:
                 r, _, _ = select.select([sock], [], [], 0.1)
                 if r:
                     on_msg()
+            self._await_dying(time.monotonic() + 1.0)
         sess.spare = None
         if state.gone or not self._settle(sess):
             return self._session_lost(sid, out, err, t0)
