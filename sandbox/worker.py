@@ -1356,7 +1356,7 @@ class CellState:
     started: int | None = None  # the cell's pid as we see it (from the kernel)
     local: int | None = None  # its pid as it sees itself (its own pid namespace)
     done: dict | None = None  # its "done" record, once credible
-    unconfirmed: dict | None = None  # a "done" that came without a spare (credible if its fork failed)
+    unconfirmed: dict | None = None  # a "done" without a spare: credible once its fork fails
     reaped: int | None = None  # the wait status the holder reported for it
     gone: bool = False  # the session's processes are all gone
 
