@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -55,6 +55,25 @@ from tirgym.errors import TirgymError
 log = logging.getLogger(__name__)
 
 READY, GENERATING, STEPPING, DONE = "ready", "generating", "stepping", "done"
+
+
+class LiveWeights(Protocol):
+    """Partial rollouts: newer weights the policy takes between turns, mid-episode.
+
+    `load` runs only while no turn is being generated, so each turn is sampled by one
+    version, which its Turn records.
+    """
+
+    version: int
+    """The version the policy holds now."""
+
+    def pending(self) -> bool:
+        """Whether a newer version is waiting (never blocks)."""
+        ...
+
+    def load(self) -> None:
+        """Load the newest waiting version into the policy."""
+        ...
 
 
 @dataclass
@@ -124,6 +143,7 @@ def rollout(
     continuous: bool = True,
     make_env: Callable[..., Any] | None = None,
     max_concurrent: int | None = None,
+    live_weights: LiveWeights | None = None,
 ) -> list[Episode]:
     """Run `group_size` episodes per task; returns them in task-major order.
 
@@ -141,6 +161,9 @@ def rollout(
     max_concurrent: at most this many episodes in flight; the others wait (reset, not
     started) and take the place of one that ends, so a long list of episodes streams
     through one batch of bounded size instead of draining it chunk by chunk.
+    live_weights: partial rollouts: when it has a newer version, no new turn starts until
+    the turns in flight are done, then the policy loads it and episodes go on with it
+    (every Turn records its `policy_version`).
     """
     if max_concurrent is not None and max_concurrent < 1:
         raise TirgymError(f"max_concurrent must be >= 1, got {max_concurrent}.")
@@ -306,6 +329,8 @@ def rollout(
         def after_turn(slot: _Slot, comp: Completion, gen_s: float) -> None:
             slot.episode.timings["generate_s"] += gen_s
             _record_turn(slot, comp, tokenizer, limits, end_strings)
+            if live_weights is not None:
+                slot.episode.turns[-1].policy_version = live_weights.version
             if slot.status == DONE:
                 return
             if slot.turn is None:  # cut at the token budget: no env step
@@ -331,7 +356,11 @@ def rollout(
             # ---- continuous: one decode loop; episodes leave for env steps and rejoin ----
             while True:
                 collect_steps()
-                for slot in take_ready():
+                swap = live_weights is not None and live_weights.pending()
+                if swap and not stream.busy:
+                    live_weights.load()  # no turn in flight: every turn has one version
+                    swap = False
+                for slot in [] if swap else take_ready():  # a swap waits: drain first
                     slot.status = GENERATING
                     slot.turn_started = time.perf_counter()
                     stream.add(slot.index, slot.episode.token_ids, turn_seed(slot))
@@ -346,6 +375,8 @@ def rollout(
             last_gen = 0.05
             while True:
                 collect_steps()
+                if live_weights is not None and live_weights.pending():
+                    live_weights.load()  # between rounds no turn is in flight
                 ready = take_ready()
                 if not ready:
                     if not wait_steps():

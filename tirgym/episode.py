@@ -49,6 +49,9 @@ class Turn:
     finish_reason: str = ""
     reply_role: str = ""
     """Role of the env reply after this turn (tool/user), '' for the last turn."""
+    policy_version: int | None = None
+    """Training steps done by the weights that sampled this turn; set with partial
+    rollouts (`async.partial_rollouts`), where an episode's turns may differ."""
 
 
 @dataclass
@@ -75,8 +78,9 @@ class Episode:
     timings: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     policy_version: int | None = None
-    """Training steps done by the weights that sampled it (async training); None: not
-    recorded (the synchronous loop samples with the current weights)."""
+    """Training steps done by the weights that sampled it (async training; with partial
+    rollouts the oldest of its turns'); None: not recorded (the synchronous loop samples
+    with the current weights)."""
 
     @property
     def task_key(self) -> str:

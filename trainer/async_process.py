@@ -211,20 +211,37 @@ def generator_main(
         view.sampler = sampler
         held: dict[int, dict[str, torch.Tensor]] = {}
 
+        def receive(msg: Any) -> None:
+            nonlocal stopped
+            if msg == STOP:
+                stopped = True
+            else:
+                held[msg[0]] = msg[1]
+
         def take_weights(version: int) -> dict[str, torch.Tensor] | None:
             """The snapshot of `version` ({} for the start weights the copy holds)."""
-            nonlocal stopped
-            while version != start and version not in held:
-                msg = weights.get()
-                if msg == STOP:
-                    stopped = True
-                    return None
-                held[msg[0]] = msg[1]
+            while version != start and version not in held and not stopped:
+                receive(weights.get())
+            if stopped:
+                return None
             for v in [v for v in held if v < version]:
                 del held[v]
             return held.pop(version, {})
 
-        produce(view, take_weights, batches.put, start + 1, last, start, start, k)
+        def poll_weights(after: int) -> tuple[int, dict[str, torch.Tensor]] | None:
+            """Partial rollouts: the newest snapshot above `after` received so far."""
+            with contextlib.suppress(queue.Empty):
+                while not stopped:
+                    receive(weights.get_nowait())
+            newer = [v for v in held if v > after]
+            if not newer:
+                return None
+            for v in [v for v in held if v < max(newer)]:
+                del held[v]
+            return max(newer), held.pop(max(newer))
+
+        poll = poll_weights if cfg.async_.partial_rollouts else None
+        produce(view, take_weights, batches.put, start + 1, last, start, start, k, poll)
     except BaseException as e:  # the trainer raises it when it takes the batch
         batches.put(_picklable(e))
     if not stopped:  # wait for the trainer: exiting now could lose what is still queued

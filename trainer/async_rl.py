@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tirgym.episode import Episode
 from tirgym.errors import TirgymError
@@ -62,6 +62,22 @@ class AsyncConfig(BaseModel):
     generator_cores: list[int] | None = None
     """process: the CPU cores the generator process is pinned to (torch uses that many
     threads); None: the trainer's cores and thread count."""
+
+    partial_rollouts: bool = False
+    """Episodes in flight take newer weights between turns: a batch starts on its pinned
+    version and loads each version the trainer publishes meanwhile at the next moment no
+    turn is being generated; every Turn records the version that sampled it and the
+    episode's `policy_version` is its oldest turn's. Less stale samples, but a run is no
+    longer a pure function of its seeds (when an update lands decides which turns see it)."""
+
+    @model_validator(mode="after")
+    def _partial_needs_async(self) -> AsyncConfig:
+        if self.partial_rollouts and self.max_staleness == 0:
+            raise ValueError(
+                "async.partial_rollouts needs async.max_staleness >= 1 (with 0 no update "
+                "lands while a batch is generated)"
+            )
+        return self
 
 
 def sampling_version(step: int, start: int, k: int) -> int:
@@ -94,6 +110,16 @@ class WeightStore:
         with self._cond:
             self._snapshots[version] = state
             self._cond.notify_all()
+
+    def poll(self, after: int) -> tuple[int, dict[str, torch.Tensor]] | None:
+        """The newest version above `after` if one is published (never blocks)."""
+        with self._cond:
+            newer = [v for v in self._snapshots if v > after]
+            if not newer:
+                return None
+            for v in [v for v in self._snapshots if v < max(newer)]:
+                del self._snapshots[v]
+            return max(newer), self._snapshots[max(newer)]
 
     def take(self, version: int) -> dict[str, torch.Tensor] | None:
         """Block until `version` is published (None once closed); forgets older versions."""
@@ -216,6 +242,7 @@ class AsyncGenerator:
 
     # ---- generator thread -------------------------------------------------------------
     def _run(self, view: Any, first: int, last: int) -> None:
+        partial = self.trainer.cfg.async_.partial_rollouts
         try:
             produce(
                 view,
@@ -226,6 +253,7 @@ class AsyncGenerator:
                 self.start_version,  # the generator's copy holds the start weights already
                 self.start_version,
                 self.k,
+                poll_weights=self.weights.poll if partial else None,
             )
         except BaseException as e:  # the trainer re-raises it when it takes the batch
             self.batches.put(e)
@@ -252,6 +280,28 @@ def load_weights(view: Any, state: dict[str, torch.Tensor]) -> None:
             view.model.load_state_dict(state)
 
 
+class MidBatchWeights:
+    """Partial rollouts: the generator's view of newer weights, loaded between turns
+    (agents.rollout.LiveWeights)."""
+
+    def __init__(self, view: Any, poll: Callable[[int], Any], version: int):
+        self.view, self.poll, self.version = view, poll, version
+        self.loads = 0
+        self._next: tuple[int, dict[str, torch.Tensor]] | None = None
+
+    def pending(self) -> bool:
+        if self._next is None:
+            self._next = self.poll(self.version)
+        return self._next is not None
+
+    def load(self) -> None:
+        if self._next is None:
+            return
+        (self.version, state), self._next = self._next, None
+        load_weights(self.view, state)
+        self.loads += 1
+
+
 def produce(
     view: Any,
     take_weights: Callable[[int], dict[str, torch.Tensor] | None],
@@ -261,27 +311,45 @@ def produce(
     loaded: int,
     start: int,
     k: int,
+    poll_weights: Callable[[int], tuple[int, dict[str, torch.Tensor]] | None] | None = None,
 ) -> None:
     """The generator's loop: for steps first..last, load the pinned weight version (between
     batches, never during one), roll out with `view.collect` and `put` the batch. `loaded`
-    is the version `view.model` holds already; returns early once `take_weights` gives None."""
+    is the version `view.model` holds already; returns early once `take_weights` gives None.
+    poll_weights (partial rollouts): newer versions are also loaded between turns, and a
+    batch never starts on weights older than those the generator holds."""
     from tirgym.trainer.loop import _generation_metrics
 
     for step in range(first, last + 1):
         version = sampling_version(step, start, k)
-        state = take_weights(version)
-        if state is None:
-            return
-        if version != loaded:
-            load_weights(view, state)
-            loaded = version
-        del state
+        if poll_weights is None or version > loaded:
+            state = take_weights(version)
+            if state is None:
+                return
+            if version != loaded:
+                load_weights(view, state)
+                loaded = version
+            del state
+        version = loaded
+        live = None
+        if poll_weights is not None:
+            live = view.live_weights = MidBatchWeights(view, poll_weights, loaded)
         t0, c0 = time.perf_counter(), time.thread_time()
         stats0 = copy.copy(getattr(view.policy, "stats", None))
         generated, kept = view.collect(step)
         dt, cpu = time.perf_counter() - t0, time.thread_time() - c0
+        partial: dict[str, float] = {}
+        if live is not None:
+            loaded = live.version
+            turns = [t for e in generated for t in e.turns]
+            newer = sum(t.policy_version is not None and t.policy_version > version for t in turns)
+            partial = {
+                "async_mid_batch_loads": float(live.loads),
+                "async_newer_turn_share": newer / max(1, len(turns)),
+            }
         for e in generated:
-            e.policy_version = version
+            seen = [t.policy_version for t in e.turns if t.policy_version is not None]
+            e.policy_version = min(seen, default=version)
         put(
             Batch(
                 step=step,
@@ -294,6 +362,7 @@ def produce(
                     **_generation_metrics(stats0, getattr(view.policy, "stats", None), dt),
                     # below 1 with one torch thread: the generator waited for a core
                     "async_generate_cpu_share": cpu / max(dt, 1e-9),
+                    **partial,
                 },
             )
         )

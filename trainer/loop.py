@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -58,6 +58,9 @@ from tirgym.trainer.update import (
     make_optimizer,
     ppo_update,
 )
+
+if TYPE_CHECKING:
+    from tirgym.agents.rollout import LiveWeights
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +134,7 @@ class Trainer:
         self.step_idx = 0
         self.state: dict[str, Any] = {}
         self.generator: AsyncGenerator | None = None
+        self.live_weights: LiveWeights | None = None  # the generator's (partial rollouts)
         self._setup_done = False
 
     @property
@@ -240,7 +244,12 @@ class Trainer:
         with autocast(self.cfg, self.device), torch.no_grad():
             make_env = self._env_pool().make if r.env_workers.backend == "ray" else None
             return rollout(
-                self.policy, tasks, r.group_size, *r.engine_args(seed), make_env=make_env
+                self.policy,
+                tasks,
+                r.group_size,
+                *r.engine_args(seed),
+                make_env=make_env,
+                live_weights=self.live_weights,
             )
 
     def _env_pool(self):

@@ -326,3 +326,53 @@ def test_max_concurrent_streams_episodes_through_a_bounded_batch(hf_policy, monk
     ]
     with pytest.raises(tirgym.TirgymError, match="max_concurrent"):
         rollout(hf_policy, tasks, max_concurrent=0)
+
+
+class SwapAfter:
+    """LiveWeights that has version 1 waiting once `calls` checks have passed; its load
+    records whether a turn was being generated at that moment."""
+
+    def __init__(self, calls, streams):
+        self.version, self.calls, self.streams = 0, calls, streams
+        self.busy_at_load: list[bool] = []
+
+    def pending(self):
+        self.calls -= 1
+        return self.version == 0 and self.calls < 0
+
+    def load(self):
+        self.busy_at_load.append(any(s.busy for s in self.streams))
+        self.version = 1
+
+
+@pytest.mark.parametrize(
+    ("continuous", "checks"), [(True, 6), (False, 1)], ids=["stream", "rounds"]
+)
+def test_partial_rollouts_load_new_weights_between_turns(
+    hf_policy, monkeypatch, continuous, checks
+):
+    """Episodes in flight go on with the newer weights; no turn is split across versions,
+    and each turn says which version sampled it."""
+    streams = []
+    real = hf_policy.open_stream
+    monkeypatch.setattr(
+        hf_policy,
+        "open_stream",
+        lambda *a, **k: streams.append(CountingStream(real(*a, **k))) or streams[-1],
+    )
+    live = SwapAfter(checks, streams)
+    eps = rollout(
+        hf_policy,
+        [Task(GUESS, s) for s in range(4)],
+        group_size=2,
+        params=SamplingParams(seed=1, max_new_tokens=12),
+        limits=RolloutLimits(max_turns=3),
+        continuous=continuous,
+        live_weights=live,
+    )
+    assert live.busy_at_load == [False]
+    versions = [[t.policy_version for t in e.turns] for e in eps]
+    assert all(v == sorted(v) and set(v) <= {0, 1} for v in versions)  # never back to old
+    assert any(v[0] == 0 and v[-1] == 1 for v in versions), versions  # crossed the update
+    for ep in eps:
+        check_episode(ep, hf_policy.tokenizer)

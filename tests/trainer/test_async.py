@@ -15,16 +15,19 @@ from tirgym.trainer.loop import Callback, Trainer
 
 
 def config(tiny_path, out, **extra):
-    return guess_config(
-        tiny_path,
-        out,
-        seed=3,
-        steps=3,
-        optim={"lr": 1e-2},
-        eval={"before": False, "after": False},
-        log={"progress": False, "plot": False, "tensorboard": False},
-        checkpoint={"every": 1, "final": False},
-    ) | extra
+    return (
+        guess_config(
+            tiny_path,
+            out,
+            seed=3,
+            steps=3,
+            optim={"lr": 1e-2},
+            eval={"before": False, "after": False},
+            log={"progress": False, "plot": False, "tensorboard": False},
+            checkpoint={"every": 1, "final": False},
+        )
+        | extra
+    )
 
 
 class Graded(Callback):
@@ -155,3 +158,59 @@ def test_async_refuses_what_it_cannot_run(tiny_path, tmp_path):
     tr.cfg.eval.every = 0
     with pytest.raises(TirgymError, match="backend 'vllm' takes async.generator=thread"):
         ProcessGenerator(tr, 1)
+
+
+def test_partial_rollouts_need_a_staleness_above_zero(tiny_path, tmp_path):
+    from tirgym.trainer.config import build_config
+
+    with pytest.raises(TirgymError, match="partial_rollouts needs async.max_staleness >= 1"):
+        build_config(config(tiny_path, tmp_path / "p", **{"async": {"partial_rollouts": True}}))
+
+
+@pytest.mark.slow
+def test_partial_rollouts_take_the_update_that_lands_mid_batch(tiny_path, tmp_path, monkeypatch):
+    """With k=1 batch s is generated while update s-1 runs; when that update lands the
+    batch's later turns are sampled with it. Generation is slowed down here so that every
+    update lands mid-batch."""
+    import time
+
+    from tirgym.agents.hf_backend import HFPolicy
+
+    real = HFPolicy.open_stream
+
+    def slow_stream(self, *a, **k):
+        stream = real(self, *a, **k)
+        step = stream.step
+
+        def slow_step():
+            time.sleep(0.05)
+            return step()
+
+        stream.step = slow_step
+        return stream
+
+    monkeypatch.setattr(HFPolicy, "open_stream", slow_stream)
+    extra = {"async": {"max_staleness": 1, "partial_rollouts": True}, "steps": 4}
+    tr = Trainer(config(tiny_path, tmp_path / "p", **extra), callbacks=[Graded()], quiet=True)
+    try:
+        tr.run()
+    finally:
+        tr.close()
+    m = metrics(tmp_path / "p")
+    assert [x["step"] for x in m] == [1, 2, 3, 4]
+    assert sum(x["async_mid_batch_loads"] for x in m) >= 2, m
+    assert max(x["async_newer_turn_share"] for x in m) > 0
+    assert partial_versions(tmp_path / "p", k=1) > 0  # some episodes crossed an update
+
+
+def partial_versions(run_dir, k):
+    """Check every episode's turn versions (never going back, never newer than the trainer
+    that took it, the episode's own the oldest, within k); the number that crossed an update."""
+    crossed = 0
+    for e in load_jsonl(run_dir / "episodes.jsonl"):
+        versions = [t.policy_version for t in e.turns]
+        trainer_version = e.info["train_step"] - 1
+        assert versions == sorted(versions) and versions[-1] <= trainer_version
+        assert e.policy_version == versions[0] >= trainer_version - k
+        crossed += versions[0] != versions[-1]
+    return crossed

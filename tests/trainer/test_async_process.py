@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_async import Graded, config, metrics
+from test_async import Graded, config, metrics, partial_versions
 
 from tirgym.episode import load_jsonl
 from tirgym.errors import TirgymError
@@ -193,3 +193,19 @@ def test_process_generator_refuses_unpicklable_callbacks(tiny_path, tmp_path):
         assert tr.generator.proc is None
     finally:
         tr.close()
+
+
+@pytest.mark.slow
+def test_process_generator_takes_weights_between_turns(tiny_path, tmp_path):
+    """Partial rollouts in the generator process: whatever lands mid-batch, turn versions
+    stay consistent and bounded, and the loads are counted."""
+    extra = {"async": {**PROCESS, "partial_rollouts": True}, "steps": 4}
+    tr = Trainer(config(tiny_path, tmp_path / "pp", **extra), callbacks=[Graded()], quiet=True)
+    try:
+        tr.run()
+    finally:
+        tr.close()
+    m = metrics(tmp_path / "pp")
+    assert [x["step"] for x in m] == [1, 2, 3, 4]
+    assert all("async_mid_batch_loads" in x for x in m)
+    partial_versions(tmp_path / "pp", k=1)
