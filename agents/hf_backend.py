@@ -137,7 +137,9 @@ class HFPolicy:
         params.update(dict(self.model.named_buffers()))
         unknown = []
         for name, tensor in named_tensors:
-            target = params.get(name) or params.get(name.removeprefix("module."))
+            target = params.get(name)
+            if target is None:
+                target = params.get(name.removeprefix("module."))
             if target is None:
                 unknown.append(name)
                 continue

@@ -88,32 +88,39 @@ class _EnvHost:
         return ray.get_runtime_context().get_node_id()
 
 
-def _actor_lost(e: BaseException) -> bool:
+def actor_lost(e: BaseException) -> bool:
+    """Whether a Ray call failed because its actor died (not because the call raised)."""
     import ray.exceptions as rx
 
     return isinstance(e, rx.RayActorError | rx.ActorDiedError | rx.ActorUnavailableError)
+
+
+def connect(address: str | None, section: str) -> Any:
+    """The ray module, initialised: joined to the cluster at `address`, or a local instance
+    (None); `section` names the config section in errors."""
+    try:
+        import ray
+    except ImportError:
+        raise TirgymError(
+            f"{section}.backend=ray needs the ray package: pip install 'tirgym[ray]'"
+        ) from None
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except ConnectionError as e:
+            raise TirgymError(
+                f"no Ray cluster at {section}.address={address!r}: {e} "
+                "(start one with `ray start --head`, or leave address unset for a local one)"
+            ) from None
+    return ray
 
 
 class RayEnvPool:
     """`num_workers` env-hosting actors and the `make` that places envs on them."""
 
     def __init__(self, cfg: EnvWorkersConfig):
-        try:
-            import ray
-        except ImportError:
-            raise TirgymError(
-                "env_workers.backend=ray needs the ray package: pip install 'tirgym[ray]'"
-            ) from None
         self.cfg = cfg
-        if not ray.is_initialized():
-            try:
-                ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False)
-            except ConnectionError as e:
-                raise TirgymError(
-                    f"no Ray cluster at env_workers.address={cfg.address!r}: {e} "
-                    "(start one with `ray start --head`, or leave address unset for a local one)"
-                ) from None
-        self._ray = ray
+        self._ray = ray = connect(cfg.address, "env_workers")
         self._cls = ray.remote(
             num_cpus=cfg.num_cpus_per_worker, max_restarts=0, scheduling_strategy="SPREAD"
         )(_EnvHost)
@@ -190,7 +197,7 @@ class RayEnv(gym.Env[str, str]):
                 made = self.pool.call(self.actor, "make", self.key, self.env_id, self.kwargs)
             except Exception as e:
                 self.pool._release(self.slot)
-                if not _actor_lost(e):
+                if not actor_lost(e):
                     raise
                 self.pool._replace(self.slot, self.actor)
                 continue
@@ -204,7 +211,7 @@ class RayEnv(gym.Env[str, str]):
         try:
             return self.pool.call(self.actor, method, self.key, *args)
         except Exception as e:
-            if not _actor_lost(e):
+            if not actor_lost(e):
                 raise
             lost = e
         self.pool._release(self.slot)

@@ -64,7 +64,7 @@ class ProcessGenerator(AsyncGenerator):
     join_timeout_s = 10.0
 
     def __init__(self, trainer: Trainer, k: int):
-        if trainer.cfg.backend.name != "hf":
+        if not trainer.cfg.backend.shares_module:
             raise TirgymError(
                 "async.generator=process runs a copy of the hf model in its own process; "
                 f"backend {trainer.cfg.backend.name!r} takes async.generator=thread"

@@ -158,11 +158,11 @@ class AsyncGenerator:
                 "async.max_staleness > 0 runs the generator on a copy of the hf model or on "
                 f"the vllm engine; backend {backend!r} is not supported (use hf or vllm)"
             )
-        if backend == "vllm" and trainer.cfg.eval.every:
+        if not trainer.cfg.backend.shares_module and trainer.cfg.eval.every:
             raise TirgymError(
-                "async.max_staleness > 0 on vllm: the generator thread owns the engine, so a "
-                "periodic held-out eval (eval.every) cannot share it; set eval.every=0 (the "
-                "evals before and after RL still run)"
+                f"async.max_staleness > 0 on {_engines(trainer)}: the generator thread owns "
+                "them, so a periodic held-out eval (eval.every) cannot share them; set "
+                "eval.every=0 (the evals before and after RL still run)"
             )
         if trainer.dist.enabled:
             raise TirgymError(
@@ -182,13 +182,13 @@ class AsyncGenerator:
 
         tr = self.trainer
         view = copy.copy(tr)  # collect() reads model, policy and sampler from here
-        if tr.cfg.backend.name == "hf":
+        if tr.cfg.backend.shares_module:
             model = copy.deepcopy(tr.model).eval()
             for p in model.parameters():
                 p.requires_grad_(False)
             view.model = model
             view.policy = HFPolicy(model, tr.tokenizer, **tr.cfg.backend.options)
-        # vllm: the engine is the generator's from now on (the trainer publishes, never pushes)
+        # engines (vllm, Ray): the generator's from now on (the trainer publishes, never pushes)
         view.sampler = copy.deepcopy(tr.sampler)
         self.start_version = start_step
         self.weights.publish(start_step, {})  # the weights the generator holds already
@@ -261,9 +261,9 @@ class AsyncGenerator:
 
 def snapshot(trainer: Trainer) -> dict[str, torch.Tensor]:
     """A copy of the weights the generator needs: the model's state (hf), or the inference
-    weights, LoRA merged in, under the engine's names (vllm)."""
+    weights, LoRA merged in, under the engine's names (vllm, engines on Ray)."""
     model = trainer.model
-    if trainer.cfg.backend.name == "vllm":
+    if not trainer.cfg.backend.shares_module:
         from tirgym.trainer.model import inference_weights
 
         named = {n: p.detach() for n, p in model.named_parameters()}
@@ -272,9 +272,9 @@ def snapshot(trainer: Trainer) -> dict[str, torch.Tensor]:
 
 
 def load_weights(view: Any, state: dict[str, torch.Tensor]) -> None:
-    """Load a snapshot into the generator's model copy (hf) or engine (vllm), between batches."""
+    """Load a snapshot into the generator's model copy (hf) or engines (vllm, Ray)."""
     with torch.no_grad():
-        if view.cfg.backend.name == "vllm":
+        if not view.cfg.backend.shares_module:
             view.policy.update_weights(state.items())
         else:
             view.model.load_state_dict(state)
@@ -366,6 +366,11 @@ def produce(
                 },
             )
         )
+
+
+def _engines(trainer: Trainer) -> str:
+    b = trainer.cfg.backend
+    return f"{b.name} engines on Ray" if b.engines.backend == "ray" else b.name
 
 
 def async_generator(trainer: Trainer) -> AsyncGenerator | None:

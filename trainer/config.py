@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tirgym.agents.ray_engines import EnginesConfig
 from tirgym.agents.ray_envs import EnvWorkersConfig
 from tirgym.agents.types import RolloutLimits, SamplingParams, engine_args
 from tirgym.env_spec import EnvSpec
@@ -61,6 +62,15 @@ class BackendConfig(Section):
     """Extra keyword arguments for the backend constructor. vllm: `VLLMConfig` fields
     (kv_cache_gb, enforce_eager, enable_sleep_mode, max_model_len, dtype, ...); unset,
     dtype follows update.precision, max_model_len rollout.max_total_tokens, seed the run's."""
+    engines: EnginesConfig = Field(default_factory=EnginesConfig)
+    """`engines.backend: ray`: `num_engines` engines of this backend in Ray actors (one per
+    GPU with num_gpus_per_engine=1), each episode sticking to one, weights pushed to all
+    after each update (tirgym.agents.ray_engines)."""
+
+    @property
+    def shares_module(self) -> bool:
+        """Whether the policy is the trainer's own torch module (no weights to push)."""
+        return self.name == "hf" and self.engines.backend == "local"
 
     @model_validator(mode="after")
     def _check_vllm_options(self) -> BackendConfig:

@@ -178,6 +178,8 @@ class Trainer:
         self.sampler = TaskSampler(cfg.envs, cfg.seed)
         self.grams = gram_bank(cfg, run_dir)
         self.policy = rollout_policy(cfg, self.model, self.tokenizer, self.device, run_dir)
+        if cfg.backend.engines.backend == "ray":
+            self._push_weights()  # hf engines start from the base model; vllm: a no-op copy
         self.generator = async_generator(self)  # async.max_staleness > 0
         if ckpt is not None:
             self.state = load_training_state(ckpt, self.optimizer, self.scheduler, self.dist.rank)
@@ -204,9 +206,10 @@ class Trainer:
         return D.full_state_dict(self.model) if self.fsdp else None
 
     def _push_weights(self) -> None:
-        """After an update: nothing for hf (same module); for vllm, every weight the
-        trainer holds now (LoRA merged in, a tied head through its embedding)."""
-        if self.cfg.backend.name == "hf":
+        """After an update: nothing for hf (same module); for vllm and engines on Ray,
+        every weight the trainer holds now (LoRA merged in, a tied head through its
+        embedding)."""
+        if self.cfg.backend.shares_module:
             return
         from tirgym.trainer.model import inference_weights
 
@@ -223,14 +226,14 @@ class Trainer:
             self._push_weights()
 
     def close(self) -> None:
-        """Stop the generation engine (vllm) and the async generator thread."""
+        """Stop the generation engines (vllm, Ray) and the async generator thread."""
         if self.generator is not None:
             self.generator.close()
         if getattr(self, "env_pool", None) is not None:
             self.env_pool.close()
             self.env_pool = None
         close = getattr(getattr(self, "policy", None), "close", None)
-        if self.cfg.backend.name == "vllm" and close is not None:
+        if not self.cfg.backend.shares_module and close is not None:
             close()
 
     # ---- the step ----------------------------------------------------------------------
@@ -499,13 +502,18 @@ def rollout_policy(cfg: TrainConfig, model, tokenizer, device: torch.device, run
     """hf: the policy shares the trainer's module (no weight copy); vllm: a separate engine
     started on the weights the trainer starts from (base, SFT or checkpoint: the resume
     path pushes the checkpoint's weights right after)."""
-    if cfg.backend.name == "hf":
+    if cfg.backend.shares_module:
         from tirgym.agents.hf_backend import HFPolicy
 
         return HFPolicy(model, tokenizer, **cfg.backend.options)
-    from tirgym.agents.backends import load_policy
-
     path = run_dir / "sft_model" if cfg.sft is not None else resolve_model_path(cfg, run_dir)
+    if cfg.backend.name == "hf":  # engines on Ray: the trainer pushes its weights at setup
+        from tirgym.agents.ray_engines import RayEnginePool
+
+        opts = {"device": "cuda" if cfg.backend.engines.num_gpus_per_engine else "cpu"}
+        return RayEnginePool(
+            cfg.backend.engines, "hf", resolve_model_path(cfg, run_dir), opts | cfg.backend.options
+        )
     bf16 = cfg.update.precision == "bf16" and device.type == "cuda"
     opts = {
         # the engine samples with the precision the trainer recomputes logprobs in
@@ -514,9 +522,14 @@ def rollout_policy(cfg: TrainConfig, model, tokenizer, device: torch.device, run
         "seed": cfg.seed,
         **cfg.backend.options,
     }
-    return load_policy(
-        f"vllm:{path}", gpu_memory_utilization=cfg.backend.gpu_memory_utilization, **opts
-    )
+    opts["gpu_memory_utilization"] = cfg.backend.gpu_memory_utilization
+    if cfg.backend.engines.backend == "ray":
+        from tirgym.agents.ray_engines import RayEnginePool
+
+        return RayEnginePool(cfg.backend.engines, "vllm", str(path), opts)
+    from tirgym.agents.backends import load_policy
+
+    return load_policy(f"vllm:{path}", **opts)
 
 
 def train(
